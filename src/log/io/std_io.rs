@@ -1,0 +1,34 @@
+//! The portable engine: `pwrite` (looping over short writes) and `fdatasync`.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+
+use super::{IoEngine, IoFailure};
+
+#[derive(Debug, Default)]
+pub struct StdEngine;
+
+impl IoEngine for StdEngine {
+    fn append(
+        &mut self,
+        file: &File,
+        buf: &[u8],
+        offset: u64,
+        sync: bool,
+    ) -> Result<(), IoFailure> {
+        file.write_all_at(buf, offset).map_err(IoFailure::Write)?;
+        if sync {
+            file.sync_data().map_err(IoFailure::Sync)?;
+        }
+        Ok(())
+    }
+
+    fn sync_data(&mut self, file: &File) -> io::Result<()> {
+        file.sync_data()
+    }
+
+    fn name(&self) -> &'static str {
+        "std"
+    }
+}

@@ -1,0 +1,42 @@
+//! The durable log: segment files of checksummed, compressed blocks, one per committed batch,
+//! a per-second index per segment, a group-committing writer per shard, a verifying reader,
+//! and crash recovery. See `docs/FORMAT.md` for the byte layouts.
+//!
+//! Files of one shard live in one directory:
+//!
+//! ```text
+//! <dir>/00000000000000000001.seg   blocks from sequence 1
+//! <dir>/00000000000000000001.idx   its per-second index (written when the segment closes)
+//! <dir>/00000000000000052113.seg   the next segment, and so on
+//! ```
+
+pub mod block;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod fsutil;
+pub mod index;
+pub mod io;
+pub mod reader;
+pub mod record;
+pub mod recovery;
+pub mod segment;
+pub mod stream;
+pub mod varint;
+pub mod writer;
+mod writer_thread;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{FsyncPolicy, LogConfig};
+pub use error::{CommitError, FormatError, LogError};
+pub use io::IoMode;
+pub use reader::{scan_shard, verify_shard, ScanRange, ScanStats};
+pub use record::{Record, RecordRef};
+pub use writer::{CommitHook, CommitInfo, OpenReport, ShardLog, StatsSnapshot};
+
+#[cfg(test)]
+mod recovery_tests;
+#[cfg(test)]
+mod test_util;
+#[cfg(test)]
+mod writer_tests;

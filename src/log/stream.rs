@@ -1,0 +1,134 @@
+//! Sequential block reading over a segment file with large reads and a reused buffer.
+//!
+//! Reads go in chunks of [`READ_CHUNK`] bytes; a block larger than that grows the buffer to
+//! fit it (bounded by the block payload limit). Memory held is one chunk plus the largest
+//! block seen.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+
+use super::block::{BlockHeader, BLOCK_HEADER_LEN};
+use super::error::FormatError;
+
+pub const READ_CHUNK: usize = 8 << 20;
+
+/// Why the stream stopped at `offset`.
+#[derive(Debug)]
+pub enum StreamError {
+    Io(io::Error),
+    /// The bytes at `offset` are not a valid block header, or end before the block does.
+    Format {
+        offset: u64,
+        error: FormatError,
+    },
+}
+
+/// A block as read: its header, its offset in the file and its stored payload.
+pub struct RawBlock<'a> {
+    pub offset: u64,
+    pub header: BlockHeader,
+    pub payload: &'a [u8],
+}
+
+pub struct BlockStream<'f> {
+    file: &'f File,
+    salt: u64,
+    /// File offset of `buf[0]`.
+    base: u64,
+    /// Reads stop here (exclusive).
+    end: u64,
+    buf: Vec<u8>,
+    /// Consumed and filled positions within `buf`.
+    start: usize,
+    filled: usize,
+}
+
+impl<'f> BlockStream<'f> {
+    /// Streams the blocks in `[from, end)` of `file`. `from` must be a block boundary.
+    pub fn new(file: &'f File, salt: u64, from: u64, end: u64) -> Self {
+        BlockStream {
+            file,
+            salt,
+            base: from,
+            end: end.max(from),
+            buf: Vec::new(),
+            start: 0,
+            filled: 0,
+        }
+    }
+
+    /// File offset of the next unread byte.
+    pub fn position(&self) -> u64 {
+        self.base + self.start as u64
+    }
+
+    fn available(&self) -> usize {
+        self.filled - self.start
+    }
+
+    /// Makes at least `need` unread bytes available if the range holds them. Returns what is
+    /// available afterwards.
+    fn fill(&mut self, need: usize) -> io::Result<usize> {
+        if self.available() >= need {
+            return Ok(self.available());
+        }
+        // Move the unread tail to the front, grow if one block needs more room than a chunk.
+        self.buf.copy_within(self.start..self.filled, 0);
+        self.base += self.start as u64;
+        self.filled -= self.start;
+        self.start = 0;
+        let want = need.max(READ_CHUNK);
+        if self.buf.len() < want {
+            self.buf.resize(want, 0);
+        }
+        while self.filled < need {
+            let file_pos = self.base + self.filled as u64;
+            let room = (self.buf.len() - self.filled) as u64;
+            let n = room.min(self.end.saturating_sub(file_pos)) as usize;
+            if n == 0 {
+                break;
+            }
+            let got = self
+                .file
+                .read_at(&mut self.buf[self.filled..self.filled + n], file_pos)?;
+            if got == 0 {
+                break;
+            }
+            self.filled += got;
+        }
+        Ok(self.available())
+    }
+
+    /// The next block, `None` at the end of the range. Checks the header; the payload
+    /// checksum is the caller's (so skipped blocks cost nothing).
+    pub fn next_block(&mut self) -> Result<Option<RawBlock<'_>>, StreamError> {
+        let offset = self.position();
+        let have = self.fill(BLOCK_HEADER_LEN).map_err(StreamError::Io)?;
+        if have == 0 {
+            return Ok(None);
+        }
+        let head = &self.buf[self.start..self.start + have.min(BLOCK_HEADER_LEN)];
+        let header = BlockHeader::decode(head, self.salt)
+            .map_err(|error| StreamError::Format { offset, error })?;
+        let len = header.block_len() as usize;
+        let have = self.fill(len).map_err(StreamError::Io)?;
+        if have < len {
+            return Err(StreamError::Format {
+                offset,
+                error: FormatError::Truncated {
+                    what: "block",
+                    need: len as u64,
+                    have: have as u64,
+                },
+            });
+        }
+        let payload = &self.buf[self.start + BLOCK_HEADER_LEN..self.start + len];
+        self.start += len;
+        Ok(Some(RawBlock {
+            offset,
+            header,
+            payload,
+        }))
+    }
+}

@@ -1,0 +1,217 @@
+//! The log writer of one shard: many producers, one thread, group commit.
+//!
+//! Producers hand over a batch of records (a client's pipeline, say) and get a one-shot
+//! answer. The writer thread takes everything that is waiting, up to a byte limit, encodes it
+//! as one block, writes it and syncs it once, runs the commit hook (the server applies the
+//! records to its map there, in log order), then answers every producer. While it writes and
+//! syncs, the next batch piles up in the queue: the longer the sync, the larger the batch.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{bounded, Sender};
+use tokio::sync::oneshot;
+
+use super::block::MAX_BLOCK_PAYLOAD;
+use super::clock::Clock;
+use super::config::LogConfig;
+use super::error::{CommitError, LogError};
+use super::io::open_engine;
+use super::record::Record;
+use super::recovery::{recover_shard, TornTail};
+use super::writer_thread::WriterThread;
+
+/// What a producer learns when its records are durable (or, with a relaxed fsync policy,
+/// written).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitInfo {
+    /// Sequence of the first record of the submission; record `i` has `first_seq + i`.
+    pub first_seq: u64,
+    pub commit_us: u64,
+}
+
+pub type CommitResult = Result<CommitInfo, CommitError>;
+
+/// Called on the writer thread for each submission once it is committed, in log order,
+/// before the producer is answered.
+pub type CommitHook = Box<dyn FnMut(&CommitInfo, &[Record]) + Send>;
+
+pub(crate) struct Submission {
+    pub records: Vec<Record>,
+    pub raw_len: usize,
+    pub ack: oneshot::Sender<CommitResult>,
+}
+
+pub(crate) enum Msg {
+    Append(Submission),
+    /// Sync whatever is written, then answer.
+    Flush(oneshot::Sender<Result<(), CommitError>>),
+}
+
+/// Counters a writer keeps; read with [`ShardLog::stats`].
+#[derive(Debug, Default)]
+pub struct LogStats {
+    pub syncs: AtomicU64,
+    pub blocks: AtomicU64,
+    pub records: AtomicU64,
+    pub raw_bytes: AtomicU64,
+    pub stored_bytes: AtomicU64,
+    pub segments_created: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    pub syncs: u64,
+    pub blocks: u64,
+    pub records: u64,
+    pub raw_bytes: u64,
+    pub stored_bytes: u64,
+    pub segments_created: u64,
+}
+
+impl LogStats {
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        StatsSnapshot {
+            syncs: get(&self.syncs),
+            blocks: get(&self.blocks),
+            records: get(&self.records),
+            raw_bytes: get(&self.raw_bytes),
+            stored_bytes: get(&self.stored_bytes),
+            segments_created: get(&self.segments_created),
+        }
+    }
+}
+
+/// What opening a log found on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenReport {
+    pub segments: usize,
+    pub next_seq: u64,
+    pub last_commit_us: u64,
+    pub torn: Option<TornTail>,
+    pub io_engine: &'static str,
+}
+
+/// A handle on one shard's log writer. Cheap to share behind an `Arc`; dropping it drains
+/// the queue, syncs and stops the thread.
+pub struct ShardLog {
+    tx: Option<Sender<Msg>>,
+    thread: Option<JoinHandle<()>>,
+    stats: Arc<LogStats>,
+}
+
+impl ShardLog {
+    /// Recovers the log in `config.dir` (cutting a torn tail) and starts its writer thread.
+    pub fn open(
+        config: LogConfig,
+        clock: Arc<dyn Clock>,
+        hook: Option<CommitHook>,
+    ) -> Result<(ShardLog, OpenReport), LogError> {
+        if config.segment_max_bytes < 4096 || config.max_batch_bytes == 0 || config.queue_depth == 0
+        {
+            return Err(LogError::Config(format!(
+                "segment_max_bytes >= 4096, max_batch_bytes and queue_depth > 0 needed: {config:?}"
+            )));
+        }
+        std::fs::create_dir_all(&config.dir).map_err(|e| LogError::io(&config.dir, e))?;
+        let recovered = recover_shard(&config.dir, config.table_id, config.shard)?;
+        let engine = open_engine(config.io)?;
+        let report = OpenReport {
+            segments: recovered.segments,
+            next_seq: recovered.next_seq,
+            last_commit_us: recovered.last_commit_us,
+            torn: recovered.torn.clone(),
+            io_engine: engine.name(),
+        };
+        let stats = Arc::new(LogStats::default());
+        let (tx, rx) = bounded(config.queue_depth);
+        let name = format!("log-t{}-s{}", config.table_id, config.shard);
+        let writer = WriterThread::new(config, engine, clock, hook, recovered, stats.clone())
+            .map_err(|e| LogError::io("zstd", e))?;
+        let thread = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || writer.run(rx))
+            .map_err(|e| LogError::io("writer thread", e))?;
+        Ok((
+            ShardLog {
+                tx: Some(tx),
+                thread: Some(thread),
+                stats,
+            },
+            report,
+        ))
+    }
+
+    /// Queues `records` (at least one) as one submission; the receiver resolves once they
+    /// are committed. Blocks while the queue is full.
+    pub fn submit(&self, records: Vec<Record>) -> oneshot::Receiver<CommitResult> {
+        assert!(
+            !records.is_empty(),
+            "a submission holds at least one record"
+        );
+        let (ack, rx) = oneshot::channel();
+        let raw_len: usize = records.iter().map(Record::encoded_len).sum();
+        if raw_len as u64 > MAX_BLOCK_PAYLOAD {
+            let _ = ack.send(Err(CommitError::TooLarge {
+                size: raw_len as u64,
+                limit: MAX_BLOCK_PAYLOAD,
+            }));
+            return rx;
+        }
+        let msg = Msg::Append(Submission {
+            records,
+            raw_len,
+            ack,
+        });
+        if let Err(crossbeam_channel::SendError(Msg::Append(s))) = self.sender().send(msg) {
+            let _ = s.ack.send(Err(CommitError::Closed));
+        }
+        rx
+    }
+
+    /// Submits and waits. Not for use inside an async runtime.
+    pub fn append(&self, records: Vec<Record>) -> CommitResult {
+        self.submit(records)
+            .blocking_recv()
+            .unwrap_or(Err(CommitError::Closed))
+    }
+
+    /// Syncs everything written so far (useful with a relaxed fsync policy). Blocking.
+    pub fn flush(&self) -> Result<(), CommitError> {
+        let (tx, rx) = oneshot::channel();
+        if self.sender().send(Msg::Flush(tx)).is_err() {
+            return Err(CommitError::Closed);
+        }
+        rx.blocking_recv().unwrap_or(Err(CommitError::Closed))
+    }
+
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    fn sender(&self) -> &Sender<Msg> {
+        self.tx.as_ref().expect("sender lives until drop")
+    }
+
+    /// Drains the queue, syncs and stops the writer thread.
+    pub fn close(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                tracing::error!("log writer thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for ShardLog {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

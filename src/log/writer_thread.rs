@@ -1,0 +1,330 @@
+//! The body of a shard's writer thread: batching, segment changes, write, sync, answers.
+
+use std::fs::{File, OpenOptions};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+
+use super::block::BlockEncoder;
+use super::clock::{Clock, CommitClock};
+use super::config::{FsyncPolicy, LogConfig};
+use super::error::{CommitError, LogError};
+use super::fsutil::{sync_dir, write_atomic};
+use super::index::{SecondIndex, INDEX_EXT};
+use super::io::{IoEngine, IoFailure};
+use super::recovery::{ActiveSegment, Recovered};
+use super::segment::{self, hour_of, SegmentHeader, SEGMENT_HEADER_LEN};
+use super::writer::{CommitHook, CommitInfo, LogStats, Msg, Submission};
+
+const EVERYSEC: Duration = Duration::from_secs(1);
+
+pub(crate) struct WriterThread {
+    config: LogConfig,
+    engine: Box<dyn IoEngine>,
+    clock: Arc<dyn Clock>,
+    commit_clock: CommitClock,
+    hook: Option<CommitHook>,
+    encoder: BlockEncoder,
+    active: Option<ActiveSegment>,
+    next_seq: u64,
+    /// Set by the first failed sync; from then on every write is refused.
+    poisoned: Option<Arc<LogError>>,
+    /// Bytes written but not yet synced (relaxed fsync policies).
+    dirty: bool,
+    last_sync: Instant,
+    stats: Arc<LogStats>,
+}
+
+impl WriterThread {
+    pub fn new(
+        config: LogConfig,
+        engine: Box<dyn IoEngine>,
+        clock: Arc<dyn Clock>,
+        hook: Option<CommitHook>,
+        recovered: Recovered,
+        stats: Arc<LogStats>,
+    ) -> std::io::Result<Self> {
+        let encoder = BlockEncoder::new(config.zstd_level, config.min_compress_len)?;
+        Ok(WriterThread {
+            engine,
+            clock,
+            commit_clock: CommitClock::starting_after(recovered.last_commit_us),
+            hook,
+            encoder,
+            active: recovered.active,
+            next_seq: recovered.next_seq,
+            poisoned: None,
+            dirty: false,
+            last_sync: Instant::now(),
+            stats,
+            config,
+        })
+    }
+
+    pub fn run(mut self, rx: Receiver<Msg>) {
+        let mut batch: Vec<Submission> = Vec::new();
+        let mut flushes = Vec::new();
+        loop {
+            let first = if self.dirty && self.config.fsync == FsyncPolicy::EverySec {
+                let wait = EVERYSEC.saturating_sub(self.last_sync.elapsed());
+                match rx.recv_timeout(wait) {
+                    Ok(m) => m,
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.background_sync();
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match rx.recv() {
+                    Ok(m) => m,
+                    Err(_) => break,
+                }
+            };
+            let mut bytes = 0;
+            let mut take = |m: Msg, bytes: &mut usize| match m {
+                Msg::Append(s) => {
+                    *bytes += s.raw_len;
+                    batch.push(s);
+                }
+                Msg::Flush(done) => flushes.push(done),
+            };
+            take(first, &mut bytes);
+            while bytes < self.config.max_batch_bytes {
+                match rx.try_recv() {
+                    Ok(m) => take(m, &mut bytes),
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                }
+            }
+            if !batch.is_empty() {
+                self.commit(&mut batch);
+            }
+            for done in flushes.drain(..) {
+                let _ = done.send(self.flush());
+            }
+            if self.dirty
+                && self.config.fsync == FsyncPolicy::EverySec
+                && self.last_sync.elapsed() >= EVERYSEC
+            {
+                self.background_sync();
+            }
+        }
+        if let Err(e) = self.flush() {
+            tracing::error!(
+                "final sync of shard log {} failed: {e}",
+                self.config.dir.display()
+            );
+        }
+    }
+
+    fn commit(&mut self, batch: &mut Vec<Submission>) {
+        let result = self.write_batch(batch);
+        match result {
+            Ok(commit_us) => {
+                let mut seq = self.next_seq;
+                for s in batch.drain(..) {
+                    let info = CommitInfo {
+                        first_seq: seq,
+                        commit_us,
+                    };
+                    seq += s.records.len() as u64;
+                    if let Some(hook) = self.hook.as_mut() {
+                        hook(&info, &s.records);
+                    }
+                    let _ = s.ack.send(Ok(info));
+                }
+                self.next_seq = seq;
+            }
+            Err(e) => {
+                for s in batch.drain(..) {
+                    let _ = s.ack.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+
+    /// Writes the batch as one block and syncs it as the policy says. Returns its commit time.
+    fn write_batch(&mut self, batch: &[Submission]) -> Result<u64, CommitError> {
+        if let Some(p) = &self.poisoned {
+            return Err(CommitError::Poisoned(p.clone()));
+        }
+        // The commit time is taken after the batch was gathered: everything sent after it
+        // lands in a later block with a later or equal time.
+        let commit_us = self.commit_clock.next(self.clock.now_us());
+        self.ensure_segment(commit_us)?;
+        let seg = self.active.as_mut().expect("ensure_segment opened one");
+        let first_seq = self.next_seq;
+        let records = batch.iter().flat_map(|s| s.records.iter());
+        let count: u64 = batch.iter().map(|s| s.records.len() as u64).sum();
+        let raw: u64 = batch.iter().map(|s| s.raw_len as u64).sum();
+        let block = self
+            .encoder
+            .encode(seg.header.salt(), first_seq, commit_us, records)
+            .map_err(|e| CommitError::WriteFailed(Arc::new(LogError::io("zstd", e))))?;
+        let offset = seg.len;
+        let sync = self.config.fsync == FsyncPolicy::Always;
+        match self.engine.append(&seg.file, block, offset, sync) {
+            Ok(()) => {}
+            Err(IoFailure::Write(e)) => {
+                let err = Arc::new(LogError::io(&seg.path, e));
+                // Cut off whatever part of the block reached the file, so the next block
+                // follows the last good one. If even that fails, the file can't be trusted.
+                return match seg.file.set_len(offset) {
+                    Ok(()) => Err(CommitError::WriteFailed(err)),
+                    Err(e2) => {
+                        tracing::error!("cannot undo failed write on {}: {e2}", seg.path.display());
+                        Err(self.poison(err))
+                    }
+                };
+            }
+            Err(IoFailure::Sync(e)) => {
+                let err = Arc::new(LogError::io(&seg.path, e));
+                return Err(self.poison(err));
+            }
+        }
+        let block_len = block.len() as u64;
+        seg.len += block_len;
+        seg.index.note_block(commit_us, offset, first_seq);
+        if sync {
+            self.stats.syncs.fetch_add(1, Ordering::Relaxed);
+            self.last_sync = Instant::now();
+        } else {
+            self.dirty = true;
+        }
+        self.stats.blocks.fetch_add(1, Ordering::Relaxed);
+        self.stats.records.fetch_add(count, Ordering::Relaxed);
+        self.stats.raw_bytes.fetch_add(raw, Ordering::Relaxed);
+        self.stats
+            .stored_bytes
+            .fetch_add(block_len, Ordering::Relaxed);
+        Ok(commit_us)
+    }
+
+    fn poison(&mut self, err: Arc<LogError>) -> CommitError {
+        tracing::error!(
+            "shard log {} refuses further writes: {err}",
+            self.config.dir.display()
+        );
+        self.poisoned = Some(err.clone());
+        CommitError::Poisoned(err)
+    }
+
+    /// Syncs unsynced writes. A failure poisons the log.
+    fn flush(&mut self) -> Result<(), CommitError> {
+        if let Some(p) = &self.poisoned {
+            return Err(CommitError::Poisoned(p.clone()));
+        }
+        if !self.dirty {
+            return Ok(());
+        }
+        let Some(seg) = self.active.as_ref() else {
+            return Ok(());
+        };
+        match self.engine.sync_data(&seg.file) {
+            Ok(()) => {
+                self.dirty = false;
+                self.last_sync = Instant::now();
+                self.stats.syncs.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                let err = Arc::new(LogError::io(&seg.path, e));
+                Err(self.poison(err))
+            }
+        }
+    }
+
+    fn background_sync(&mut self) {
+        if let Err(e) = self.flush() {
+            tracing::error!("everysec sync failed: {e}");
+        }
+    }
+
+    /// Makes sure the active segment may take a block committed at `commit_us`: opens the
+    /// first one, or closes the current one when it is full or the hour has changed.
+    fn ensure_segment(&mut self, commit_us: u64) -> Result<(), CommitError> {
+        let roll = match &self.active {
+            None => true,
+            Some(s) => {
+                s.len >= self.config.segment_max_bytes || s.header.hour() != hour_of(commit_us)
+            }
+        };
+        if !roll {
+            return Ok(());
+        }
+        if let Some(old) = self.active.take() {
+            if let Err(e) = self.seal(old) {
+                return Err(self.poison(Arc::new(e)));
+            }
+        }
+        let seg = self.create_segment(commit_us).map_err(|e| {
+            tracing::error!("cannot start a new segment: {e}");
+            CommitError::WriteFailed(Arc::new(e))
+        })?;
+        self.active = Some(seg);
+        self.stats.segments_created.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Syncs a finished segment and writes its index beside it. A segment that never got a
+    /// block (created just before a crash) is removed instead.
+    fn seal(&mut self, seg: ActiveSegment) -> Result<(), LogError> {
+        if seg.len <= SEGMENT_HEADER_LEN as u64 {
+            std::fs::remove_file(&seg.path).map_err(|e| LogError::io(&seg.path, e))?;
+            return sync_dir(&self.config.dir);
+        }
+        self.engine
+            .sync_data(&seg.file)
+            .map_err(|e| LogError::io(&seg.path, e))?;
+        self.dirty = false;
+        write_index(&seg.path.with_extension(INDEX_EXT), &seg.index, &seg.header);
+        Ok(())
+    }
+
+    fn create_segment(&mut self, commit_us: u64) -> Result<ActiveSegment, LogError> {
+        let header = SegmentHeader {
+            table_id: self.config.table_id,
+            shard: self.config.shard,
+            first_seq: self.next_seq,
+            created_us: commit_us,
+        };
+        let path = self.config.dir.join(segment::file_name(self.next_seq));
+        let file = create_file(&path)?;
+        let init = self
+            .engine
+            .append(&file, &header.encode(), 0, true)
+            .map_err(|f| match f {
+                IoFailure::Write(e) | IoFailure::Sync(e) => LogError::io(&path, e),
+            })
+            .and_then(|_| sync_dir(&self.config.dir));
+        if let Err(e) = init {
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
+        Ok(ActiveSegment {
+            path,
+            file,
+            header,
+            len: SEGMENT_HEADER_LEN as u64,
+            index: SecondIndex::new(),
+        })
+    }
+}
+
+fn create_file(path: &std::path::Path) -> Result<File, LogError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| LogError::io(path, e))
+}
+
+/// The index is rebuilt from its segment when missing, so a failure here is only logged.
+fn write_index(path: &std::path::Path, index: &SecondIndex, header: &SegmentHeader) {
+    if let Err(e) = write_atomic(path, &index.encode(header.salt())) {
+        tracing::warn!("could not write index {}: {e}", path.display());
+    }
+}
