@@ -1,1 +1,4 @@
+pub mod catalog;
 pub mod log;
+pub mod protocol;
+pub mod shard;

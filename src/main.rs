@@ -9,7 +9,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "rewind", version, about = "Durable Redis-protocol table server with point-in-time recovery")]
+#[command(
+    name = "rewind",
+    version,
+    about = "Durable Redis-protocol table server with point-in-time recovery"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -40,12 +40,19 @@ fn run(io: IoMode) {
     for t in threads {
         let acked = t.join().unwrap();
         assert_eq!(acked.len() as u64, PER_PRODUCER);
-        assert!(acked.windows(2).all(|w| w[0] < w[1]), "a producer's acks out of order");
+        assert!(
+            acked.windows(2).all(|w| w[0] < w[1]),
+            "a producer's acks out of order"
+        );
         all_seqs.extend(acked);
     }
     all_seqs.sort_unstable();
     let total = PRODUCERS * PER_PRODUCER;
-    assert_eq!(all_seqs, (1..=total).collect::<Vec<_>>(), "sequences not dense");
+    assert_eq!(
+        all_seqs,
+        (1..=total).collect::<Vec<_>>(),
+        "sequences not dense"
+    );
 
     let stats = log.stats();
     assert_eq!(stats.records, total);

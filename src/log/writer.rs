@@ -7,7 +7,7 @@
 //! syncs, the next batch piles up in the queue: the longer the sync, the larger the batch.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{bounded, Sender};
@@ -47,6 +47,8 @@ pub(crate) enum Msg {
     Append(Submission),
     /// Sync whatever is written, then answer.
     Flush(oneshot::Sender<Result<(), CommitError>>),
+    /// Commit what came before, sync, and stop; later submissions are refused.
+    Shutdown,
 }
 
 /// Counters a writer keeps; read with [`ShardLog::stats`].
@@ -97,9 +99,10 @@ pub struct OpenReport {
 /// A handle on one shard's log writer. Cheap to share behind an `Arc`; dropping it drains
 /// the queue, syncs and stops the thread.
 pub struct ShardLog {
-    tx: Option<Sender<Msg>>,
-    thread: Option<JoinHandle<()>>,
+    tx: Sender<Msg>,
+    thread: Mutex<Option<JoinHandle<()>>>,
     stats: Arc<LogStats>,
+    io_engine: &'static str,
 }
 
 impl ShardLog {
@@ -136,9 +139,10 @@ impl ShardLog {
             .map_err(|e| LogError::io("writer thread", e))?;
         Ok((
             ShardLog {
-                tx: Some(tx),
-                thread: Some(thread),
+                tx,
+                thread: Mutex::new(Some(thread)),
                 stats,
+                io_engine: report.io_engine,
             },
             report,
         ))
@@ -165,7 +169,7 @@ impl ShardLog {
             raw_len,
             ack,
         });
-        if let Err(crossbeam_channel::SendError(Msg::Append(s))) = self.sender().send(msg) {
+        if let Err(crossbeam_channel::SendError(Msg::Append(s))) = self.tx.send(msg) {
             let _ = s.ack.send(Err(CommitError::Closed));
         }
         rx
@@ -181,7 +185,7 @@ impl ShardLog {
     /// Syncs everything written so far (useful with a relaxed fsync policy). Blocking.
     pub fn flush(&self) -> Result<(), CommitError> {
         let (tx, rx) = oneshot::channel();
-        if self.sender().send(Msg::Flush(tx)).is_err() {
+        if self.tx.send(Msg::Flush(tx)).is_err() {
             return Err(CommitError::Closed);
         }
         rx.blocking_recv().unwrap_or(Err(CommitError::Closed))
@@ -191,27 +195,31 @@ impl ShardLog {
         self.stats.snapshot()
     }
 
-    fn sender(&self) -> &Sender<Msg> {
-        self.tx.as_ref().expect("sender lives until drop")
+    /// `"uring"` or `"std"`: the I/O engine the writer uses.
+    pub fn io_engine(&self) -> &'static str {
+        self.io_engine
     }
 
-    /// Drains the queue, syncs and stops the writer thread.
-    pub fn close(mut self) {
-        self.stop();
-    }
-
-    fn stop(&mut self) {
-        drop(self.tx.take());
-        if let Some(t) = self.thread.take() {
+    /// Commits everything submitted so far, syncs and stops the writer thread. Later
+    /// submissions get [`CommitError::Closed`]. Safe to call more than once.
+    pub fn shutdown(&self) {
+        let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(t) = handle {
+            let _ = self.tx.send(Msg::Shutdown);
             if t.join().is_err() {
                 tracing::error!("log writer thread panicked");
             }
         }
     }
+
+    /// Same as [`ShardLog::shutdown`], consuming the handle.
+    pub fn close(self) {
+        self.shutdown();
+    }
 }
 
 impl Drop for ShardLog {
     fn drop(&mut self) {
-        self.stop();
+        self.shutdown();
     }
 }

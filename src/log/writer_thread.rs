@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::block::BlockEncoder;
 use super::clock::{Clock, CommitClock};
@@ -84,18 +84,22 @@ impl WriterThread {
                 }
             };
             let mut bytes = 0;
-            let mut take = |m: Msg, bytes: &mut usize| match m {
-                Msg::Append(s) => {
-                    *bytes += s.raw_len;
-                    batch.push(s);
+            let mut stop = false;
+            let mut next = Some(first);
+            while let Some(m) = next.take() {
+                match m {
+                    Msg::Append(s) => {
+                        bytes += s.raw_len;
+                        batch.push(s);
+                    }
+                    Msg::Flush(done) => flushes.push(done),
+                    Msg::Shutdown => {
+                        stop = true;
+                        break;
+                    }
                 }
-                Msg::Flush(done) => flushes.push(done),
-            };
-            take(first, &mut bytes);
-            while bytes < self.config.max_batch_bytes {
-                match rx.try_recv() {
-                    Ok(m) => take(m, &mut bytes),
-                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                if bytes < self.config.max_batch_bytes {
+                    next = rx.try_recv().ok();
                 }
             }
             if !batch.is_empty() {
@@ -109,6 +113,9 @@ impl WriterThread {
                 && self.last_sync.elapsed() >= EVERYSEC
             {
                 self.background_sync();
+            }
+            if stop {
+                break;
             }
         }
         if let Err(e) = self.flush() {

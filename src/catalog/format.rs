@@ -1,0 +1,190 @@
+//! The catalog file.
+//!
+//! ```text
+//! catalog := header table*count trailer
+//!
+//! header (little-endian)
+//! | off | size | field          | meaning                                  |
+//! |-----|------|----------------|------------------------------------------|
+//! |   0 |    7 | magic          | b"RWNDCAT"                               |
+//! |   7 |    1 | version        | 1                                        |
+//! |   8 |    8 | next_table_id  | id the next table gets                   |
+//! |  16 |    4 | count          | number of tables                         |
+//! |  20 |    4 | reserved       | zero                                     |
+//!
+//! table
+//! |   0 |    8 | id             |                                          |
+//! |   8 |    4 | shards         | >= 1                                     |
+//! |  12 |    1 | status         | 0 ACTIVE, 1 RESTORING, 2 FAILED          |
+//! |  13 |    1 | pitr_days      | 0 = PITR off, else 1..=35                |
+//! |  14 |    2 | name_len       | 3..=255                                  |
+//! |  16 |    8 | created_us     | Unix µs                                  |
+//! |  24 |    8 | pitr_since_us  | when PITR was enabled, 0 if off          |
+//! |  32 |  n   | name           | name_len bytes                           |
+//!
+//! trailer
+//! |   0 |    8 | checksum       | xxh3-64 of everything before it          |
+//! ```
+
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::{validate_table_name, Catalog, TableMeta, TableStatus};
+use crate::log::FormatError;
+
+pub const CATALOG_MAGIC: [u8; 7] = *b"RWNDCAT";
+pub const CATALOG_VERSION: u8 = 1;
+const HEADER_LEN: usize = 24;
+const TABLE_FIXED_LEN: usize = 32;
+
+pub fn encode(c: &Catalog) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + c.tables.len() * 64 + 8);
+    out.extend_from_slice(&CATALOG_MAGIC);
+    out.push(CATALOG_VERSION);
+    out.extend_from_slice(&c.next_table_id.to_le_bytes());
+    out.extend_from_slice(&(c.tables.len() as u32).to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    for t in &c.tables {
+        assert!(t.name.len() <= u16::MAX as usize, "names are validated");
+        out.extend_from_slice(&t.id.to_le_bytes());
+        out.extend_from_slice(&t.shards.to_le_bytes());
+        out.push(t.status as u8);
+        out.push(t.pitr_days);
+        out.extend_from_slice(&(t.name.len() as u16).to_le_bytes());
+        out.extend_from_slice(&t.created_us.to_le_bytes());
+        out.extend_from_slice(&t.pitr_since_us.to_le_bytes());
+        out.extend_from_slice(t.name.as_bytes());
+    }
+    let sum = xxh3_64(&out);
+    out.extend_from_slice(&sum.to_le_bytes());
+    out
+}
+
+fn malformed(detail: String) -> FormatError {
+    FormatError::Malformed {
+        what: "catalog",
+        detail,
+    }
+}
+
+fn le_u64(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+pub fn decode(b: &[u8]) -> Result<Catalog, FormatError> {
+    if b.len() < HEADER_LEN + 8 {
+        return Err(FormatError::Truncated {
+            what: "catalog",
+            need: (HEADER_LEN + 8) as u64,
+            have: b.len() as u64,
+        });
+    }
+    if b[0..7] != CATALOG_MAGIC {
+        return Err(FormatError::BadMagic {
+            expected: CATALOG_MAGIC.to_vec(),
+            found: b[0..7].to_vec(),
+        });
+    }
+    let body = &b[..b.len() - 8];
+    let (got, expected) = (xxh3_64(body), le_u64(b, b.len() - 8));
+    if got != expected {
+        return Err(FormatError::ChecksumMismatch {
+            what: "catalog",
+            got,
+            expected,
+        });
+    }
+    if b[7] != CATALOG_VERSION {
+        return Err(FormatError::BadVersion {
+            what: "catalog",
+            found: b[7],
+            supported: CATALOG_VERSION,
+        });
+    }
+    let next_table_id = le_u64(b, 8);
+    let count = u32::from_le_bytes(b[16..20].try_into().expect("4 bytes"));
+    let mut pos = HEADER_LEN;
+    let mut tables = Vec::new();
+    for i in 0..count {
+        let fixed = body
+            .get(pos..pos + TABLE_FIXED_LEN)
+            .ok_or_else(|| malformed(format!("table {i} runs past the end")))?;
+        let name_len = u16::from_le_bytes([fixed[14], fixed[15]]) as usize;
+        let name = body
+            .get(pos + TABLE_FIXED_LEN..pos + TABLE_FIXED_LEN + name_len)
+            .ok_or_else(|| malformed(format!("name of table {i} runs past the end")))?;
+        let name = validate_table_name(name).map_err(malformed)?.to_string();
+        let status = TableStatus::from_u8(fixed[12])
+            .ok_or_else(|| malformed(format!("table {name}: unknown status {}", fixed[12])))?;
+        let meta = TableMeta {
+            id: le_u64(fixed, 0),
+            shards: u32::from_le_bytes(fixed[8..12].try_into().expect("4 bytes")),
+            status,
+            pitr_days: fixed[13],
+            created_us: le_u64(fixed, 16),
+            pitr_since_us: le_u64(fixed, 24),
+            name,
+        };
+        if meta.shards == 0 || meta.id >= next_table_id || meta.pitr_days > 35 {
+            return Err(malformed(format!("table entry out of range: {meta:?}")));
+        }
+        tables.push(meta);
+        pos += TABLE_FIXED_LEN + name_len;
+    }
+    if pos != body.len() {
+        return Err(malformed(format!("{} trailing bytes", body.len() - pos)));
+    }
+    Ok(Catalog {
+        next_table_id,
+        tables,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Catalog {
+        let mut c = Catalog::default();
+        c.add("default", 2, 1_764_075_600_000_000);
+        let t = c.add("orders", 4, 1_764_075_600_000_001);
+        c.tables[1].pitr_days = 35;
+        c.tables[1].pitr_since_us = t.created_us + 5;
+        c.add("scratch", 1, 7);
+        c.remove("scratch");
+        c
+    }
+
+    #[test]
+    fn round_trip() {
+        let c = sample();
+        assert_eq!(decode(&encode(&c)).unwrap(), c);
+        assert_eq!(
+            decode(&encode(&Catalog::default())).unwrap(),
+            Catalog::default()
+        );
+    }
+
+    #[test]
+    fn every_flipped_byte_is_detected() {
+        let bytes = encode(&sample());
+        for i in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x20;
+            assert!(decode(&bad).is_err(), "flip at {i} undetected");
+        }
+        assert!(decode(&bytes[..bytes.len() - 3]).is_err());
+    }
+
+    #[test]
+    fn newer_version_is_named() {
+        let mut bytes = encode(&sample());
+        bytes[7] = 9;
+        let n = bytes.len() - 8;
+        let sum = xxh3_64(&bytes[..n]);
+        bytes[n..].copy_from_slice(&sum.to_le_bytes());
+        assert!(matches!(
+            decode(&bytes),
+            Err(FormatError::BadVersion { found: 9, .. })
+        ));
+    }
+}

@@ -1,0 +1,282 @@
+//! Request parsing, in two steps as mini-redis does it: *check* that a whole frame is in the
+//! buffer (no allocation; "incomplete" is not an error), then *split* it off and slice the
+//! arguments out of it without copying.
+//!
+//! ```text
+//! frame   := multibulk | inline
+//! multibulk := '*' count CRLF ( '$' len CRLF bytes[len] CRLF ){count}
+//! inline  := words separated by spaces or tabs, ending in LF (CRLF accepted)
+//! ```
+
+use bytes::{Bytes, BytesMut};
+
+/// Bounds on what a client may send. Declared lengths are checked before anything is read, so
+/// a client cannot make the server reserve memory it never sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest bulk string (Redis's `proto-max-bulk-len`).
+    pub max_bulk_bytes: usize,
+    /// Most arguments in one command.
+    pub max_args: usize,
+    /// Largest whole command, all arguments together.
+    pub max_request_bytes: usize,
+    /// Longest inline command line.
+    pub max_inline_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bulk_bytes: 512 << 20,
+            max_args: 1 << 20,
+            max_request_bytes: 640 << 20,
+            max_inline_bytes: 64 << 10,
+        }
+    }
+}
+
+/// Input the server cannot parse. The connection is answered with the message and closed, as
+/// Redis does, because the stream can no longer be framed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Protocol error: {0}")]
+pub struct ProtocolError(pub String);
+
+/// One command: its arguments, sliced from the receive buffer.
+#[derive(Debug, Default)]
+pub struct Frame {
+    pub args: Vec<Bytes>,
+}
+
+/// Where the arguments of a checked frame lie, and its total length.
+struct Checked {
+    len: usize,
+    spans: Vec<(usize, usize)>,
+}
+
+/// Parses one frame from the front of `buf`. `Ok(None)`: not all of it has arrived.
+pub fn parse_frame(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Frame>, ProtocolError> {
+    let checked = match buf.first() {
+        None => return Ok(None),
+        Some(b'*') => check_multibulk(buf, limits)?,
+        Some(_) => check_inline(buf, limits)?,
+    };
+    let Some(c) = checked else {
+        return Ok(None);
+    };
+    let frame = buf.split_to(c.len).freeze();
+    let args = c.spans.iter().map(|&(s, e)| frame.slice(s..e)).collect();
+    Ok(Some(Frame { args }))
+}
+
+/// Finds the CRLF-terminated line starting at `at`; returns the index of '\r'.
+fn line_end(buf: &[u8], at: usize, max: usize) -> Result<Option<usize>, ProtocolError> {
+    let window = &buf[at..buf.len().min(at + max + 2)];
+    match window.iter().position(|&b| b == b'\r') {
+        Some(i) if i + 1 < window.len() => {
+            if window[i + 1] != b'\n' {
+                return Err(ProtocolError("expected '\\n' after '\\r'".into()));
+            }
+            Ok(Some(at + i))
+        }
+        Some(_) => Ok(None),
+        None if window.len() > max => Err(ProtocolError("header line too long".into())),
+        None => Ok(None),
+    }
+}
+
+fn parse_len(digits: &[u8], what: &str) -> Result<i64, ProtocolError> {
+    let s = std::str::from_utf8(digits).map_err(|_| ProtocolError(format!("invalid {what}")))?;
+    s.parse::<i64>()
+        .map_err(|_| ProtocolError(format!("invalid {what}")))
+}
+
+fn check_multibulk(buf: &[u8], limits: &Limits) -> Result<Option<Checked>, ProtocolError> {
+    // Headers are at most a sign, 20 digits and CRLF.
+    const MAX_HEADER: usize = 24;
+    let Some(end) = line_end(buf, 1, MAX_HEADER)? else {
+        return Ok(None);
+    };
+    let count = parse_len(&buf[1..end], "multibulk length")?;
+    if count > limits.max_args as i64 {
+        return Err(ProtocolError(format!(
+            "multibulk length {count} over the limit of {}",
+            limits.max_args
+        )));
+    }
+    let mut pos = end + 2;
+    if count <= 0 {
+        return Ok(Some(Checked {
+            len: pos,
+            spans: Vec::new(),
+        }));
+    }
+    let mut spans = Vec::with_capacity((count as usize).min(1024));
+    let mut total = 0usize;
+    for _ in 0..count {
+        match buf.get(pos) {
+            None => return Ok(None),
+            Some(b'$') => {}
+            Some(&b) => {
+                return Err(ProtocolError(format!(
+                    "expected '$', got '{}'",
+                    (b as char).escape_default()
+                )))
+            }
+        }
+        let Some(end) = line_end(buf, pos + 1, MAX_HEADER)? else {
+            return Ok(None);
+        };
+        let len = parse_len(&buf[pos + 1..end], "bulk length")?;
+        if len < 0 || len as u64 > limits.max_bulk_bytes as u64 {
+            return Err(ProtocolError(format!(
+                "invalid bulk length {len} (limit {} bytes)",
+                limits.max_bulk_bytes
+            )));
+        }
+        let len = len as usize;
+        total += len;
+        if total > limits.max_request_bytes {
+            return Err(ProtocolError(format!(
+                "request over the limit of {} bytes",
+                limits.max_request_bytes
+            )));
+        }
+        let start = end + 2;
+        if buf.len() < start + len + 2 {
+            return Ok(None);
+        }
+        if &buf[start + len..start + len + 2] != b"\r\n" {
+            return Err(ProtocolError("bulk string not followed by CRLF".into()));
+        }
+        spans.push((start, start + len));
+        pos = start + len + 2;
+    }
+    Ok(Some(Checked { len: pos, spans }))
+}
+
+fn check_inline(buf: &[u8], limits: &Limits) -> Result<Option<Checked>, ProtocolError> {
+    let window = &buf[..buf.len().min(limits.max_inline_bytes + 1)];
+    let Some(nl) = window.iter().position(|&b| b == b'\n') else {
+        if window.len() > limits.max_inline_bytes {
+            return Err(ProtocolError("too big inline request".into()));
+        }
+        return Ok(None);
+    };
+    let line_len = if nl > 0 && buf[nl - 1] == b'\r' {
+        nl - 1
+    } else {
+        nl
+    };
+    let mut spans = Vec::new();
+    let mut i = 0;
+    while i < line_len {
+        while i < line_len && (buf[i] == b' ' || buf[i] == b'\t') {
+            i += 1;
+        }
+        let start = i;
+        while i < line_len && buf[i] != b' ' && buf[i] != b'\t' {
+            i += 1;
+        }
+        if i > start {
+            spans.push((start, i));
+        }
+    }
+    Ok(Some(Checked { len: nl + 1, spans }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn args(input: &[u8]) -> Result<Option<Vec<Vec<u8>>>, ProtocolError> {
+        let mut buf = BytesMut::from(input);
+        Ok(parse_frame(&mut buf, &Limits::default())?
+            .map(|f| f.args.iter().map(|a| a.to_vec()).collect()))
+    }
+
+    fn encode(args: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            out.extend_from_slice(a);
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    }
+
+    #[test]
+    fn multibulk_and_pipelines() {
+        let mut buf = BytesMut::from(&b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*1\r\n$4\r\nPING\r\n"[..]);
+        let l = Limits::default();
+        let a = parse_frame(&mut buf, &l).unwrap().unwrap();
+        assert_eq!(a.args, vec![Bytes::from("GET"), Bytes::from("k")]);
+        let b = parse_frame(&mut buf, &l).unwrap().unwrap();
+        assert_eq!(b.args, vec![Bytes::from("PING")]);
+        assert!(parse_frame(&mut buf, &l).unwrap().is_none());
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn inline_commands() {
+        assert_eq!(args(b"PING\r\n").unwrap().unwrap(), vec![b"PING".to_vec()]);
+        assert_eq!(
+            args(b"  set  a \tb\n").unwrap().unwrap(),
+            vec![b"set".to_vec(), b"a".to_vec(), b"b".to_vec()]
+        );
+        assert_eq!(args(b"\r\n").unwrap().unwrap(), Vec::<Vec<u8>>::new());
+        assert!(args(b"PIN").unwrap().is_none());
+    }
+
+    #[test]
+    fn every_prefix_is_incomplete_not_invalid() {
+        let full = encode(&[b"SET".to_vec(), b"key".to_vec(), vec![0, 13, 10, 255]]);
+        for cut in 0..full.len() {
+            assert_eq!(args(&full[..cut]).unwrap(), None, "prefix {cut}");
+        }
+        assert!(args(&full).unwrap().is_some());
+    }
+
+    #[test]
+    fn limits_are_enforced_before_data_arrives() {
+        let l = Limits {
+            max_bulk_bytes: 10,
+            max_args: 3,
+            max_request_bytes: 15,
+            max_inline_bytes: 8,
+        };
+        let parse = |b: &[u8]| parse_frame(&mut BytesMut::from(b), &l);
+        assert!(parse(b"*1\r\n$11\r\n").is_err());
+        assert!(parse(b"*4\r\n").is_err());
+        assert!(parse(b"*2\r\n$10\r\n0123456789\r\n$10\r\n").is_err());
+        assert!(parse(b"123456789").is_err());
+        assert!(parse(b"*1\r\n$-5\r\n").is_err());
+        assert!(parse(b"*1\r\n$10\r\n").unwrap().is_none());
+    }
+
+    #[test]
+    fn malformed_input_is_an_error() {
+        for bad in [
+            &b"*1\r\n:5\r\n"[..],
+            b"*x\r\n",
+            b"*1\r\n$3\r\nabcde\r\n",
+            b"*1\r\n$3\rx",
+        ] {
+            assert!(args(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn round_trips(a in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 1..8)) {
+            prop_assert_eq!(args(&encode(&a)).unwrap().unwrap(), a);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(input in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let mut buf = BytesMut::from(&input[..]);
+            let l = Limits::default();
+            while let Ok(Some(_)) = parse_frame(&mut buf, &l) {}
+        }
+    }
+}

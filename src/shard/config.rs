@@ -1,0 +1,27 @@
+//! Engine settings shared by every table.
+
+use crate::log::{FsyncPolicy, IoMode};
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Shards for new tables (existing tables keep the count they were created with).
+    pub shards: u32,
+    pub fsync: FsyncPolicy,
+    pub io: IoMode,
+    pub zstd_level: i32,
+    pub segment_max_bytes: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            shards: std::thread::available_parallelism()
+                .map(|n| n.get() as u32)
+                .unwrap_or(1),
+            fsync: FsyncPolicy::Always,
+            io: IoMode::Auto,
+            zstd_level: 1,
+            segment_max_bytes: 64 << 20,
+        }
+    }
+}

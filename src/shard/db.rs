@@ -1,0 +1,264 @@
+//! The set of live tables in a data directory, with the catalog that names them.
+//!
+//! ```text
+//! <data-dir>/LOCK                               flock + pid of the holder
+//! <data-dir>/catalog                            table names, ids, settings (atomic replace)
+//! <data-dir>/tables/<table-id>/shard-<k>/*.seg  each shard's log
+//! ```
+//!
+//! Creating a table makes its directory first and names it in the catalog second; dropping
+//! removes it from the catalog first and deletes files second. A crash between the two steps
+//! leaves a directory no catalog entry names, which the next start deletes.
+
+use std::collections::HashMap;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use super::config::EngineConfig;
+use super::lock::DirLock;
+use super::table::{ShardOpen, Table};
+use super::DbError;
+use crate::catalog::{self, validate_table_name, Catalog, TableMeta};
+use crate::log::fsutil::write_atomic;
+use crate::log::{Clock, StatsSnapshot};
+
+pub const DEFAULT_TABLE: &str = "default";
+
+pub struct Db {
+    pub dir: PathBuf,
+    pub cfg: EngineConfig,
+    clock: Arc<dyn Clock>,
+    catalog: Mutex<Catalog>,
+    tables: RwLock<HashMap<String, Arc<Table>>>,
+    _lock: DirLock,
+}
+
+/// What start-up found, for the log line and `INFO`.
+#[derive(Debug, Default)]
+pub struct OpenSummary {
+    pub tables: usize,
+    pub records_replayed: u64,
+    pub torn_tails: Vec<String>,
+    pub io_engine: &'static str,
+}
+
+fn mkdir(path: &Path) -> Result<(), DbError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| DbError::io(path, e))
+}
+
+impl Db {
+    pub fn open(
+        dir: &Path,
+        cfg: EngineConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(Db, OpenSummary), DbError> {
+        mkdir(dir)?;
+        let lock = DirLock::acquire(dir)?;
+        let catalog_path = dir.join("catalog");
+        let catalog = match std::fs::read(&catalog_path) {
+            Ok(bytes) => catalog::decode(&bytes).map_err(|source| DbError::Catalog {
+                path: catalog_path.clone(),
+                source,
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut c = Catalog::default();
+                c.add(DEFAULT_TABLE, cfg.shards, clock.now_us());
+                write_atomic(&catalog_path, &catalog::encode(&c))?;
+                c
+            }
+            Err(e) => return Err(DbError::io(&catalog_path, e)),
+        };
+        let tables_dir = dir.join("tables");
+        mkdir(&tables_dir)?;
+        remove_orphans(&tables_dir, &catalog)?;
+        let mut summary = OpenSummary::default();
+        let mut tables = HashMap::new();
+        for meta in &catalog.tables {
+            let (table, shards) = Table::open(
+                tables_dir.join(meta.id.to_string()),
+                meta.clone(),
+                &cfg,
+                &clock,
+            )?;
+            note(&mut summary, &shards);
+            tables.insert(meta.name.clone(), Arc::new(table));
+        }
+        summary.tables = tables.len();
+        Ok((
+            Db {
+                dir: dir.to_path_buf(),
+                cfg,
+                clock,
+                catalog: Mutex::new(catalog),
+                tables: RwLock::new(tables),
+                _lock: lock,
+            },
+            summary,
+        ))
+    }
+
+    pub fn table(&self, name: &str) -> Option<Arc<Table>> {
+        self.tables.read().expect("tables lock").get(name).cloned()
+    }
+
+    pub fn table_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .tables
+            .read()
+            .expect("tables lock")
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        names
+    }
+
+    pub fn tables(&self) -> Vec<Arc<Table>> {
+        let mut t: Vec<_> = self
+            .tables
+            .read()
+            .expect("tables lock")
+            .values()
+            .cloned()
+            .collect();
+        t.sort_by(|a, b| a.name().cmp(b.name()));
+        t
+    }
+
+    fn save_catalog(&self, c: &Catalog) -> Result<(), DbError> {
+        write_atomic(&self.dir.join("catalog"), &catalog::encode(c)).map_err(DbError::from)
+    }
+
+    pub fn create_table(&self, name: &[u8]) -> Result<Arc<Table>, DbError> {
+        let name = validate_table_name(name).map_err(DbError::InvalidName)?;
+        let mut catalog = self.catalog.lock().expect("catalog lock");
+        if catalog.get(name).is_some() {
+            return Err(DbError::TableExists(name.to_string()));
+        }
+        let mut next = catalog.clone();
+        let meta: TableMeta = next.add(name, self.cfg.shards, self.clock.now_us());
+        let dir = self.dir.join("tables").join(meta.id.to_string());
+        let (table, _) = Table::open(dir.clone(), meta, &self.cfg, &self.clock)?;
+        if let Err(e) = self.save_catalog(&next) {
+            table.shut(true);
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+        *catalog = next;
+        let table = Arc::new(table);
+        self.tables
+            .write()
+            .expect("tables lock")
+            .insert(name.to_string(), table.clone());
+        Ok(table)
+    }
+
+    pub fn drop_table(&self, name: &[u8]) -> Result<(), DbError> {
+        let name = String::from_utf8_lossy(name).into_owned();
+        if name == DEFAULT_TABLE {
+            return Err(DbError::ProtectedTable(name));
+        }
+        let mut catalog = self.catalog.lock().expect("catalog lock");
+        let mut next = catalog.clone();
+        if next.remove(&name).is_none() {
+            return Err(DbError::NoSuchTable(name));
+        }
+        self.save_catalog(&next)?;
+        *catalog = next;
+        let table = self.tables.write().expect("tables lock").remove(&name);
+        if let Some(table) = table {
+            table.shut(true);
+            if let Err(e) = std::fs::remove_dir_all(&table.dir) {
+                tracing::warn!(
+                    "table '{name}' dropped; removing {} failed: {e}",
+                    table.dir.display()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits what every log holds, syncs and stops the writers.
+    pub fn shutdown(&self) {
+        for t in self.tables() {
+            t.shut(false);
+        }
+    }
+
+    /// Log counters summed over every shard of every table.
+    pub fn log_stats(&self) -> StatsSnapshot {
+        let mut sum = StatsSnapshot::default();
+        for t in self.tables() {
+            for s in &t.shards {
+                let st = s.log.stats();
+                sum.syncs += st.syncs;
+                sum.blocks += st.blocks;
+                sum.records += st.records;
+                sum.raw_bytes += st.raw_bytes;
+                sum.stored_bytes += st.stored_bytes;
+                sum.segments_created += st.segments_created;
+            }
+        }
+        sum
+    }
+
+    /// Bytes of segment and index files under the data directory.
+    pub fn log_bytes_on_disk(&self) -> u64 {
+        fn walk(p: &Path) -> u64 {
+            let Ok(rd) = std::fs::read_dir(p) else {
+                return 0;
+            };
+            rd.flatten()
+                .map(|e| match e.file_type() {
+                    Ok(t) if t.is_dir() => walk(&e.path()),
+                    Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
+                    Err(_) => 0,
+                })
+                .sum()
+        }
+        walk(&self.dir.join("tables"))
+    }
+}
+
+fn note(summary: &mut OpenSummary, shards: &[ShardOpen]) {
+    for s in shards {
+        summary.records_replayed += s.records_replayed;
+        summary.io_engine = s.report.io_engine;
+        if let Some(t) = &s.report.torn {
+            summary.torn_tails.push(format!(
+                "{} at offset {} ({} bytes cut: {})",
+                t.path.display(),
+                t.offset,
+                t.bytes_cut,
+                t.reason
+            ));
+        }
+    }
+}
+
+/// Deletes table directories that no catalog entry names (a crash mid-create or mid-drop).
+fn remove_orphans(tables_dir: &Path, catalog: &Catalog) -> Result<(), DbError> {
+    let rd = std::fs::read_dir(tables_dir).map_err(|e| DbError::io(tables_dir, e))?;
+    for entry in rd.flatten() {
+        let Some(id) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u64>().ok())
+        else {
+            continue; // not a table directory of ours: leave it alone
+        };
+        if !catalog.tables.iter().any(|t| t.id == id) {
+            tracing::warn!(
+                "removing {}: no table in the catalog",
+                entry.path().display()
+            );
+            std::fs::remove_dir_all(entry.path()).map_err(|e| DbError::io(entry.path(), e))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,42 @@
+//! Errors of the table layer.
+
+use std::path::PathBuf;
+
+use crate::log::{FormatError, LogError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("catalog {path} is damaged: {source}")]
+    Catalog {
+        path: PathBuf,
+        #[source]
+        source: FormatError,
+    },
+    #[error("data directory {dir} is in use by another rewind process ({holder}); stop it or use another --data-dir")]
+    Locked { dir: PathBuf, holder: String },
+    #[error("table '{0}' already exists")]
+    TableExists(String),
+    #[error("table '{0}' does not exist")]
+    NoSuchTable(String),
+    #[error("{0}")]
+    InvalidName(String),
+    #[error("table '{0}' is the connection default and cannot be dropped")]
+    ProtectedTable(String),
+}
+
+impl DbError {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        DbError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

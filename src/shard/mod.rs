@@ -1,0 +1,15 @@
+//! The data plane: tables split into shards, each shard an in-memory map fed by its own log.
+
+mod config;
+mod db;
+mod error;
+mod lock;
+mod map;
+mod table;
+
+pub use config::EngineConfig;
+pub use db::{Db, OpenSummary};
+pub use error::DbError;
+pub use lock::DirLock;
+pub use map::KvMap;
+pub use table::{Table, TableShard};
