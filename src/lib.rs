@@ -1,4 +1,5 @@
 pub mod catalog;
 pub mod log;
 pub mod protocol;
+pub mod server;
 pub mod shard;

@@ -1,7 +1,6 @@
 //! The `rewind` command line.
 //!
-//! The server (`rewind serve`), restores and inspection arrive with their issues; what exists
-//! now is `verify-shard`, which checks every checksum of one shard's log directory.
+//! `rewind serve` runs the server; `verify-shard` checks every checksum of one shard's log.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,6 +20,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the server.
+    Serve(rewind::server::ServeArgs),
     /// Check every checksum of one shard's log; exits 1 naming file and offset on damage.
     VerifyShard {
         /// The shard's directory (holding `*.seg` files).
@@ -41,8 +42,16 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match Cli::parse().command {
+        Command::Serve(args) => match rewind::server::serve(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("rewind serve: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::VerifyShard { dir, table, shard } => {
             match rewind::log::verify_shard(&dir, table, shard) {
                 Ok(s) => {

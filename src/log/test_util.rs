@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::*;
 
-/// 2026-11-25T13:00:00Z in Unix microseconds: the start of an hour.
+/// 2025-11-25T13:00:00Z in Unix microseconds: the start of an hour.
 pub const T0: u64 = 1_764_075_600_000_000;
 
 pub fn config(dir: &Path, io: IoMode) -> LogConfig {

@@ -19,19 +19,25 @@ pub fn new_map() -> KvMap {
     DashMap::with_hasher(Xxh3Builder::new().with_seed(seed))
 }
 
-pub fn apply_ref(map: &KvMap, r: RecordRef<'_>) {
+/// Applies one record; returns the change in stored key and value bytes.
+pub fn apply_ref(map: &KvMap, r: RecordRef<'_>) -> i64 {
     match r {
         RecordRef::Put { key, value } => {
-            map.insert(Box::from(key), Box::from(value));
+            let added = value.len() as i64;
+            match map.insert(Box::from(key), Box::from(value)) {
+                Some(old) => added - old.len() as i64,
+                None => added + key.len() as i64,
+            }
         }
-        RecordRef::Delete { key } => {
-            map.remove(key);
-        }
+        RecordRef::Delete { key } => match map.remove(key) {
+            Some((k, v)) => -((k.len() + v.len()) as i64),
+            None => 0,
+        },
     }
 }
 
-pub fn apply(map: &KvMap, r: &Record) {
-    apply_ref(map, r.as_ref());
+pub fn apply(map: &KvMap, r: &Record) -> i64 {
+    apply_ref(map, r.as_ref())
 }
 
 /// The shard a key belongs to. Stable across processes: logs on disk depend on it.

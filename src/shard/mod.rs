@@ -8,7 +8,7 @@ mod map;
 mod table;
 
 pub use config::EngineConfig;
-pub use db::{Db, OpenSummary};
+pub use db::{Db, OpenSummary, DEFAULT_TABLE};
 pub use error::DbError;
 pub use lock::DirLock;
 pub use map::KvMap;

@@ -2,7 +2,7 @@
 //! replays it into the map, all shards in parallel.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
 use super::config::EngineConfig;
@@ -13,6 +13,8 @@ use crate::log::{scan_shard, Clock, CommitHook, LogConfig, OpenReport, ScanRange
 
 pub struct TableShard {
     pub map: Arc<KvMap>,
+    /// Bytes of keys and values in `map`.
+    pub bytes: Arc<AtomicI64>,
     pub log: ShardLog,
 }
 
@@ -90,6 +92,14 @@ impl Table {
         self.shards.iter().map(|s| s.map.len()).sum()
     }
 
+    /// Bytes of keys and values held.
+    pub fn bytes(&self) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| s.bytes.load(Ordering::Relaxed).max(0) as u64)
+            .sum()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -123,21 +133,23 @@ fn open_shard(
     lc.zstd_level = cfg.zstd_level;
     lc.segment_max_bytes = cfg.segment_max_bytes;
     let map = Arc::new(new_map());
-    let hook_map = map.clone();
+    let bytes = Arc::new(AtomicI64::new(0));
+    let (hook_map, hook_bytes) = (map.clone(), bytes.clone());
     // Runs on the writer thread after each commit, in log order, before the client is
     // answered: a connection always reads its own acknowledged writes.
     let hook: CommitHook = Box::new(move |_, records| {
-        for r in records {
-            apply(&hook_map, r);
-        }
+        let delta: i64 = records.iter().map(|r| apply(&hook_map, r)).sum();
+        hook_bytes.fetch_add(delta, Ordering::Relaxed);
     });
     let (log, report) = ShardLog::open(lc, clock, Some(hook))?;
     // The writer is idle until the table is served, so the replay sees a still log.
+    let mut delta = 0;
     let stats = scan_shard(&dir, meta.id, shard, ScanRange::ALL, |_, _, r| {
-        apply_ref(&map, r)
+        delta += apply_ref(&map, r)
     })?;
+    bytes.fetch_add(delta, Ordering::Relaxed);
     Ok((
-        TableShard { map, log },
+        TableShard { map, bytes, log },
         ShardOpen {
             shard,
             report,

@@ -1,0 +1,99 @@
+//! `INFO`: the server's state as `field:value` lines in `# Section`s, as Redis writes it.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use super::super::state::ServerState;
+use super::COMMANDS;
+
+/// Renders all sections, or only `section` when given (`server`, `clients`, `stats`,
+/// `commandstats`, `persistence`, `keyspace`).
+pub fn render_info(state: &ServerState, section: Option<&str>) -> String {
+    let want =
+        |s: &str| matches!(section, None | Some("all") | Some("everything")) || section == Some(s);
+    let mut out = String::new();
+    let db = &state.db;
+    if want("server") {
+        let _ = write!(
+            out,
+            "# Server\r\nrewind_version:{}\r\nredis_version:7.2.0\r\nprocess_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\nio_mode:{}\r\nnet_threads:{}\r\nshards:{}\r\n\r\n",
+            env!("CARGO_PKG_VERSION"),
+            std::process::id(),
+            state.port,
+            state.started.elapsed().as_secs(),
+            state.net_io,
+            state.net_threads,
+            db.cfg.shards,
+        );
+    }
+    if want("clients") {
+        let _ = write!(
+            out,
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\ntotal_connections_received:{}\r\nrejected_connections:{}\r\n\r\n",
+            state.clients.load(Ordering::Relaxed),
+            state.max_clients,
+            state.total_connections.load(Ordering::Relaxed),
+            state.rejected_connections.load(Ordering::Relaxed),
+        );
+    }
+    if want("stats") || want("commandstats") {
+        let total: u64 = state.calls.iter().map(|c| c.load(Ordering::Relaxed)).sum();
+        if want("stats") {
+            let _ = write!(out, "# Stats\r\ntotal_commands_processed:{total}\r\n\r\n");
+        }
+        if want("commandstats") {
+            out.push_str("# Commandstats\r\n");
+            for (spec, calls) in COMMANDS.iter().zip(&state.calls) {
+                let n = calls.load(Ordering::Relaxed);
+                if n > 0 {
+                    let _ = write!(out, "cmdstat_{}:calls={n}\r\n", spec.name);
+                }
+            }
+            out.push_str("\r\n");
+        }
+    }
+    if want("persistence") {
+        let s = db.log_stats();
+        let per_sync = if s.syncs == 0 {
+            0.0
+        } else {
+            s.records as f64 / s.syncs as f64
+        };
+        let ratio = if s.raw_bytes == 0 {
+            0.0
+        } else {
+            s.stored_bytes as f64 / s.raw_bytes as f64
+        };
+        let fsync = match db.cfg.fsync {
+            crate::log::FsyncPolicy::Always => "always",
+            crate::log::FsyncPolicy::EverySec => "everysec",
+            crate::log::FsyncPolicy::Never => "never",
+        };
+        let log_io = db
+            .tables()
+            .first()
+            .map(|t| t.shards[0].log.io_engine())
+            .unwrap_or("none");
+        let _ = write!(
+            out,
+            "# Persistence\r\nfsync:{fsync}\r\nlog_io_engine:{log_io}\r\nlog_bytes_on_disk:{}\r\nlog_syncs:{}\r\nlog_blocks:{}\r\nlog_records:{}\r\nlog_avg_records_per_sync:{per_sync:.2}\r\nlog_stored_per_logical_byte:{ratio:.3}\r\n\r\n",
+            db.log_bytes_on_disk(),
+            s.syncs,
+            s.blocks,
+            s.records,
+        );
+    }
+    if want("keyspace") {
+        out.push_str("# Keyspace\r\n");
+        for t in db.tables() {
+            let _ = write!(
+                out,
+                "table_{}:keys={},bytes={}\r\n",
+                t.name(),
+                t.len(),
+                t.bytes()
+            );
+        }
+    }
+    out
+}

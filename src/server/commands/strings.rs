@@ -1,0 +1,208 @@
+//! String commands on the connection's current table.
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+use xxhash_rust::xxh3::xxh3_64_with_seed;
+
+use super::super::conn::{Conn, Deferred};
+use super::super::state::RMW_STRIPES;
+use crate::log::Record;
+use crate::protocol::ReplyWriter;
+
+fn check_key(conn: &Conn<'_>, key: &[u8]) -> Result<(), String> {
+    let limit = conn.state.max_key_bytes;
+    if key.len() > limit {
+        return Err(format!(
+            "ERR key is {} bytes, over the limit of {limit} bytes (--max-key-bytes)",
+            key.len()
+        ));
+    }
+    Ok(())
+}
+
+fn check_value(conn: &Conn<'_>, value: &[u8]) -> Result<(), String> {
+    let limit = conn.state.max_value_bytes;
+    if value.len() > limit {
+        return Err(format!(
+            "ERR value is {} bytes, over the limit of {limit} bytes (--max-value-bytes)",
+            value.len()
+        ));
+    }
+    Ok(())
+}
+
+/// `SET` options rewind does not have get a clear refusal, never silent acceptance.
+fn set_options(args: &[Bytes]) -> Result<(), String> {
+    let Some(opt) = args.get(3) else {
+        return Ok(());
+    };
+    let upper = String::from_utf8_lossy(opt).to_ascii_uppercase();
+    match upper.as_str() {
+        "EX" | "PX" | "EXAT" | "PXAT" | "KEEPTTL" => Err(format!(
+            "ERR SET option '{upper}' is not supported by rewind: keys do not expire"
+        )),
+        "NX" | "XX" | "GET" | "IFEQ" => Err(format!(
+            "ERR SET option '{upper}' is not supported by rewind; use plain SET"
+        )),
+        _ => Err("ERR syntax error".into()),
+    }
+}
+
+pub async fn exec_write(conn: &mut Conn<'_>, name: &str, args: &[Bytes]) {
+    let result = match name {
+        "set" => set(conn, args),
+        "mset" => mset(conn, args),
+        "del" => del(conn, args).await,
+        "incr" => incr(conn, &args[1]).await,
+        other => unreachable!("{other} is not a write command"),
+    };
+    if let Err(msg) = result {
+        conn.commit().await; // keep replies in order
+        conn.error(&msg);
+    }
+}
+
+fn set(conn: &mut Conn<'_>, args: &[Bytes]) -> Result<(), String> {
+    set_options(args)?;
+    check_key(conn, &args[1])?;
+    check_value(conn, &args[2])?;
+    let bit = conn.stage(Record::put(args[1].clone(), args[2].clone()));
+    conn.defer(Deferred::Ok, bit);
+    Ok(())
+}
+
+fn mset(conn: &mut Conn<'_>, args: &[Bytes]) -> Result<(), String> {
+    if args.len() % 2 != 1 {
+        return Err("ERR wrong number of arguments for 'mset' command".into());
+    }
+    for pair in args[1..].chunks(2) {
+        check_key(conn, &pair[0])?;
+        check_value(conn, &pair[1])?;
+    }
+    let mut bits = 0;
+    for pair in args[1..].chunks(2) {
+        bits |= conn.stage(Record::put(pair[0].clone(), pair[1].clone()));
+    }
+    conn.defer(Deferred::Ok, bits);
+    Ok(())
+}
+
+/// Counts what it removes against the map as it stands after this connection's earlier
+/// writes, and commits before the next command so a second `DEL` sees the first.
+async fn del(conn: &mut Conn<'_>, args: &[Bytes]) -> Result<(), String> {
+    conn.commit().await;
+    let table = conn.session.table.clone();
+    let mut seen = HashSet::new();
+    let (mut count, mut bits) = (0, 0);
+    for key in &args[1..] {
+        if seen.insert(key.clone()) && table.map_for(key).contains_key(key.as_ref()) {
+            bits |= conn.stage(Record::delete(key.clone()));
+            count += 1;
+        }
+    }
+    if bits == 0 {
+        conn.reply().int(0);
+    } else {
+        conn.defer(Deferred::Int(count), bits);
+        conn.commit().await;
+    }
+    Ok(())
+}
+
+fn parse_i64(v: &[u8]) -> Option<i64> {
+    if v.is_empty() || v.len() > 20 || v[0] == b'+' {
+        return None;
+    }
+    std::str::from_utf8(v).ok()?.parse().ok()
+}
+
+/// Read, add one and write back under a per-key stripe lock, so concurrent `INCR`s of one
+/// key never lose an increment.
+async fn incr(conn: &mut Conn<'_>, key: &Bytes) -> Result<(), String> {
+    check_key(conn, key)?;
+    conn.commit().await;
+    let table = conn.session.table.clone();
+    let stripe = xxh3_64_with_seed(key, table.meta.id) as usize % RMW_STRIPES;
+    let _guard = conn.state.rmw_locks[stripe].lock().await;
+    let current = match table.map_for(key).get(key.as_ref()) {
+        None => 0,
+        Some(v) => parse_i64(&v).ok_or("ERR value is not an integer or out of range")?,
+    };
+    let next = current
+        .checked_add(1)
+        .ok_or("ERR increment or decrement would overflow")?;
+    let mut buf = itoa::Buffer::new();
+    let value = Bytes::copy_from_slice(buf.format(next).as_bytes());
+    let bit = conn.stage(Record::put(key.clone(), value));
+    conn.defer(Deferred::Int(next), bit);
+    conn.commit().await;
+    Ok(())
+}
+
+pub fn exec_read(conn: &mut Conn<'_>, name: &str, args: &[Bytes]) {
+    let table = &conn.session.table;
+    let mut w = ReplyWriter::new(&mut conn.out, conn.session.proto);
+    match name {
+        "get" => match table.map_for(&args[1]).get(args[1].as_ref()) {
+            Some(v) => w.bulk(&v),
+            None => w.null(),
+        },
+        "mget" => {
+            w.array(args.len() - 1);
+            for key in &args[1..] {
+                match table.map_for(key).get(key.as_ref()) {
+                    Some(v) => w.bulk(&v),
+                    None => w.null(),
+                }
+            }
+        }
+        "exists" => {
+            let n = args[1..]
+                .iter()
+                .filter(|k| table.map_for(k).contains_key(k.as_ref()))
+                .count();
+            w.int(n as i64);
+        }
+        "dbsize" => w.int(table.len() as i64),
+        other => unreachable!("{other} is not a read command"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_parse_like_redis() {
+        assert_eq!(parse_i64(b"-12"), Some(-12));
+        assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
+        for bad in [
+            &b""[..],
+            b" 1",
+            b"1 ",
+            b"+1",
+            b"1.0",
+            b"9223372036854775808",
+            b"abc",
+        ] {
+            assert_eq!(parse_i64(bad), None, "{:?}", bad);
+        }
+    }
+
+    #[test]
+    fn unsupported_set_options_are_named() {
+        let args = |o: &str| {
+            vec![
+                Bytes::from("SET"),
+                Bytes::from("k"),
+                Bytes::from("v"),
+                Bytes::from(o.to_string()),
+            ]
+        };
+        assert!(set_options(&args("ex")).unwrap_err().contains("'EX'"));
+        assert!(set_options(&args("NX")).unwrap_err().contains("'NX'"));
+        assert_eq!(set_options(&args("bogus")).unwrap_err(), "ERR syntax error");
+        assert!(set_options(&args("")[..3]).is_ok());
+    }
+}

@@ -1,0 +1,91 @@
+//! `rewind serve` settings.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::log::FsyncPolicy;
+
+/// Which I/O path the server uses for sockets and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IoChoice {
+    /// io_uring where it can be set up, else epoll (with one log line saying why).
+    Auto,
+    /// io_uring or refuse to start.
+    Uring,
+    /// epoll sockets and pwrite/fdatasync logs.
+    Epoll,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FsyncChoice {
+    Always,
+    Everysec,
+    Never,
+}
+
+impl From<FsyncChoice> for FsyncPolicy {
+    fn from(c: FsyncChoice) -> Self {
+        match c {
+            FsyncChoice::Always => FsyncPolicy::Always,
+            FsyncChoice::Everysec => FsyncPolicy::EverySec,
+            FsyncChoice::Never => FsyncPolicy::Never,
+        }
+    }
+}
+
+fn cores() -> u32 {
+    std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1)
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the ready line names it).
+    #[arg(long, default_value = "127.0.0.1:7379")]
+    pub listen: SocketAddr,
+    /// Where tables, logs and the catalog live.
+    #[arg(long, default_value = "./rewind-data")]
+    pub data_dir: PathBuf,
+    /// Shards for new tables (default: the number of cores; 1..=64).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub shards: Option<u32>,
+    /// When writes are synced: before every acknowledgement, once a second, or never.
+    #[arg(long, value_enum, default_value = "always")]
+    pub fsync: FsyncChoice,
+    /// I/O path for sockets and logs.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub io: IoChoice,
+    /// Threads serving connections (default: the number of cores).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub net_threads: Option<u32>,
+    /// Most simultaneous client connections; more are refused with an error.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_clients: usize,
+    /// Longest key accepted, in bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_key_bytes: usize,
+    /// Largest value accepted, in bytes (Redis's proto-max-bulk-len).
+    #[arg(long, default_value_t = 512 << 20)]
+    pub max_value_bytes: usize,
+    /// Largest single request (all arguments of one command), in bytes.
+    #[arg(long, default_value_t = 640 << 20)]
+    pub max_request_bytes: usize,
+    /// zstd level for log blocks (0 stores them raw).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub zstd_level: i32,
+    /// Segment files close at this size, in MiB.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub segment_mib: u64,
+}
+
+impl ServeArgs {
+    pub fn shards(&self) -> u32 {
+        self.shards.unwrap_or_else(|| cores().min(64))
+    }
+    pub fn net_threads(&self) -> u32 {
+        self.net_threads.unwrap_or_else(cores)
+    }
+}

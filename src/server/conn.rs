@@ -1,0 +1,168 @@
+//! One client connection's command execution: dispatch, pipelined writes, ordered replies.
+//!
+//! Writes (`SET`, `MSET`, `DEL`) are gathered per shard while a pipeline is parsed and handed
+//! to each shard's log as one submission; their replies wait in order. Any command that reads
+//! or answers anything else first commits what is pending, so a connection always sees its own
+//! writes and replies leave in the order the commands came.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use super::commands::{self, Kind, COMMANDS};
+use super::state::ServerState;
+use crate::log::{CommitError, Record};
+use crate::protocol::{Proto, ReplyWriter};
+use crate::shard::Table;
+
+pub struct Session {
+    pub id: u64,
+    pub table: Arc<Table>,
+    pub proto: Proto,
+    pub name: Option<String>,
+    /// Set by `QUIT`: close once the replies are out.
+    pub closing: bool,
+}
+
+/// The answer a pipelined write gives once every shard it touched has committed.
+pub enum Deferred {
+    Ok,
+    Int(i64),
+}
+
+#[derive(Default)]
+pub struct Pending {
+    /// Records waiting to be submitted, per shard of the current table.
+    batches: Vec<Vec<Record>>,
+    /// Replies in command order, with the shards (bit mask) each one waits on.
+    replies: Vec<(Deferred, u64)>,
+}
+
+impl Pending {
+    pub fn is_empty(&self) -> bool {
+        self.replies.is_empty()
+    }
+}
+
+pub struct Conn<'s> {
+    pub state: &'s ServerState,
+    pub session: Session,
+    pub out: BytesMut,
+    pending: Pending,
+}
+
+impl<'s> Conn<'s> {
+    pub fn new(state: &'s ServerState, session: Session) -> Self {
+        let shards = session.table.shards.len();
+        Conn {
+            state,
+            session,
+            out: BytesMut::with_capacity(16 << 10),
+            pending: Pending {
+                batches: (0..shards).map(|_| Vec::new()).collect(),
+                replies: Vec::new(),
+            },
+        }
+    }
+
+    pub fn reply(&mut self) -> ReplyWriter<'_> {
+        ReplyWriter::new(&mut self.out, self.session.proto)
+    }
+
+    pub fn error(&mut self, msg: &str) {
+        self.reply().error(msg);
+    }
+
+    /// Runs one command. Writes may stay pending until [`Conn::commit`].
+    pub async fn execute(&mut self, args: Vec<Bytes>) {
+        let Some(name) = args.first() else {
+            return; // an empty command line is ignored, as Redis does
+        };
+        let Some(id) = commands::lookup(name) else {
+            self.commit().await;
+            let msg = commands::unknown_command(&args);
+            return self.error(&msg);
+        };
+        let spec = &COMMANDS[id];
+        self.state.count_call(id);
+        if !commands::arity_ok(spec, args.len()) {
+            self.commit().await;
+            let msg = format!("ERR wrong number of arguments for '{}' command", spec.name);
+            return self.error(&msg);
+        }
+        if spec.kind != Kind::Write {
+            self.commit().await;
+        }
+        if self.session.table.is_dropped() && matches!(spec.kind, Kind::Read | Kind::Write) {
+            let msg = format!(
+                "ERR table '{}' was dropped; TABLE.USE another table",
+                self.session.table.name()
+            );
+            return self.error(&msg);
+        }
+        match spec.kind {
+            Kind::Write => commands::exec_write(self, spec.name, &args).await,
+            Kind::Read => commands::exec_read(self, spec.name, &args),
+            Kind::Table => commands::exec_table(self, spec.name, &args),
+            Kind::Admin => commands::exec_admin(self, spec.name, &args),
+        }
+    }
+
+    /// Adds a record to the pending batch of its shard; returns the shard's bit.
+    pub fn stage(&mut self, record: Record) -> u64 {
+        let shard = self.session.table.shard_for(record.key());
+        self.pending.batches[shard].push(record);
+        1u64 << shard
+    }
+
+    /// Queues the reply of a staged write.
+    pub fn defer(&mut self, reply: Deferred, shards: u64) {
+        self.pending.replies.push((reply, shards));
+    }
+
+    /// Switches the current table. Pending writes must have been committed.
+    pub fn use_table(&mut self, table: Arc<Table>) {
+        assert!(
+            self.pending.is_empty(),
+            "switch tables only between batches"
+        );
+        self.pending.batches = (0..table.shards.len()).map(|_| Vec::new()).collect();
+        self.session.table = table;
+    }
+
+    /// Submits every pending batch (one submission per shard), waits for all of them, and
+    /// writes the deferred replies in order.
+    pub async fn commit(&mut self) {
+        if self.pending.replies.is_empty() {
+            return;
+        }
+        let table = self.session.table.clone();
+        let mut waits = Vec::new();
+        for (shard, batch) in self.pending.batches.iter_mut().enumerate() {
+            if !batch.is_empty() {
+                let records = std::mem::take(batch);
+                waits.push((shard, table.shards[shard].log.submit(records)));
+            }
+        }
+        let mut failed: Vec<(u64, CommitError)> = Vec::new();
+        for (shard, rx) in waits {
+            let result = rx.await.unwrap_or(Err(CommitError::Closed));
+            if let Err(e) = result {
+                failed.push((1u64 << shard, e));
+            }
+        }
+        let replies = std::mem::take(&mut self.pending.replies);
+        for (reply, shards) in replies {
+            match failed.iter().find(|(bit, _)| shards & bit != 0) {
+                Some((_, e)) => {
+                    let msg = format!("ERR write not committed: {e}");
+                    self.error(&msg);
+                }
+                None => match reply {
+                    Deferred::Ok => self.reply().ok(),
+                    Deferred::Int(n) => self.reply().int(n),
+                },
+            }
+        }
+    }
+}

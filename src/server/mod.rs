@@ -1,0 +1,162 @@
+//! `rewind serve`: the Redis-protocol server.
+
+mod commands;
+mod config;
+mod conn;
+mod net;
+mod state;
+mod stream;
+
+use std::sync::Arc;
+
+pub use config::{FsyncChoice, IoChoice, ServeArgs};
+pub use net::NetIo;
+
+use crate::log::{IoMode, SystemClock};
+use crate::protocol::Limits;
+use crate::shard::{Db, DbError, EngineConfig};
+use state::ServerState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("--io uring was given but io_uring cannot be set up here: {0} (use --io epoll)")]
+    UringUnavailable(#[source] std::io::Error),
+    #[error("refusing to listen on {0}: rewind has no authentication yet, so it listens on loopback addresses only")]
+    NotLoopback(std::net::SocketAddr),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Picks the I/O path: io_uring if asked for or available.
+fn resolve_io(choice: IoChoice) -> Result<NetIo, ServerError> {
+    let probe = || io_uring::IoUring::new(4).map(|_| ());
+    match choice {
+        IoChoice::Epoll => Ok(NetIo::Epoll),
+        IoChoice::Uring => probe()
+            .map(|_| NetIo::Uring)
+            .map_err(ServerError::UringUnavailable),
+        IoChoice::Auto => match probe() {
+            Ok(()) => Ok(NetIo::Uring),
+            Err(e) => {
+                tracing::warn!(
+                    "io_uring unavailable ({e}); using epoll for sockets and pwrite for logs"
+                );
+                Ok(NetIo::Epoll)
+            }
+        },
+    }
+}
+
+/// Runs the server until SIGINT or SIGTERM, then stops accepting, lets connections finish,
+/// commits and syncs every log, and returns.
+pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
+    if !args.listen.ip().is_loopback() {
+        return Err(ServerError::NotLoopback(args.listen));
+    }
+    let io = resolve_io(args.io)?;
+    let cfg = EngineConfig {
+        shards: args.shards(),
+        fsync: args.fsync.into(),
+        io: match io {
+            NetIo::Uring => IoMode::Uring,
+            NetIo::Epoll => IoMode::Std,
+        },
+        zstd_level: args.zstd_level,
+        segment_max_bytes: args.segment_mib << 20,
+    };
+    let started = std::time::Instant::now();
+    let (db, summary) = Db::open(&args.data_dir, cfg, Arc::new(SystemClock))?;
+    for t in &summary.torn_tails {
+        tracing::warn!("recovery cut a torn tail: {t}");
+    }
+    tracing::info!(
+        "recovered {} tables, {} records replayed in {:.3} s",
+        summary.tables,
+        summary.records_replayed,
+        started.elapsed().as_secs_f64()
+    );
+    let db = Arc::new(db);
+    let listener =
+        std::net::TcpListener::bind(args.listen).map_err(|source| ServerError::Bind {
+            addr: args.listen,
+            source,
+        })?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    // A bulk string may be as long as a whole request; keys and values are then checked
+    // against their own limits with a message that names the setting.
+    let limits = Limits {
+        max_bulk_bytes: args.max_request_bytes,
+        max_request_bytes: args.max_request_bytes,
+        ..Limits::default()
+    };
+    let net_threads = args.net_threads();
+    let state = Arc::new(ServerState::new(
+        db.clone(),
+        limits,
+        args.max_key_bytes,
+        args.max_value_bytes,
+        args.max_clients,
+        match io {
+            NetIo::Uring => "uring",
+            NetIo::Epoll => "epoll",
+        },
+        net_threads,
+        addr.port(),
+    ));
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let mut threads = Vec::new();
+    for i in 0..net_threads {
+        let (l, st, sd) = (listener.try_clone()?, state.clone(), shutdown_rx.clone());
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("net-{i}"))
+                .spawn(move || net::run_thread(io, l, st, sd))?,
+        );
+    }
+    tracing::info!(
+        "rewind {} ready to accept connections on {addr} (io {}, {net_threads} net threads, {} shards, fsync {:?}, data {})",
+        env!("CARGO_PKG_VERSION"),
+        state.net_io,
+        db.cfg.shards,
+        db.cfg.fsync,
+        args.data_dir.display()
+    );
+    wait_for_signal()?;
+    tracing::info!("shutting down: no new connections, finishing in-flight commands");
+    let _ = shutdown_tx.send(true);
+    for t in threads {
+        match t.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!("net thread failed: {e}"),
+            Err(_) => tracing::error!("net thread panicked"),
+        }
+    }
+    db.shutdown();
+    tracing::info!("shutdown complete: every log committed and synced");
+    Ok(())
+}
+
+fn wait_for_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        Ok(())
+    })
+}

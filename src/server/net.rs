@@ -1,0 +1,224 @@
+//! Net threads: each runs a single-threaded runtime (tokio on epoll, or tokio-uring) that
+//! accepts from the shared listener and serves its connections.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio::sync::watch;
+
+use super::conn::{Conn, Session};
+use super::state::ServerState;
+use super::stream::{EpollStream, NetStream, UringStream};
+use crate::protocol::{parse_frame, Proto};
+use crate::shard::DEFAULT_TABLE;
+
+/// How long shutdown waits for connections to finish what they are doing.
+const DRAIN: Duration = Duration::from_secs(3);
+
+const TOO_MANY: &[u8] = b"-ERR max number of clients reached\r\n";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetIo {
+    Epoll,
+    Uring,
+}
+
+/// Runs one net thread until shutdown is signalled and its connections have drained.
+pub fn run_thread(
+    io: NetIo,
+    listener: std::net::TcpListener,
+    state: Arc<ServerState>,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    match io {
+        NetIo::Epoll => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&rt, async move {
+                let listener = tokio::net::TcpListener::from_std(listener)?;
+                accept_epoll(listener, state, shutdown).await;
+                Ok(())
+            })
+        }
+        NetIo::Uring => tokio_uring::start(async move {
+            let listener = tokio_uring::net::TcpListener::from_std(listener);
+            accept_uring(listener, state, shutdown).await;
+            Ok(())
+        }),
+    }
+}
+
+/// Counts a connection in the server and on this thread while it lives.
+struct Admitted {
+    state: Arc<ServerState>,
+    local: Rc<Cell<usize>>,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.state.clients.fetch_sub(1, Ordering::Relaxed);
+        self.local.set(self.local.get() - 1);
+    }
+}
+
+fn admit(state: &Arc<ServerState>, local: &Rc<Cell<usize>>) -> Option<Admitted> {
+    state.total_connections.fetch_add(1, Ordering::Relaxed);
+    if state.clients.fetch_add(1, Ordering::Relaxed) >= state.max_clients {
+        state.clients.fetch_sub(1, Ordering::Relaxed);
+        state.rejected_connections.fetch_add(1, Ordering::Relaxed);
+        return None;
+    }
+    local.set(local.get() + 1);
+    Some(Admitted {
+        state: state.clone(),
+        local: local.clone(),
+    })
+}
+
+/// Accept errors such as EMFILE are reported and retried after a pause, never fatal.
+async fn accept_failed(e: std::io::Error) {
+    tracing::warn!("accept failed: {e}; retrying in 100 ms");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+async fn drain(local: &Rc<Cell<usize>>) {
+    let deadline = Instant::now() + DRAIN;
+    while local.get() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn accept_epoll(
+    listener: tokio::net::TcpListener,
+    state: Arc<ServerState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let local = Rc::new(Cell::new(0));
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((s, _)) => {
+                    let _ = s.set_nodelay(true);
+                    match admit(&state, &local) {
+                        Some(guard) => {
+                            let (state, sd) = (state.clone(), shutdown.clone());
+                            tokio::task::spawn_local(async move {
+                                serve_conn(EpollStream(s), &state, sd).await;
+                                drop(guard);
+                            });
+                        }
+                        None => {
+                            let _ = s.try_write(TOO_MANY);
+                        }
+                    }
+                }
+                Err(e) => accept_failed(e).await,
+            },
+            _ = shutdown.changed() => break,
+        }
+    }
+    drain(&local).await;
+}
+
+async fn accept_uring(
+    listener: tokio_uring::net::TcpListener,
+    state: Arc<ServerState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let local = Rc::new(Cell::new(0));
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((s, _)) => {
+                    let _ = s.set_nodelay(true);
+                    match admit(&state, &local) {
+                        Some(guard) => {
+                            let (state, sd) = (state.clone(), shutdown.clone());
+                            tokio_uring::spawn(async move {
+                                serve_conn(UringStream(s), &state, sd).await;
+                                drop(guard);
+                            });
+                        }
+                        None => {
+                            tokio_uring::spawn(async move {
+                                let _ = s.write_all(TOO_MANY.to_vec()).await;
+                            });
+                        }
+                    }
+                }
+                Err(e) => accept_failed(e).await,
+            },
+            _ = shutdown.changed() => break,
+        }
+    }
+    drain(&local).await;
+}
+
+/// One connection: read, run every complete command, commit pending writes, reply, repeat.
+async fn serve_conn<S: NetStream>(
+    mut stream: S,
+    state: &ServerState,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let Some(table) = state.db.table(DEFAULT_TABLE) else {
+        tracing::error!("table '{DEFAULT_TABLE}' is missing");
+        return;
+    };
+    let session = Session {
+        id: state.next_client_id.fetch_add(1, Ordering::Relaxed),
+        table,
+        proto: Proto::Resp2,
+        name: None,
+        closing: false,
+    };
+    let mut conn = Conn::new(state, session);
+    let mut rbuf = BytesMut::with_capacity(16 << 10);
+    loop {
+        loop {
+            match parse_frame(&mut rbuf, &state.limits) {
+                Ok(Some(frame)) => {
+                    conn.execute(frame.args).await;
+                    if conn.session.closing {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    conn.commit().await;
+                    conn.error(&format!("ERR {e}"));
+                    conn.session.closing = true;
+                    break;
+                }
+            }
+        }
+        conn.commit().await;
+        if !conn.out.is_empty() {
+            let out = std::mem::take(&mut conn.out);
+            let (r, mut buf) = stream.write_all(out).await;
+            if r.is_err() {
+                return;
+            }
+            buf.clear();
+            conn.out = buf;
+        }
+        if conn.session.closing {
+            return;
+        }
+        tokio::select! {
+            (r, buf) = stream.read_more(rbuf) => {
+                rbuf = buf;
+                match r {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! State shared by every connection: the tables, limits and counters.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::protocol::Limits;
+use crate::shard::Db;
+
+use super::commands::COMMANDS;
+
+/// Key stripes for read-modify-write commands (`INCR`): two `INCR`s of one key never
+/// interleave, while different keys proceed in parallel.
+pub const RMW_STRIPES: usize = 1024;
+
+pub struct ServerState {
+    pub db: Arc<Db>,
+    pub limits: Limits,
+    pub max_key_bytes: usize,
+    pub max_value_bytes: usize,
+    pub max_clients: usize,
+    pub started: Instant,
+    /// `"uring"` or `"epoll"`: the socket path in use.
+    pub net_io: &'static str,
+    pub net_threads: u32,
+    pub port: u16,
+    pub clients: AtomicUsize,
+    pub total_connections: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    pub next_client_id: AtomicU64,
+    /// Calls per command, indexed like [`COMMANDS`].
+    pub calls: Vec<AtomicU64>,
+    pub rmw_locks: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl ServerState {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        db: Arc<Db>,
+        limits: Limits,
+        max_key_bytes: usize,
+        max_value_bytes: usize,
+        max_clients: usize,
+        net_io: &'static str,
+        net_threads: u32,
+        port: u16,
+    ) -> Self {
+        ServerState {
+            db,
+            limits,
+            max_key_bytes,
+            max_value_bytes,
+            max_clients,
+            started: Instant::now(),
+            net_io,
+            net_threads,
+            port,
+            clients: AtomicUsize::new(0),
+            total_connections: AtomicU64::new(0),
+            rejected_connections: AtomicU64::new(0),
+            next_client_id: AtomicU64::new(1),
+            calls: (0..COMMANDS.len()).map(|_| AtomicU64::new(0)).collect(),
+            rmw_locks: (0..RMW_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+        }
+    }
+
+    pub fn count_call(&self, cmd: usize) {
+        self.calls[cmd].fetch_add(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,56 @@
+//! The socket seam: the connection code is written once against [`NetStream`], with one
+//! implementation on epoll (tokio) and one on io_uring (tokio-uring). Both take and give back
+//! owned buffers, which is what io_uring needs and costs epoll nothing.
+
+use std::io;
+
+use bytes::BytesMut;
+
+/// Spare room kept in the read buffer before each read.
+const READ_RESERVE: usize = 16 << 10;
+
+pub(crate) trait NetStream {
+    /// Reads once, appending to `buf`. `Ok(0)` is end of stream.
+    async fn read_more(&mut self, buf: BytesMut) -> (io::Result<usize>, BytesMut);
+    /// Writes all of `buf`; gives it back (contents unspecified) for reuse.
+    async fn write_all(&mut self, buf: BytesMut) -> (io::Result<()>, BytesMut);
+}
+
+fn reserve(buf: &mut BytesMut) {
+    if buf.capacity() - buf.len() < READ_RESERVE / 4 {
+        buf.reserve(READ_RESERVE);
+    }
+}
+
+pub(crate) struct EpollStream(pub tokio::net::TcpStream);
+
+impl NetStream for EpollStream {
+    async fn read_more(&mut self, mut buf: BytesMut) -> (io::Result<usize>, BytesMut) {
+        use tokio::io::AsyncReadExt;
+        reserve(&mut buf);
+        let r = self.0.read_buf(&mut buf).await;
+        (r, buf)
+    }
+
+    async fn write_all(&mut self, buf: BytesMut) -> (io::Result<()>, BytesMut) {
+        use tokio::io::AsyncWriteExt;
+        let r = self.0.write_all(&buf).await;
+        (r, buf)
+    }
+}
+
+pub(crate) struct UringStream(pub tokio_uring::net::TcpStream);
+
+impl NetStream for UringStream {
+    async fn read_more(&mut self, mut buf: BytesMut) -> (io::Result<usize>, BytesMut) {
+        use tokio_uring::buf::BoundedBuf;
+        reserve(&mut buf);
+        let filled = buf.len();
+        let (r, slice) = self.0.read(buf.slice(filled..)).await;
+        (r, slice.into_inner())
+    }
+
+    async fn write_all(&mut self, buf: BytesMut) -> (io::Result<()>, BytesMut) {
+        self.0.write_all(buf).await
+    }
+}

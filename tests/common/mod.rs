@@ -1,0 +1,114 @@
+//! Shared by the server integration tests: start the real `rewind` binary on an ephemeral
+//! port, talk RESP to it over real TCP, kill it.
+
+#![allow(dead_code)]
+
+pub mod resp;
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub use resp::{Client, Value};
+
+/// Both I/O paths; every server test runs on each.
+pub const IO_MODES: [&str; 2] = ["uring", "epoll"];
+
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+    pub dir: PathBuf,
+    /// Lines the server logged after the ready line, for tests that check messages.
+    pub log: mpsc::Receiver<String>,
+}
+
+/// Starts `rewind serve` on `dir` and waits for its ready line.
+pub fn start(dir: &Path, io: &str, extra: &[&str]) -> Server {
+    try_start(dir, io, extra).unwrap_or_else(|e| panic!("server did not start: {e}"))
+}
+
+/// Like [`start`], but returns what the server printed if it exits instead of getting ready.
+pub fn try_start(dir: &Path, io: &str, extra: &[&str]) -> Result<Server, String> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rewind"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--io", io, "--data-dir"])
+        .arg(dir)
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn rewind");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    loop {
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => {
+                if let Some(rest) = line
+                    .split("ready to accept connections on 127.0.0.1:")
+                    .nth(1)
+                {
+                    let port = rest.split_whitespace().next().unwrap().parse().unwrap();
+                    return Ok(Server {
+                        child,
+                        port,
+                        dir: dir.to_path_buf(),
+                        log: rx,
+                    });
+                }
+                seen.push(line);
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(seen.join("\n"));
+            }
+        }
+    }
+}
+
+impl Server {
+    pub fn client(&self) -> Client {
+        Client::connect(self.port)
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL: no chance to sync or clean up.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM and wait for a clean exit; returns the exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// True if something is listening on the port.
+pub fn port_open(port: u16) -> bool {
+    TcpStream::connect(("127.0.0.1", port)).is_ok()
+}

@@ -1,0 +1,106 @@
+//! Limits and bad input: clear errors, no crash, the server keeps serving.
+
+mod common;
+
+use common::{start, try_start, Client, Value, IO_MODES};
+
+#[test]
+fn key_and_value_limits_are_reported() {
+    for io in IO_MODES {
+        let dir = tempfile::tempdir().unwrap();
+        let srv = start(
+            dir.path(),
+            io,
+            &["--max-key-bytes", "10", "--max-value-bytes", "100"],
+        );
+        let mut c = srv.client();
+        let r = c.cmd(&["SET", "a-very-long-key", "v"]);
+        assert!(r.err_text().contains("over the limit of 10 bytes"), "{r:?}");
+        let r = c.cmd(&["SET", "k", &"x".repeat(101)]);
+        assert!(
+            r.err_text().contains("over the limit of 100 bytes"),
+            "{r:?}"
+        );
+        assert_eq!(c.cmd(&["SET", "k", &"x".repeat(100)]), Value::ok());
+        assert_eq!(c.cmd(&["DBSIZE"]).as_int(), 1);
+    }
+}
+
+#[test]
+fn protocol_errors_close_only_that_connection() {
+    for io in IO_MODES {
+        let dir = tempfile::tempdir().unwrap();
+        let srv = start(dir.path(), io, &["--max-request-bytes", "1000"]);
+        for bad in [
+            &b"*1\r\n$-7\r\n"[..],
+            b"*2\r\n$3\r\nGET\r\n:1\r\n",
+            b"*1\r\n$2000\r\n",
+            b"*99999999999\r\n",
+        ] {
+            let mut c = srv.client();
+            c.send_raw(bad);
+            let r = c.read();
+            assert!(r.err_text().starts_with("ERR Protocol error"), "{r:?}");
+            assert!(
+                c.try_read().is_err(),
+                "connection not closed after protocol error"
+            );
+        }
+        let mut c = srv.client();
+        assert_eq!(c.cmd(&["PING"]), Value::Simple("PONG".into()));
+    }
+}
+
+#[test]
+fn connections_over_the_limit_are_refused() {
+    for io in IO_MODES {
+        let dir = tempfile::tempdir().unwrap();
+        let srv = start(dir.path(), io, &["--max-clients", "3"]);
+        let mut held: Vec<Client> = (0..3).map(|_| srv.client()).collect();
+        for c in held.iter_mut() {
+            assert_eq!(c.cmd(&["PING"]), Value::Simple("PONG".into()));
+        }
+        let mut extra = srv.client();
+        assert_eq!(extra.read().err_text(), "ERR max number of clients reached");
+        drop(held.pop());
+        // The slot frees once the server notices the close.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let mut c = srv.client();
+            c.send(&[b"PING"]);
+            match c.read() {
+                Value::Simple(s) if s == "PONG" => break,
+                other => assert!(
+                    std::time::Instant::now() < deadline,
+                    "still refused: {other:?}"
+                ),
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+#[test]
+fn second_server_on_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(dir.path(), "epoll", &[]);
+    let out = try_start(dir.path(), "epoll", &[])
+        .err()
+        .expect("second server must not start");
+    let pid = srv.child.id().to_string();
+    assert!(
+        out.contains("in use by another rewind process") && out.contains(&pid),
+        "{out}"
+    );
+}
+
+#[test]
+fn non_loopback_listen_is_refused() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rewind"))
+        .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
+}
