@@ -29,6 +29,14 @@ fn strings(io: &str) {
     assert_eq!(c.cmd(&["INCR", "n"]).as_int(), 1);
     assert_eq!(c.cmd(&["INCR", "n"]).as_int(), 2);
     assert_eq!(c.cmd(&["GET", "n"]), Value::bulk("2"));
+    assert_eq!(c.cmd(&["INCRBY", "n", "40"]).as_int(), 42);
+    assert_eq!(c.cmd(&["DECRBY", "n", "50"]).as_int(), -8);
+    assert_eq!(c.cmd(&["DECR", "n"]).as_int(), -9);
+    assert!(c
+        .cmd(&["INCRBY", "n", "x"])
+        .err_text()
+        .contains("not an integer"));
+    assert_eq!(c.cmd(&["INCR", "n"]).as_int(), -8);
     assert!(c.cmd(&["INCR", "k"]).err_text().contains("not an integer"));
     assert_eq!(c.cmd(&["SET", "big", "9223372036854775807"]), Value::ok());
     assert!(c.cmd(&["INCR", "big"]).err_text().contains("overflow"));

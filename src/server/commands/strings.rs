@@ -54,7 +54,16 @@ pub async fn exec_write(conn: &mut Conn<'_>, name: &str, args: &[Bytes]) {
         "set" => set(conn, args),
         "mset" => mset(conn, args),
         "del" => del(conn, args).await,
-        "incr" => incr(conn, &args[1]).await,
+        "incr" => incr_by(conn, &args[1], 1).await,
+        "decr" => incr_by(conn, &args[1], -1).await,
+        "incrby" | "decrby" => match parse_i64(&args[2]) {
+            Some(n) if name == "incrby" => incr_by(conn, &args[1], n).await,
+            Some(n) => match n.checked_neg() {
+                Some(neg) => incr_by(conn, &args[1], neg).await,
+                None => Err("ERR decrement would overflow".into()),
+            },
+            None => Err("ERR value is not an integer or out of range".into()),
+        },
         other => unreachable!("{other} is not a write command"),
     };
     if let Err(msg) = result {
@@ -117,9 +126,9 @@ fn parse_i64(v: &[u8]) -> Option<i64> {
     std::str::from_utf8(v).ok()?.parse().ok()
 }
 
-/// Read, add one and write back under a per-key stripe lock, so concurrent `INCR`s of one
-/// key never lose an increment.
-async fn incr(conn: &mut Conn<'_>, key: &Bytes) -> Result<(), String> {
+/// Read, add and write back under a per-key stripe lock, so concurrent `INCR`s of one key
+/// never lose an increment.
+async fn incr_by(conn: &mut Conn<'_>, key: &Bytes, delta: i64) -> Result<(), String> {
     check_key(conn, key)?;
     conn.commit().await;
     let table = conn.session.table.clone();
@@ -130,7 +139,7 @@ async fn incr(conn: &mut Conn<'_>, key: &Bytes) -> Result<(), String> {
         Some(v) => parse_i64(&v).ok_or("ERR value is not an integer or out of range")?,
     };
     let next = current
-        .checked_add(1)
+        .checked_add(delta)
         .ok_or("ERR increment or decrement would overflow")?;
     let mut buf = itoa::Buffer::new();
     let value = Bytes::copy_from_slice(buf.format(next).as_bytes());
