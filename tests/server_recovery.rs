@@ -97,3 +97,30 @@ fn damaged_catalog_refuses_to_start() {
         "{out}"
     );
 }
+
+#[test]
+fn tolerant_recovery_starts_and_reports_the_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    fill(dir.path());
+    let seg = segments(dir.path()).remove(0);
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&seg)
+        .unwrap();
+    let mut b = [0u8];
+    f.read_exact_at(&mut b, 200).unwrap();
+    f.write_all_at(&[b[0] ^ 0xff], 200).unwrap();
+    let srv = start(dir.path(), "epoll", &["--recovery", "tolerant"]);
+    let mut c = srv.client();
+    let n = c.cmd(&["DBSIZE"]).as_int();
+    assert!(
+        (45..50).contains(&n),
+        "expected one lost write, have {n} keys"
+    );
+    assert_eq!(c.cmd(&["SET", "after", "damage"]), Value::ok());
+    drop(c);
+    assert!(srv.stop().success());
+    let srv = start(dir.path(), "epoll", &["--recovery", "tolerant"]);
+    assert_eq!(srv.client().cmd(&["GET", "after"]), Value::bulk("damage"));
+}

@@ -48,6 +48,8 @@ pub struct LogConfig {
     pub max_batch_bytes: usize,
     /// Submissions that may wait for the writer; producers block beyond it.
     pub queue_depth: usize,
+    /// Recovery steps over damage before the tail (logging what was lost) instead of refusing.
+    pub tolerant: bool,
 }
 
 impl LogConfig {
@@ -63,6 +65,7 @@ impl LogConfig {
             io: IoMode::Auto,
             max_batch_bytes: 4 << 20,
             queue_depth: 16_384,
+            tolerant: false,
         }
     }
 }

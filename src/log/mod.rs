@@ -30,7 +30,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{FsyncPolicy, LogConfig};
 pub use error::{CommitError, FormatError, LogError};
 pub use io::IoMode;
-pub use reader::{scan_shard, verify_shard, ScanRange, ScanStats};
+pub use reader::{scan_shard, scan_shard_with, verify_shard, LostRange, ScanRange, ScanStats};
 pub use record::{Record, RecordRef};
 pub use writer::{CommitHook, CommitInfo, OpenReport, ShardLog, StatsSnapshot};
 

@@ -16,7 +16,7 @@ use super::index::{load_or_rebuild, IndexSource};
 use super::record::{RecordIter, RecordRef};
 use super::recovery::check_identity;
 use super::segment::{self, SegmentHeader, SEGMENT_HEADER_LEN};
-use super::stream::{BlockStream, StreamError};
+use super::stream::{next_header, BlockStream, StreamError};
 
 /// Which records to read: sequences from `from_seq`, commit times up to `until_us` inclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,9 +55,63 @@ pub fn scan_shard(
     table_id: u64,
     shard: u32,
     range: ScanRange,
-    mut visit: impl FnMut(u64, u64, RecordRef<'_>),
+    visit: impl FnMut(u64, u64, RecordRef<'_>),
 ) -> Result<ScanStats, LogError> {
+    scan_shard_with(dir, table_id, shard, range, false, visit).map(|(stats, _)| stats)
+}
+
+/// Records a tolerant scan had to skip because their bytes were damaged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LostRange {
+    pub path: std::path::PathBuf,
+    /// Byte range skipped in the file.
+    pub offset: u64,
+    pub end: u64,
+    /// First and last sequence lost, where the surrounding blocks tell them.
+    pub first_seq: Option<u64>,
+    pub last_seq: Option<u64>,
+    /// Commit times of the last good block before and the first good block after.
+    pub after_us: u64,
+    pub before_us: Option<u64>,
+    pub reason: String,
+}
+
+impl std::fmt::Display for LostRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} bytes {}..{}",
+            self.path.display(),
+            self.offset,
+            self.end
+        )?;
+        let show = |s: Option<u64>| s.map_or("?".to_string(), |s| s.to_string());
+        write!(
+            f,
+            ", sequences {}..={}",
+            show(self.first_seq),
+            show(self.last_seq)
+        )?;
+        write!(f, ", committed after {} us", self.after_us)?;
+        if let Some(b) = self.before_us {
+            write!(f, " and at or before {b} us")?;
+        }
+        write!(f, " ({})", self.reason)
+    }
+}
+
+/// [`scan_shard`], optionally tolerant: a damaged block (or run of bytes) is skipped and
+/// reported instead of stopping the scan. The reader picks up at the next valid block header.
+pub fn scan_shard_with(
+    dir: &Path,
+    table_id: u64,
+    shard: u32,
+    range: ScanRange,
+    tolerant: bool,
+    mut visit: impl FnMut(u64, u64, RecordRef<'_>),
+) -> Result<(ScanStats, Vec<LostRange>), LogError> {
     let segments = segment::list(dir)?;
+    let mut lost: Vec<LostRange> = Vec::new();
     let mut stats = ScanStats::default();
     let mut decoder = BlockDecoder::new().map_err(|e| LogError::io(dir, e))?;
     // The sequence the next block must start with, once known.
@@ -110,11 +164,40 @@ pub fn scan_shard(
                 Ok(Some(b)) => b,
                 Ok(None) => break,
                 Err(StreamError::Io(e)) => return Err(LogError::io(path, e)),
+                Err(StreamError::Format { offset, error }) if tolerant => {
+                    let next = next_header(&file, salt, offset + 1, end)
+                        .map_err(|e| LogError::io(path, e))?;
+                    lost.push(LostRange {
+                        path: path.clone(),
+                        offset,
+                        end: next.unwrap_or(end),
+                        first_seq: expected,
+                        last_seq: None,
+                        after_us: last_commit_us,
+                        before_us: None,
+                        reason: error.to_string(),
+                    });
+                    expected = None;
+                    match next {
+                        Some(n) => {
+                            stream.seek(n);
+                            continue;
+                        }
+                        None => break,
+                    }
+                }
                 Err(StreamError::Format { offset, error }) => {
                     return Err(stream_error(path, offset, error))
                 }
             };
             let h = block.header;
+            if let Some(l) = lost.last_mut().filter(|l| l.before_us.is_none()) {
+                // The first good block after a skipped run bounds what was lost.
+                l.before_us = Some(h.commit_us);
+                if l.last_seq.is_none() {
+                    l.last_seq = h.first_seq.checked_sub(1);
+                }
+            }
             if let Some(want) = expected.filter(|&w| w != h.first_seq) {
                 return Err(LogError::SequenceGap {
                     path: path.clone(),
@@ -132,7 +215,7 @@ pub fn scan_shard(
                 });
             }
             if h.commit_us > range.until_us {
-                return Ok(stats);
+                return Ok((stats, lost));
             }
             last_commit_us = h.commit_us;
             expected = Some(h.last_seq() + 1);
@@ -144,7 +227,31 @@ pub fn scan_shard(
                 offset: block.offset,
                 source,
             };
-            let raw = decoder.decode(&h, block.payload, salt).map_err(damaged)?;
+            // Tolerant scans check a block's records before visiting any, so a damaged block
+            // is skipped whole; strict scans stop at the first bad byte anyway.
+            let checked = decoder.decode(&h, block.payload, salt).and_then(|raw| {
+                if tolerant {
+                    check_records(raw, &h)?;
+                }
+                Ok(raw)
+            });
+            let raw = match checked {
+                Ok(raw) => raw,
+                Err(error) if tolerant => {
+                    lost.push(LostRange {
+                        path: path.clone(),
+                        offset: block.offset,
+                        end: block.offset + h.block_len(),
+                        first_seq: Some(h.first_seq),
+                        last_seq: Some(h.last_seq()),
+                        after_us: h.commit_us.saturating_sub(1),
+                        before_us: Some(h.commit_us),
+                        reason: error.to_string(),
+                    });
+                    continue;
+                }
+                Err(error) => return Err(damaged(error)),
+            };
             let mut seq = h.first_seq;
             for r in RecordIter::new(raw) {
                 let r = r.map_err(damaged)?;
@@ -171,7 +278,23 @@ pub fn scan_shard(
             stats.last_commit_us = h.commit_us;
         }
     }
-    Ok(stats)
+    Ok((stats, lost))
+}
+
+/// Checks that a raw payload holds exactly the header's records, all well formed.
+fn check_records(raw: &[u8], h: &super::block::BlockHeader) -> Result<(), FormatError> {
+    let mut n = 0u64;
+    for r in RecordIter::new(raw) {
+        r?;
+        n += 1;
+    }
+    if n != h.record_count as u64 {
+        return Err(FormatError::Malformed {
+            what: "block payload",
+            detail: format!("{n} records, header says {}", h.record_count),
+        });
+    }
+    Ok(())
 }
 
 /// Checks every checksum and record of a shard log without keeping anything.

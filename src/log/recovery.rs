@@ -10,12 +10,12 @@
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
-use super::block::{BlockDecoder, BlockHeader, BLOCK_HEADER_LEN, BLOCK_MAGIC};
+use super::block::BlockDecoder;
 use super::error::{FormatError, LogError};
 use super::fsutil::sync_dir;
 use super::index::SecondIndex;
 use super::segment::{self, SegmentFile, SegmentHeader, SEGMENT_HEADER_LEN};
-use super::stream::{BlockStream, StreamError};
+use super::stream::{next_header, BlockStream, StreamError};
 
 /// The segment the writer continues in.
 #[derive(Debug)]
@@ -48,7 +48,15 @@ pub struct Recovered {
 }
 
 /// Recovers the shard log in `dir`, created for `table_id`/`shard`. Cuts a torn tail.
-pub fn recover_shard(dir: &Path, table_id: u64, shard: u32) -> Result<Recovered, LogError> {
+///
+/// With `tolerant`, damage before the tail is stepped over (logged with its byte range and,
+/// where known, its sequences) instead of refusing; the damaged bytes stay in the file.
+pub fn recover_shard(
+    dir: &Path,
+    table_id: u64,
+    shard: u32,
+    tolerant: bool,
+) -> Result<Recovered, LogError> {
     let mut segments = segment::list(dir)?;
     let mut torn = None;
     loop {
@@ -61,7 +69,7 @@ pub fn recover_shard(dir: &Path, table_id: u64, shard: u32) -> Result<Recovered,
                 torn,
             });
         };
-        match recover_last(&last, table_id, shard)? {
+        match recover_last(&last, table_id, shard, tolerant)? {
             Tail::Active(active, last_commit_us, next_seq, cut) => {
                 return Ok(Recovered {
                     next_seq,
@@ -84,6 +92,15 @@ pub fn recover_shard(dir: &Path, table_id: u64, shard: u32) -> Result<Recovered,
     }
 }
 
+/// A bad spot a tolerant recovery stepped over.
+struct Skipped {
+    offset: u64,
+    end: u64,
+    error: FormatError,
+    /// The sequences it held, when its header was readable.
+    seqs: Option<(u64, u64)>,
+}
+
 enum Tail {
     Active(ActiveSegment, u64, u64, Option<TornTail>),
     HeaderTorn(TornTail),
@@ -97,7 +114,12 @@ fn damaged(path: &Path, offset: u64, source: FormatError) -> LogError {
     }
 }
 
-fn recover_last(seg: &SegmentFile, table_id: u64, shard: u32) -> Result<Tail, LogError> {
+fn recover_last(
+    seg: &SegmentFile,
+    table_id: u64,
+    shard: u32,
+    tolerant: bool,
+) -> Result<Tail, LogError> {
     let path = &seg.path;
     let file = OpenOptions::new()
         .read(true)
@@ -128,17 +150,58 @@ fn recover_last(seg: &SegmentFile, table_id: u64, shard: u32) -> Result<Tail, Lo
     let mut last_commit_us = 0;
     let mut decoder = BlockDecoder::new().map_err(|e| LogError::io(path, e))?;
     let mut stream = BlockStream::new(&file, salt, SEGMENT_HEADER_LEN as u64, file_len);
+    let mut skipped: Vec<Skipped> = Vec::new();
+    let mut resync = false;
     let stop = loop {
         let block = match stream.next_block() {
             Ok(Some(b)) => b,
             Ok(None) => break None,
             Err(StreamError::Io(e)) => return Err(LogError::io(path, e)),
-            Err(StreamError::Format { offset, error }) => break Some((offset, error, false)),
+            Err(StreamError::Format { offset, error }) => {
+                if matches!(error, FormatError::Truncated { .. }) {
+                    break Some((offset, error));
+                }
+                let next = next_header(&file, salt, offset + 1, file_len)
+                    .map_err(|e| LogError::io(path, e))?;
+                match next {
+                    // Nothing valid follows: a torn tail.
+                    None => break Some((offset, error)),
+                    Some(n) if tolerant => {
+                        skipped.push(Skipped {
+                            offset,
+                            end: n,
+                            error,
+                            seqs: None,
+                        });
+                        stream.seek(n);
+                        resync = true;
+                        continue;
+                    }
+                    Some(_) => return Err(damaged(path, offset, error)),
+                }
+            }
         };
         let h = block.header;
         if let Err(error) = decoder.decode(&h, block.payload, salt) {
-            let is_last = block.offset + h.block_len() == file_len;
-            break Some((block.offset, error, is_last));
+            if block.offset + h.block_len() == file_len {
+                break Some((block.offset, error)); // the last block: torn
+            }
+            if !tolerant {
+                return Err(damaged(path, block.offset, error));
+            }
+            let end = block.offset + h.block_len();
+            skipped.push(Skipped {
+                offset: block.offset,
+                end,
+                error,
+                seqs: Some((h.first_seq, h.last_seq())),
+            });
+            resync = true;
+            continue;
+        }
+        if resync && h.first_seq >= next_seq {
+            resync = false;
+            next_seq = h.first_seq;
         }
         if h.first_seq != next_seq {
             return Err(LogError::SequenceGap {
@@ -160,15 +223,24 @@ fn recover_last(seg: &SegmentFile, table_id: u64, shard: u32) -> Result<Tail, Lo
         next_seq = h.last_seq() + 1;
         last_commit_us = h.commit_us;
     };
+    for Skipped {
+        offset,
+        end,
+        error,
+        seqs,
+    } in &skipped
+    {
+        let seqs = seqs.map_or("unknown sequences".to_string(), |(a, b)| {
+            format!("sequences {a}..={b}")
+        });
+        tracing::error!(
+            "tolerant recovery skipped damaged bytes {offset}..{end} of {} ({seqs}): {error}",
+            path.display()
+        );
+    }
     let mut len = file_len;
     let mut cut = None;
-    if let Some((offset, error, is_last_block)) = stop {
-        let torn = matches!(error, FormatError::Truncated { .. })
-            || is_last_block
-            || !valid_header_after(&file, path, salt, offset + 1, file_len)?;
-        if !torn {
-            return Err(damaged(path, offset, error));
-        }
+    if let Some((offset, error)) = stop {
         file.set_len(offset)
             .and_then(|_| file.sync_all())
             .map_err(|e| LogError::io(path, e))?;
@@ -216,33 +288,4 @@ pub fn check_identity(
         ));
     }
     Ok(())
-}
-
-/// Whether any valid block header of this segment starts in `[from, len)`. Used to tell a
-/// torn tail (nothing valid after the bad spot) from damage in the middle of a file.
-fn valid_header_after(
-    file: &File,
-    path: &Path,
-    salt: u64,
-    from: u64,
-    len: u64,
-) -> Result<bool, LogError> {
-    let mut stream_buf = vec![0u8; 1 << 20];
-    let mut pos = from;
-    while pos + BLOCK_HEADER_LEN as u64 <= len {
-        let n = ((len - pos) as usize).min(stream_buf.len());
-        std::os::unix::fs::FileExt::read_exact_at(file, &mut stream_buf[..n], pos)
-            .map_err(|e| LogError::io(path, e))?;
-        let window = &stream_buf[..n];
-        for i in 0..n.saturating_sub(BLOCK_HEADER_LEN - 1) {
-            if window[i..i + 4] == BLOCK_MAGIC
-                && BlockHeader::decode(&window[i..i + BLOCK_HEADER_LEN], salt).is_ok()
-            {
-                return Ok(true);
-            }
-        }
-        // Overlap windows by a header length so a header across the boundary is seen.
-        pos += (n - (BLOCK_HEADER_LEN - 1)).max(1) as u64;
-    }
-    Ok(false)
 }

@@ -199,3 +199,47 @@ fn segment_of_another_shard_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn tolerant_mode_skips_a_damaged_block_and_reports_exactly_what_was_lost() {
+    // Damage in a block's payload (within = 60) and in its header (within = 3).
+    for within in [60u64, 3] {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = one_segment_log(dir.path(), 20);
+        let victim = block_offsets(dir.path())[7];
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&seg)
+            .unwrap();
+        let mut b = [0u8];
+        f.read_exact_at(&mut b, victim + within).unwrap();
+        f.write_all_at(&[b[0] ^ 0x42], victim + within).unwrap();
+
+        let mut c = config(dir.path(), IoMode::Std);
+        c.tolerant = true;
+        let clock = ManualClock::new(T0 + 1_000_000);
+        let (log, report) = open(&c, &clock);
+        assert_eq!(report.next_seq, 21, "within {within}");
+        assert_eq!(log.append(vec![put(100)]).unwrap().first_seq, 21);
+        log.close();
+
+        let mut seqs = Vec::new();
+        let (stats, lost) = scan_shard_with(dir.path(), 1, 0, ScanRange::ALL, true, |s, _, _| {
+            seqs.push(s)
+        })
+        .unwrap();
+        assert_eq!(stats.records, 20);
+        assert!(!seqs.contains(&8), "the damaged record was served");
+        assert_eq!(lost.len(), 1, "{lost:?}");
+        assert_eq!(lost[0].offset, victim);
+        assert_eq!(
+            (lost[0].first_seq, lost[0].last_seq),
+            (Some(8), Some(8)),
+            "{}",
+            lost[0]
+        );
+        // Strict readers still refuse.
+        assert!(scan_shard(dir.path(), 1, 0, ScanRange::ALL, |_, _, _| {}).is_err());
+    }
+}

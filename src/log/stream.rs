@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
-use super::block::{BlockHeader, BLOCK_HEADER_LEN};
+use super::block::{BlockHeader, BLOCK_HEADER_LEN, BLOCK_MAGIC};
 use super::error::FormatError;
 
 pub const READ_CHUNK: usize = 8 << 20;
@@ -56,6 +56,13 @@ impl<'f> BlockStream<'f> {
             start: 0,
             filled: 0,
         }
+    }
+
+    /// Continues reading at `offset` (a block boundary found by [`next_header`]).
+    pub fn seek(&mut self, offset: u64) {
+        self.base = offset;
+        self.start = 0;
+        self.filled = 0;
     }
 
     /// File offset of the next unread byte.
@@ -131,4 +138,27 @@ impl<'f> BlockStream<'f> {
             payload,
         }))
     }
+}
+
+/// The offset of the first valid block header of this segment (by `salt`) in `[from, end)`,
+/// if any. Tells a torn tail (nothing valid after the bad spot) from damage in the middle of
+/// a file, and is where a tolerant reader picks up again after damage.
+pub fn next_header(file: &File, salt: u64, from: u64, end: u64) -> io::Result<Option<u64>> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut pos = from;
+    while pos + BLOCK_HEADER_LEN as u64 <= end {
+        let n = ((end - pos) as usize).min(buf.len());
+        file.read_exact_at(&mut buf[..n], pos)?;
+        let window = &buf[..n];
+        for i in 0..=n - BLOCK_HEADER_LEN {
+            if window[i..i + 4] == BLOCK_MAGIC
+                && BlockHeader::decode(&window[i..i + BLOCK_HEADER_LEN], salt).is_ok()
+            {
+                return Ok(Some(pos + i as u64));
+            }
+        }
+        // Overlap windows by a header length so a header across the boundary is seen.
+        pos += (n - (BLOCK_HEADER_LEN - 1)) as u64;
+    }
+    Ok(None)
 }

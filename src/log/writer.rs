@@ -119,7 +119,7 @@ impl ShardLog {
             )));
         }
         std::fs::create_dir_all(&config.dir).map_err(|e| LogError::io(&config.dir, e))?;
-        let recovered = recover_shard(&config.dir, config.table_id, config.shard)?;
+        let recovered = recover_shard(&config.dir, config.table_id, config.shard, config.tolerant)?;
         let engine = open_engine(config.io)?;
         let report = OpenReport {
             segments: recovered.segments,

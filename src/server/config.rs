@@ -19,6 +19,14 @@ pub enum IoChoice {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RecoveryChoice {
+    /// Refuse to start on damage anywhere but a torn tail, naming file and offset.
+    Strict,
+    /// Skip damaged blocks, log exactly which sequences and times were lost, and start.
+    Tolerant,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum FsyncChoice {
     Always,
     Everysec,
@@ -76,6 +84,9 @@ pub struct ServeArgs {
     /// zstd level for log blocks (0 stores them raw).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(0..=19))]
     pub zstd_level: i32,
+    /// What start-up does with damaged log blocks.
+    #[arg(long, value_enum, default_value = "strict")]
+    pub recovery: RecoveryChoice,
     /// Segment files close at this size, in MiB.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub segment_mib: u64,

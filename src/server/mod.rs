@@ -9,7 +9,7 @@ mod stream;
 
 use std::sync::Arc;
 
-pub use config::{FsyncChoice, IoChoice, ServeArgs};
+pub use config::{FsyncChoice, IoChoice, RecoveryChoice, ServeArgs};
 pub use net::NetIo;
 
 use crate::log::{IoMode, SystemClock};
@@ -71,11 +71,15 @@ pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
         },
         zstd_level: args.zstd_level,
         segment_max_bytes: args.segment_mib << 20,
+        tolerant: args.recovery == RecoveryChoice::Tolerant,
     };
     let started = std::time::Instant::now();
     let (db, summary) = Db::open(&args.data_dir, cfg, Arc::new(SystemClock))?;
     for t in &summary.torn_tails {
         tracing::warn!("recovery cut a torn tail: {t}");
+    }
+    for l in &summary.lost {
+        tracing::error!("tolerant recovery LOST records: {l}");
     }
     tracing::info!(
         "recovered {} tables, {} records replayed in {:.3} s",

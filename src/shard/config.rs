@@ -10,6 +10,8 @@ pub struct EngineConfig {
     pub io: IoMode,
     pub zstd_level: i32,
     pub segment_max_bytes: u64,
+    /// Start despite damaged log blocks, skipping them and reporting what was lost.
+    pub tolerant: bool,
 }
 
 impl Default for EngineConfig {
@@ -22,6 +24,7 @@ impl Default for EngineConfig {
             io: IoMode::Auto,
             zstd_level: 1,
             segment_max_bytes: 64 << 20,
+            tolerant: false,
         }
     }
 }

@@ -40,6 +40,8 @@ pub struct OpenSummary {
     pub tables: usize,
     pub records_replayed: u64,
     pub torn_tails: Vec<String>,
+    /// Damaged ranges skipped by a tolerant start, described.
+    pub lost: Vec<String>,
     pub io_engine: &'static str,
 }
 
@@ -229,6 +231,7 @@ fn note(summary: &mut OpenSummary, shards: &[ShardOpen]) {
     for s in shards {
         summary.records_replayed += s.records_replayed;
         summary.io_engine = s.report.io_engine;
+        summary.lost.extend(s.lost.iter().map(|l| l.to_string()));
         if let Some(t) = &s.report.torn {
             summary.torn_tails.push(format!(
                 "{} at offset {} ({} bytes cut: {})",

@@ -9,7 +9,9 @@ use super::config::EngineConfig;
 use super::map::{apply, apply_ref, new_map, shard_of, KvMap};
 use super::DbError;
 use crate::catalog::TableMeta;
-use crate::log::{scan_shard, Clock, CommitHook, LogConfig, OpenReport, ScanRange, ShardLog};
+use crate::log::{
+    scan_shard_with, Clock, CommitHook, LogConfig, LostRange, OpenReport, ScanRange, ShardLog,
+};
 
 pub struct TableShard {
     pub map: Arc<KvMap>,
@@ -31,6 +33,8 @@ pub struct ShardOpen {
     pub shard: u32,
     pub report: OpenReport,
     pub records_replayed: u64,
+    /// Damaged ranges a tolerant start skipped.
+    pub lost: Vec<LostRange>,
 }
 
 pub fn shard_dir(table_dir: &Path, shard: u32) -> PathBuf {
@@ -132,6 +136,7 @@ fn open_shard(
     lc.io = cfg.io;
     lc.zstd_level = cfg.zstd_level;
     lc.segment_max_bytes = cfg.segment_max_bytes;
+    lc.tolerant = cfg.tolerant;
     let map = Arc::new(new_map());
     let bytes = Arc::new(AtomicI64::new(0));
     let (hook_map, hook_bytes) = (map.clone(), bytes.clone());
@@ -144,9 +149,14 @@ fn open_shard(
     let (log, report) = ShardLog::open(lc, clock, Some(hook))?;
     // The writer is idle until the table is served, so the replay sees a still log.
     let mut delta = 0;
-    let stats = scan_shard(&dir, meta.id, shard, ScanRange::ALL, |_, _, r| {
-        delta += apply_ref(&map, r)
-    })?;
+    let (stats, lost) = scan_shard_with(
+        &dir,
+        meta.id,
+        shard,
+        ScanRange::ALL,
+        cfg.tolerant,
+        |_, _, r| delta += apply_ref(&map, r),
+    )?;
     bytes.fetch_add(delta, Ordering::Relaxed);
     Ok((
         TableShard { map, bytes, log },
@@ -154,6 +164,7 @@ fn open_shard(
             shard,
             report,
             records_replayed: stats.records,
+            lost,
         },
     ))
 }
