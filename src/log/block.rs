@@ -173,8 +173,8 @@ impl BlockEncoder {
         })
     }
 
-    /// Encodes one block. `records` must be non-empty; its raw size must not exceed
-    /// [`MAX_BLOCK_PAYLOAD`] (the writer checks before it gets here).
+    /// Encodes one block from records. `records` must be non-empty; its raw size must not
+    /// exceed [`MAX_BLOCK_PAYLOAD`] (the writer checks before it gets here).
     pub fn encode<'r>(
         &mut self,
         salt: u64,
@@ -182,18 +182,55 @@ impl BlockEncoder {
         commit_us: u64,
         records: impl IntoIterator<Item = &'r Record>,
     ) -> std::io::Result<&[u8]> {
-        self.raw.clear();
+        let mut raw = std::mem::take(&mut self.raw);
+        raw.clear();
         let mut count: u32 = 0;
         for r in records {
-            r.encode(&mut self.raw);
+            r.encode(&mut raw);
             count += 1;
         }
+        let result = self.finish(salt, first_seq, commit_us, count, &raw);
+        self.raw = raw;
+        result.map(|_| &self.block[..])
+    }
+
+    /// Encodes one block from payload parts already in the record format (see
+    /// [`super::record::RecordBatch`]), holding `count` records in all. A single part is
+    /// compressed where it lies; several are joined first.
+    pub fn encode_parts(
+        &mut self,
+        salt: u64,
+        first_seq: u64,
+        commit_us: u64,
+        count: u32,
+        parts: &[&[u8]],
+    ) -> std::io::Result<&[u8]> {
+        if let [one] = parts {
+            self.finish(salt, first_seq, commit_us, count, one)?;
+        } else {
+            let mut raw = std::mem::take(&mut self.raw);
+            raw.clear();
+            for p in parts {
+                raw.extend_from_slice(p);
+            }
+            let result = self.finish(salt, first_seq, commit_us, count, &raw);
+            self.raw = raw;
+            result?;
+        }
+        Ok(&self.block)
+    }
+
+    fn finish(
+        &mut self,
+        salt: u64,
+        first_seq: u64,
+        commit_us: u64,
+        count: u32,
+        raw: &[u8],
+    ) -> std::io::Result<()> {
         assert!(count >= 1, "empty block");
-        assert!(
-            self.raw.len() as u64 <= MAX_BLOCK_PAYLOAD,
-            "block over limit"
-        );
-        let raw_len = self.raw.len();
+        assert!(raw.len() as u64 <= MAX_BLOCK_PAYLOAD, "block over limit");
+        let raw_len = raw.len();
         let mut codec = Codec::Raw;
         if let Some(c) = self
             .compressor
@@ -203,13 +240,13 @@ impl BlockEncoder {
             self.compressed.clear();
             self.compressed
                 .reserve(zstd::zstd_safe::compress_bound(raw_len));
-            c.compress_to_buffer(&self.raw, &mut self.compressed)?;
+            c.compress_to_buffer(raw, &mut self.compressed)?;
             if self.compressed.len() < raw_len {
                 codec = Codec::Zstd;
             }
         }
         let payload: &[u8] = match codec {
-            Codec::Raw => &self.raw,
+            Codec::Raw => raw,
             Codec::Zstd => &self.compressed,
         };
         let header = BlockHeader {
@@ -224,7 +261,7 @@ impl BlockEncoder {
         self.block.clear();
         self.block.extend_from_slice(&header.encode(salt));
         self.block.extend_from_slice(payload);
-        Ok(&self.block)
+        Ok(())
     }
 }
 

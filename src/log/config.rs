@@ -48,6 +48,9 @@ pub struct LogConfig {
     pub max_batch_bytes: usize,
     /// Submissions that may wait for the writer; producers block beyond it.
     pub queue_depth: usize,
+    /// The open segment is extended with zeros this many bytes at a time, so appends do not
+    /// grow the file (0 turns it off).
+    pub preallocate_bytes: u64,
     /// Recovery steps over damage before the tail (logging what was lost) instead of refusing.
     pub tolerant: bool,
 }
@@ -65,6 +68,7 @@ impl LogConfig {
             io: IoMode::Auto,
             max_batch_bytes: 4 << 20,
             queue_depth: 16_384,
+            preallocate_bytes: 1 << 20,
             tolerant: false,
         }
     }

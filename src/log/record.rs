@@ -81,6 +81,64 @@ fn encode_parts(out: &mut Vec<u8>, op: u8, key: &[u8], value: Option<&[u8]>) {
     }
 }
 
+/// Records already encoded in the payload format, as a producer builds them: one buffer for a
+/// whole pipeline, no allocation or reference count per record. The writer copies the bytes
+/// into a block as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordBatch {
+    buf: Vec<u8>,
+    count: u32,
+}
+
+impl RecordBatch {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn put(&mut self, key: &[u8], value: &[u8]) {
+        encode_parts(&mut self.buf, OP_PUT, key, Some(value));
+        self.count += 1;
+    }
+
+    pub fn delete(&mut self, key: &[u8]) {
+        encode_parts(&mut self.buf, OP_DELETE, key, None);
+        self.count += 1;
+    }
+
+    pub fn push(&mut self, r: &Record) {
+        r.encode(&mut self.buf);
+        self.count += 1;
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> u32 {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The encoded records.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    pub fn iter(&self) -> RecordIter<'_> {
+        RecordIter::new(&self.buf)
+    }
+}
+
+impl<'a> FromIterator<&'a Record> for RecordBatch {
+    fn from_iter<I: IntoIterator<Item = &'a Record>>(iter: I) -> Self {
+        let mut b = RecordBatch::new();
+        for r in iter {
+            b.push(r);
+        }
+        b
+    }
+}
+
 /// A record borrowed from a decoded payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordRef<'a> {
@@ -201,6 +259,18 @@ mod tests {
                 let _ = r;
             }
         }
+    }
+
+    #[test]
+    fn batches_encode_like_records() {
+        let records = vec![Record::put(&b"a"[..], &b"1"[..]), Record::delete(&b"b"[..])];
+        let mut batch = RecordBatch::new();
+        batch.put(b"a", b"1");
+        batch.delete(b"b");
+        assert_eq!(batch, records.iter().collect::<RecordBatch>());
+        assert_eq!(batch.len(), 2);
+        let back: Vec<Record> = batch.iter().map(|r| r.unwrap().to_owned()).collect();
+        assert_eq!(back, records);
     }
 
     #[test]

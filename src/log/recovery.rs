@@ -24,6 +24,8 @@ pub struct ActiveSegment {
     pub file: File,
     pub header: SegmentHeader,
     pub len: u64,
+    /// File size: bytes past `len` are preallocated zeros.
+    pub alloc_end: u64,
     pub index: SecondIndex,
 }
 
@@ -183,8 +185,11 @@ fn recover_last(
         };
         let h = block.header;
         if let Err(error) = decoder.decode(&h, block.payload, salt) {
-            if block.offset + h.block_len() == file_len {
-                break Some((block.offset, error)); // the last block: torn
+            let end = block.offset + h.block_len();
+            let later =
+                next_header(&file, salt, end, file_len).map_err(|e| LogError::io(path, e))?;
+            if later.is_none() {
+                break Some((block.offset, error)); // nothing valid after it: torn
             }
             if !tolerant {
                 return Err(damaged(path, block.offset, error));
@@ -238,7 +243,9 @@ fn recover_last(
             path.display()
         );
     }
-    let mut len = file_len;
+    // Without a torn tail the log ends at the preallocated zeros, or at the end of the file.
+    let mut len = stream.zero_tail().unwrap_or(file_len);
+    let mut alloc_end = file_len;
     let mut cut = None;
     if let Some((offset, error)) = stop {
         file.set_len(offset)
@@ -256,12 +263,14 @@ fn recover_last(
             reason: error.to_string(),
         });
         len = offset;
+        alloc_end = offset;
     }
     let active = ActiveSegment {
         path: path.clone(),
         file,
         header,
         len,
+        alloc_end,
         index,
     };
     Ok(Tail::Active(active, last_commit_us, next_seq, cut))

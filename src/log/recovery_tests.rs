@@ -243,3 +243,79 @@ fn tolerant_mode_skips_a_damaged_block_and_reports_exactly_what_was_lost() {
         assert!(scan_shard(dir.path(), 1, 0, ScanRange::ALL, |_, _, _| {}).is_err());
     }
 }
+
+/// Copies the shard directory while the writer still has it open: what a crash leaves,
+/// preallocated zeros included.
+fn crash_copy(from: &std::path::Path, to: &std::path::Path) {
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+    }
+}
+
+#[test]
+fn preallocated_zeros_after_a_crash_are_a_clean_end() {
+    let live = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let (log, _) = open(&config(live.path(), IoMode::Std), &clock);
+    for i in 0..10 {
+        log.append(vec![put(i)]).unwrap();
+    }
+    let crashed = tempfile::tempdir().unwrap();
+    crash_copy(live.path(), crashed.path());
+    log.close();
+    let seg = segment_paths(crashed.path()).remove(0);
+    let zeros_len = std::fs::metadata(&seg).unwrap().len();
+    assert_eq!(zeros_len, 1 << 20, "segment preallocated to one chunk");
+
+    let (log, report) = open(&config(crashed.path(), IoMode::Std), &clock);
+    assert_eq!((report.next_seq, report.torn), (11, None));
+    assert_eq!(log.append(vec![put(10)]).unwrap().first_seq, 11);
+    log.close();
+    let got = read_all(crashed.path(), ScanRange::ALL);
+    assert_eq!(got.len(), 11);
+    assert_eq!(got[10].2, put(10));
+    let trimmed = std::fs::metadata(&seg).unwrap().len();
+    assert!(trimmed < zeros_len, "a clean stop trims the zeros");
+}
+
+#[test]
+fn zeros_in_front_of_a_valid_block_are_damage_and_a_torn_block_before_zeros_is_cut() {
+    let live = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let (log, _) = open(&config(live.path(), IoMode::Std), &clock);
+    for i in 0..10 {
+        log.append(vec![put(i)]).unwrap();
+    }
+    let crashed = tempfile::tempdir().unwrap();
+    crash_copy(live.path(), crashed.path());
+    log.close();
+    let offs = block_offsets(live.path());
+    let seg = segment_paths(crashed.path()).remove(0);
+
+    // Zero a middle block's header: valid blocks follow, so this is damage, not an end.
+    let damaged = tempfile::tempdir().unwrap();
+    crash_copy(crashed.path(), damaged.path());
+    let f = OpenOptions::new()
+        .write(true)
+        .open(damaged.path().join(seg.file_name().unwrap()))
+        .unwrap();
+    f.write_all_at(&[0u8; 56], offs[4]).unwrap();
+    let err = ShardLog::open(
+        config(damaged.path(), IoMode::Std),
+        std::sync::Arc::new(clock.clone()),
+        None,
+    );
+    assert!(matches!(err, Err(LogError::Damaged { offset, .. }) if offset == offs[4]));
+
+    // Tear the last block (flip a payload byte): zeros after it, so it is a torn tail.
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&seg)
+        .unwrap();
+    f.write_all_at(&[0x77], offs[9] + 60).unwrap();
+    let (_log, report) = open(&config(crashed.path(), IoMode::Std), &clock);
+    assert_eq!(report.torn.map(|t| t.offset), Some(offs[9]));
+    assert_eq!(report.next_seq, 10);
+}

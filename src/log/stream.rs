@@ -42,6 +42,8 @@ pub struct BlockStream<'f> {
     /// Consumed and filled positions within `buf`.
     start: usize,
     filled: usize,
+    /// Set when the range ends in preallocated zeros: where the log really ends.
+    zero_tail: Option<u64>,
 }
 
 impl<'f> BlockStream<'f> {
@@ -55,7 +57,13 @@ impl<'f> BlockStream<'f> {
             buf: Vec::new(),
             start: 0,
             filled: 0,
+            zero_tail: None,
         }
+    }
+
+    /// Where preallocated zeros begin, if the stream ended in them.
+    pub fn zero_tail(&self) -> Option<u64> {
+        self.zero_tail
     }
 
     /// Continues reading at `offset` (a block boundary found by [`next_header`]).
@@ -116,6 +124,12 @@ impl<'f> BlockStream<'f> {
             return Ok(None);
         }
         let head = &self.buf[self.start..self.start + have.min(BLOCK_HEADER_LEN)];
+        // The writer preallocates segments with zeros: a zero header followed by nothing but
+        // zeros is the end of the log. Zeros with a block after them are damage.
+        if head.iter().all(|&b| b == 0) && zeros_to(self.file, offset, self.end)? {
+            self.zero_tail = Some(offset);
+            return Ok(None);
+        }
         let header = BlockHeader::decode(head, self.salt)
             .map_err(|error| StreamError::Format { offset, error })?;
         let len = header.block_len() as usize;
@@ -138,6 +152,22 @@ impl<'f> BlockStream<'f> {
             payload,
         }))
     }
+}
+
+/// Whether `[from, end)` of the file holds only zero bytes.
+fn zeros_to(file: &File, from: u64, end: u64) -> Result<bool, StreamError> {
+    let mut buf = vec![0u8; 256 << 10];
+    let mut pos = from;
+    while pos < end {
+        let n = ((end - pos) as usize).min(buf.len());
+        file.read_exact_at(&mut buf[..n], pos)
+            .map_err(StreamError::Io)?;
+        if buf[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        pos += n as u64;
+    }
+    Ok(true)
 }
 
 /// The offset of the first valid block header of this segment (by `salt`) in `[from, end)`,

@@ -18,7 +18,7 @@ use super::clock::Clock;
 use super::config::LogConfig;
 use super::error::{CommitError, LogError};
 use super::io::open_engine;
-use super::record::Record;
+use super::record::{Record, RecordBatch};
 use super::recovery::{recover_shard, TornTail};
 use super::writer_thread::WriterThread;
 
@@ -35,11 +35,10 @@ pub type CommitResult = Result<CommitInfo, CommitError>;
 
 /// Called on the writer thread for each submission once it is committed, in log order,
 /// before the producer is answered.
-pub type CommitHook = Box<dyn FnMut(&CommitInfo, &[Record]) + Send>;
+pub type CommitHook = Box<dyn FnMut(&CommitInfo, &RecordBatch) + Send>;
 
 pub(crate) struct Submission {
-    pub records: Vec<Record>,
-    pub raw_len: usize,
+    pub batch: RecordBatch,
     pub ack: oneshot::Sender<CommitResult>,
 }
 
@@ -148,31 +147,29 @@ impl ShardLog {
         ))
     }
 
-    /// Queues `records` (at least one) as one submission; the receiver resolves once they
-    /// are committed. Blocks while the queue is full.
-    pub fn submit(&self, records: Vec<Record>) -> oneshot::Receiver<CommitResult> {
-        assert!(
-            !records.is_empty(),
-            "a submission holds at least one record"
-        );
+    /// Queues `batch` (at least one record) as one submission; the receiver resolves once it
+    /// is committed. Blocks while the queue is full.
+    pub fn submit_batch(&self, batch: RecordBatch) -> oneshot::Receiver<CommitResult> {
+        assert!(!batch.is_empty(), "a submission holds at least one record");
         let (ack, rx) = oneshot::channel();
-        let raw_len: usize = records.iter().map(Record::encoded_len).sum();
-        if raw_len as u64 > MAX_BLOCK_PAYLOAD {
+        let raw_len = batch.bytes().len() as u64;
+        if raw_len > MAX_BLOCK_PAYLOAD {
             let _ = ack.send(Err(CommitError::TooLarge {
-                size: raw_len as u64,
+                size: raw_len,
                 limit: MAX_BLOCK_PAYLOAD,
             }));
             return rx;
         }
-        let msg = Msg::Append(Submission {
-            records,
-            raw_len,
-            ack,
-        });
+        let msg = Msg::Append(Submission { batch, ack });
         if let Err(crossbeam_channel::SendError(Msg::Append(s))) = self.tx.send(msg) {
             let _ = s.ack.send(Err(CommitError::Closed));
         }
         rx
+    }
+
+    /// [`ShardLog::submit_batch`] for owned records.
+    pub fn submit(&self, records: Vec<Record>) -> oneshot::Receiver<CommitResult> {
+        self.submit_batch(records.iter().collect())
     }
 
     /// Submits and waits. Not for use inside an async runtime.

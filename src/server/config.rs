@@ -19,6 +19,12 @@ pub enum IoChoice {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogIoChoice {
+    Uring,
+    Std,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RecoveryChoice {
     /// Refuse to start on damage anywhere but a torn tail, naming file and offset.
     Strict,
@@ -66,7 +72,12 @@ pub struct ServeArgs {
     /// I/O path for sockets and logs.
     #[arg(long, value_enum, default_value = "auto")]
     pub io: IoChoice,
-    /// Threads serving connections (default: the number of cores).
+    /// I/O engine of the log writers when it should differ from --io: uring or std
+    /// (pwrite + fdatasync).
+    #[arg(long, value_enum)]
+    pub log_io: Option<LogIoChoice>,
+    /// Threads serving connections (default: half the cores, at least one; the rest is left
+    /// to the shard log writers and, on a load-test box, the clients).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub net_threads: Option<u32>,
     /// Most simultaneous client connections; more are refused with an error.
@@ -97,6 +108,6 @@ impl ServeArgs {
         self.shards.unwrap_or_else(|| cores().min(64))
     }
     pub fn net_threads(&self) -> u32 {
-        self.net_threads.unwrap_or_else(cores)
+        self.net_threads.unwrap_or_else(|| (cores() / 2).max(1))
     }
 }

@@ -7,11 +7,12 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 
 use super::commands::{self, Kind, COMMANDS};
 use super::state::ServerState;
-use crate::log::{CommitError, Record};
+use crate::log::record::RecordBatch;
+use crate::log::CommitError;
 use crate::protocol::{Proto, ReplyWriter};
 use crate::shard::Table;
 
@@ -33,7 +34,7 @@ pub enum Deferred {
 #[derive(Default)]
 pub struct Pending {
     /// Records waiting to be submitted, per shard of the current table.
-    batches: Vec<Vec<Record>>,
+    batches: Vec<RecordBatch>,
     /// Replies in command order, with the shards (bit mask) each one waits on.
     replies: Vec<(Deferred, u64)>,
 }
@@ -59,7 +60,7 @@ impl<'s> Conn<'s> {
             session,
             out: BytesMut::with_capacity(16 << 10),
             pending: Pending {
-                batches: (0..shards).map(|_| Vec::new()).collect(),
+                batches: (0..shards).map(|_| RecordBatch::new()).collect(),
                 replies: Vec::new(),
             },
         }
@@ -74,13 +75,13 @@ impl<'s> Conn<'s> {
     }
 
     /// Runs one command. Writes may stay pending until [`Conn::commit`].
-    pub async fn execute(&mut self, args: Vec<Bytes>) {
+    pub async fn execute(&mut self, args: &[&[u8]]) {
         let Some(name) = args.first() else {
             return; // an empty command line is ignored, as Redis does
         };
         let Some(id) = commands::lookup(name) else {
             self.commit().await;
-            let msg = commands::unknown_command(&args);
+            let msg = commands::unknown_command(args);
             return self.error(&msg);
         };
         let spec = &COMMANDS[id];
@@ -101,17 +102,24 @@ impl<'s> Conn<'s> {
             return self.error(&msg);
         }
         match spec.kind {
-            Kind::Write => commands::exec_write(self, spec.name, &args).await,
-            Kind::Read => commands::exec_read(self, spec.name, &args),
-            Kind::Table => commands::exec_table(self, spec.name, &args),
-            Kind::Admin => commands::exec_admin(self, spec.name, &args),
+            Kind::Write => commands::exec_write(self, spec.name, args).await,
+            Kind::Read => commands::exec_read(self, spec.name, args),
+            Kind::Table => commands::exec_table(self, spec.name, args),
+            Kind::Admin => commands::exec_admin(self, spec.name, args),
         }
     }
 
-    /// Adds a record to the pending batch of its shard; returns the shard's bit.
-    pub fn stage(&mut self, record: Record) -> u64 {
-        let shard = self.session.table.shard_for(record.key());
-        self.pending.batches[shard].push(record);
+    /// Adds a put to the pending batch of its shard; returns the shard's bit.
+    pub fn stage_put(&mut self, key: &[u8], value: &[u8]) -> u64 {
+        let shard = self.session.table.shard_for(key);
+        self.pending.batches[shard].put(key, value);
+        1u64 << shard
+    }
+
+    /// Adds a delete to the pending batch of its shard; returns the shard's bit.
+    pub fn stage_delete(&mut self, key: &[u8]) -> u64 {
+        let shard = self.session.table.shard_for(key);
+        self.pending.batches[shard].delete(key);
         1u64 << shard
     }
 
@@ -126,7 +134,9 @@ impl<'s> Conn<'s> {
             self.pending.is_empty(),
             "switch tables only between batches"
         );
-        self.pending.batches = (0..table.shards.len()).map(|_| Vec::new()).collect();
+        self.pending.batches = (0..table.shards.len())
+            .map(|_| RecordBatch::new())
+            .collect();
         self.session.table = table;
     }
 
@@ -141,7 +151,7 @@ impl<'s> Conn<'s> {
         for (shard, batch) in self.pending.batches.iter_mut().enumerate() {
             if !batch.is_empty() {
                 let records = std::mem::take(batch);
-                waits.push((shard, table.shards[shard].log.submit(records)));
+                waits.push((shard, table.shards[shard].log.submit_batch(records)));
             }
         }
         let mut failed: Vec<(u64, CommitError)> = Vec::new();

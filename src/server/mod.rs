@@ -9,7 +9,7 @@ mod stream;
 
 use std::sync::Arc;
 
-pub use config::{FsyncChoice, IoChoice, RecoveryChoice, ServeArgs};
+pub use config::{FsyncChoice, IoChoice, LogIoChoice, RecoveryChoice, ServeArgs};
 pub use net::NetIo;
 
 use crate::log::{IoMode, SystemClock};
@@ -65,9 +65,9 @@ pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
     let cfg = EngineConfig {
         shards: args.shards(),
         fsync: args.fsync.into(),
-        io: match io {
-            NetIo::Uring => IoMode::Uring,
-            NetIo::Epoll => IoMode::Std,
+        io: match (args.log_io, io) {
+            (Some(LogIoChoice::Uring), _) | (None, NetIo::Uring) => IoMode::Uring,
+            (Some(LogIoChoice::Std), _) | (None, NetIo::Epoll) => IoMode::Std,
         },
         zstd_level: args.zstd_level,
         segment_max_bytes: args.segment_mib << 20,

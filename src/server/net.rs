@@ -179,11 +179,19 @@ async fn serve_conn<S: NetStream>(
     };
     let mut conn = Conn::new(state, session);
     let mut rbuf = BytesMut::with_capacity(16 << 10);
+    let mut spans = Vec::new();
     loop {
+        // Run every whole command in the buffer on slices of it, then drop those bytes.
+        let mut pos = 0;
+        let mut argv: Vec<&[u8]> = Vec::new();
         loop {
-            match parse_frame(&mut rbuf, &state.limits) {
-                Ok(Some(frame)) => {
-                    conn.execute(frame.args).await;
+            match parse_frame(&rbuf[pos..], &state.limits, &mut spans) {
+                Ok(Some(len)) => {
+                    let frame = &rbuf[pos..pos + len];
+                    argv.clear();
+                    argv.extend(spans.iter().map(|&(s, e)| &frame[s..e]));
+                    pos += len;
+                    conn.execute(&argv).await;
                     if conn.session.closing {
                         break;
                     }
@@ -198,6 +206,8 @@ async fn serve_conn<S: NetStream>(
             }
         }
         conn.commit().await;
+        drop(argv);
+        bytes::Buf::advance(&mut rbuf, pos);
         if !conn.out.is_empty() {
             let out = std::mem::take(&mut conn.out);
             let (r, mut buf) = stream.write_all(out).await;

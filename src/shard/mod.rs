@@ -11,5 +11,5 @@ pub use config::EngineConfig;
 pub use db::{Db, OpenSummary, DEFAULT_TABLE};
 pub use error::DbError;
 pub use lock::DirLock;
-pub use map::KvMap;
+pub use map::{apply_ref, new_map, KvMap};
 pub use table::{Table, TableShard};

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
 use super::config::EngineConfig;
-use super::map::{apply, apply_ref, new_map, shard_of, KvMap};
+use super::map::{apply_ref, new_map, shard_of, KvMap};
 use super::DbError;
 use crate::catalog::TableMeta;
 use crate::log::{
@@ -143,7 +143,10 @@ fn open_shard(
     // Runs on the writer thread after each commit, in log order, before the client is
     // answered: a connection always reads its own acknowledged writes.
     let hook: CommitHook = Box::new(move |_, records| {
-        let delta: i64 = records.iter().map(|r| apply(&hook_map, r)).sum();
+        let delta: i64 = records
+            .iter()
+            .map(|r| apply_ref(&hook_map, r.expect("batches are built by RecordBatch")))
+            .sum();
         hook_bytes.fetch_add(delta, Ordering::Relaxed);
     });
     let (log, report) = ShardLog::open(lc, clock, Some(hook))?;

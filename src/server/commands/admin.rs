@@ -1,8 +1,6 @@
 //! Connection and server commands: PING, ECHO, QUIT, HELLO, SELECT, COMMAND, CONFIG, INFO,
 //! TIME, CLIENT, AUTH.
 
-use bytes::Bytes;
-
 use super::super::conn::Conn;
 use super::{render_info, COMMANDS};
 use crate::protocol::Proto;
@@ -11,20 +9,20 @@ fn upper(b: &[u8]) -> String {
     String::from_utf8_lossy(b).to_ascii_uppercase()
 }
 
-pub fn exec_admin(conn: &mut Conn<'_>, name: &str, args: &[Bytes]) {
+pub fn exec_admin(conn: &mut Conn<'_>, name: &str, args: &[&[u8]]) {
     match name {
         "ping" => match args.len() {
             1 => conn.reply().simple("PONG"),
-            2 => conn.reply().bulk(&args[1]),
+            2 => conn.reply().bulk(args[1]),
             _ => conn.error("ERR wrong number of arguments for 'ping' command"),
         },
-        "echo" => conn.reply().bulk(&args[1]),
+        "echo" => conn.reply().bulk(args[1]),
         "quit" => {
             conn.reply().ok();
             conn.session.closing = true;
         }
         "hello" => hello(conn, args),
-        "select" => match &args[1][..] {
+        "select" => match args[1] {
             b"0" => conn.reply().ok(),
             _ => conn
                 .error("ERR DB index is out of range (rewind has tables instead: TABLE.USE name)"),
@@ -56,10 +54,10 @@ pub fn exec_admin(conn: &mut Conn<'_>, name: &str, args: &[Bytes]) {
 }
 
 /// `HELLO [protover [AUTH user pass] [SETNAME name]]`.
-fn hello(conn: &mut Conn<'_>, args: &[Bytes]) {
+fn hello(conn: &mut Conn<'_>, args: &[&[u8]]) {
     let mut proto = conn.session.proto;
     if let Some(v) = args.get(1) {
-        proto = match &v[..] {
+        proto = match *v {
             b"2" => Proto::Resp2,
             b"3" => Proto::Resp3,
             _ => return conn.error("NOPROTO unsupported protocol version"),
@@ -67,11 +65,11 @@ fn hello(conn: &mut Conn<'_>, args: &[Bytes]) {
     }
     let mut i = 2;
     while i < args.len() {
-        match upper(&args[i]).as_str() {
+        match upper(args[i]).as_str() {
             // No password is configured: like Redis's default user, any AUTH succeeds.
             "AUTH" if i + 2 < args.len() => i += 3,
             "SETNAME" if i + 1 < args.len() => {
-                conn.session.name = Some(String::from_utf8_lossy(&args[i + 1]).into_owned());
+                conn.session.name = Some(String::from_utf8_lossy(args[i + 1]).into_owned());
                 i += 2;
             }
             _ => return conn.error("ERR syntax error in HELLO option"),
@@ -98,7 +96,7 @@ fn hello(conn: &mut Conn<'_>, args: &[Bytes]) {
 }
 
 /// Enough of `COMMAND` for `redis-cli` and client libraries: they cope with empty answers.
-fn command(conn: &mut Conn<'_>, args: &[Bytes]) {
+fn command(conn: &mut Conn<'_>, args: &[&[u8]]) {
     match args.get(1).map(|a| upper(a)).as_deref() {
         None | Some("DOCS") | Some("INFO") => conn.reply().array(0),
         Some("COUNT") => conn.reply().int(COMMANDS.len() as i64),
@@ -112,8 +110,8 @@ fn command(conn: &mut Conn<'_>, args: &[Bytes]) {
 }
 
 /// `CONFIG GET pattern`: a few read-only settings; `*` matches all.
-fn config(conn: &mut Conn<'_>, args: &[Bytes]) {
-    if upper(&args[1]) != "GET" || args.len() != 3 {
+fn config(conn: &mut Conn<'_>, args: &[&[u8]]) {
+    if upper(args[1]) != "GET" || args.len() != 3 {
         return conn.error("ERR rewind supports only CONFIG GET <parameter>; settings are given on the command line");
     }
     let db = &conn.state.db;
@@ -130,7 +128,7 @@ fn config(conn: &mut Conn<'_>, args: &[Bytes]) {
         ("maxclients", conn.state.max_clients.to_string()),
         ("proto-max-bulk-len", conn.state.max_value_bytes.to_string()),
     ];
-    let pattern = String::from_utf8_lossy(&args[2]).to_ascii_lowercase();
+    let pattern = String::from_utf8_lossy(args[2]).to_ascii_lowercase();
     let hits: Vec<_> = params
         .iter()
         .filter(|(k, _)| pattern == "*" || pattern == *k)
@@ -143,11 +141,11 @@ fn config(conn: &mut Conn<'_>, args: &[Bytes]) {
     }
 }
 
-fn client(conn: &mut Conn<'_>, args: &[Bytes]) {
-    match upper(&args[1]).as_str() {
+fn client(conn: &mut Conn<'_>, args: &[&[u8]]) {
+    match upper(args[1]).as_str() {
         "SETINFO" if args.len() == 4 => conn.reply().ok(),
         "SETNAME" if args.len() == 3 => {
-            conn.session.name = Some(String::from_utf8_lossy(&args[2]).into_owned());
+            conn.session.name = Some(String::from_utf8_lossy(args[2]).into_owned());
             conn.reply().ok();
         }
         "GETNAME" => match conn.session.name.clone() {

@@ -84,8 +84,8 @@ pub fn arity_ok(spec: &Spec, argc: usize) -> bool {
 }
 
 /// Redis's message for an unknown command, quoting the first few arguments.
-pub fn unknown_command(args: &[bytes::Bytes]) -> String {
-    let name = String::from_utf8_lossy(&args[0]);
+pub fn unknown_command(args: &[&[u8]]) -> String {
+    let name = String::from_utf8_lossy(args[0]);
     let mut msg = format!(
         "ERR unknown command '{}', with args beginning with: ",
         trim(&name)

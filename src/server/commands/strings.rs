@@ -2,12 +2,10 @@
 
 use std::collections::HashSet;
 
-use bytes::Bytes;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use super::super::conn::{Conn, Deferred};
 use super::super::state::RMW_STRIPES;
-use crate::log::Record;
 use crate::protocol::ReplyWriter;
 
 fn check_key(conn: &Conn<'_>, key: &[u8]) -> Result<(), String> {
@@ -33,7 +31,7 @@ fn check_value(conn: &Conn<'_>, value: &[u8]) -> Result<(), String> {
 }
 
 /// `SET` options rewind does not have get a clear refusal, never silent acceptance.
-fn set_options(args: &[Bytes]) -> Result<(), String> {
+fn set_options(args: &[&[u8]]) -> Result<(), String> {
     let Some(opt) = args.get(3) else {
         return Ok(());
     };
@@ -49,17 +47,17 @@ fn set_options(args: &[Bytes]) -> Result<(), String> {
     }
 }
 
-pub async fn exec_write(conn: &mut Conn<'_>, name: &str, args: &[Bytes]) {
+pub async fn exec_write(conn: &mut Conn<'_>, name: &str, args: &[&[u8]]) {
     let result = match name {
         "set" => set(conn, args),
         "mset" => mset(conn, args),
         "del" => del(conn, args).await,
-        "incr" => incr_by(conn, &args[1], 1).await,
-        "decr" => incr_by(conn, &args[1], -1).await,
-        "incrby" | "decrby" => match parse_i64(&args[2]) {
-            Some(n) if name == "incrby" => incr_by(conn, &args[1], n).await,
+        "incr" => incr_by(conn, args[1], 1).await,
+        "decr" => incr_by(conn, args[1], -1).await,
+        "incrby" | "decrby" => match parse_i64(args[2]) {
+            Some(n) if name == "incrby" => incr_by(conn, args[1], n).await,
             Some(n) => match n.checked_neg() {
-                Some(neg) => incr_by(conn, &args[1], neg).await,
+                Some(neg) => incr_by(conn, args[1], neg).await,
                 None => Err("ERR decrement would overflow".into()),
             },
             None => Err("ERR value is not an integer or out of range".into()),
@@ -72,26 +70,26 @@ pub async fn exec_write(conn: &mut Conn<'_>, name: &str, args: &[Bytes]) {
     }
 }
 
-fn set(conn: &mut Conn<'_>, args: &[Bytes]) -> Result<(), String> {
+fn set(conn: &mut Conn<'_>, args: &[&[u8]]) -> Result<(), String> {
     set_options(args)?;
-    check_key(conn, &args[1])?;
-    check_value(conn, &args[2])?;
-    let bit = conn.stage(Record::put(args[1].clone(), args[2].clone()));
+    check_key(conn, args[1])?;
+    check_value(conn, args[2])?;
+    let bit = conn.stage_put(args[1], args[2]);
     conn.defer(Deferred::Ok, bit);
     Ok(())
 }
 
-fn mset(conn: &mut Conn<'_>, args: &[Bytes]) -> Result<(), String> {
+fn mset(conn: &mut Conn<'_>, args: &[&[u8]]) -> Result<(), String> {
     if args.len() % 2 != 1 {
         return Err("ERR wrong number of arguments for 'mset' command".into());
     }
     for pair in args[1..].chunks(2) {
-        check_key(conn, &pair[0])?;
-        check_value(conn, &pair[1])?;
+        check_key(conn, pair[0])?;
+        check_value(conn, pair[1])?;
     }
     let mut bits = 0;
     for pair in args[1..].chunks(2) {
-        bits |= conn.stage(Record::put(pair[0].clone(), pair[1].clone()));
+        bits |= conn.stage_put(pair[0], pair[1]);
     }
     conn.defer(Deferred::Ok, bits);
     Ok(())
@@ -99,14 +97,14 @@ fn mset(conn: &mut Conn<'_>, args: &[Bytes]) -> Result<(), String> {
 
 /// Counts what it removes against the map as it stands after this connection's earlier
 /// writes, and commits before the next command so a second `DEL` sees the first.
-async fn del(conn: &mut Conn<'_>, args: &[Bytes]) -> Result<(), String> {
+async fn del(conn: &mut Conn<'_>, args: &[&[u8]]) -> Result<(), String> {
     conn.commit().await;
     let table = conn.session.table.clone();
     let mut seen = HashSet::new();
     let (mut count, mut bits) = (0, 0);
-    for key in &args[1..] {
-        if seen.insert(key.clone()) && table.map_for(key).contains_key(key.as_ref()) {
-            bits |= conn.stage(Record::delete(key.clone()));
+    for &key in &args[1..] {
+        if seen.insert(key) && table.map_for(key).contains_key(key) {
+            bits |= conn.stage_delete(key);
             count += 1;
         }
     }
@@ -128,13 +126,13 @@ fn parse_i64(v: &[u8]) -> Option<i64> {
 
 /// Read, add and write back under a per-key stripe lock, so concurrent `INCR`s of one key
 /// never lose an increment.
-async fn incr_by(conn: &mut Conn<'_>, key: &Bytes, delta: i64) -> Result<(), String> {
+async fn incr_by(conn: &mut Conn<'_>, key: &[u8], delta: i64) -> Result<(), String> {
     check_key(conn, key)?;
     conn.commit().await;
     let table = conn.session.table.clone();
     let stripe = xxh3_64_with_seed(key, table.meta.id) as usize % RMW_STRIPES;
     let _guard = conn.state.rmw_locks[stripe].lock().await;
-    let current = match table.map_for(key).get(key.as_ref()) {
+    let current = match table.map_for(key).get(key) {
         None => 0,
         Some(v) => parse_i64(&v).ok_or("ERR value is not an integer or out of range")?,
     };
@@ -142,25 +140,24 @@ async fn incr_by(conn: &mut Conn<'_>, key: &Bytes, delta: i64) -> Result<(), Str
         .checked_add(delta)
         .ok_or("ERR increment or decrement would overflow")?;
     let mut buf = itoa::Buffer::new();
-    let value = Bytes::copy_from_slice(buf.format(next).as_bytes());
-    let bit = conn.stage(Record::put(key.clone(), value));
+    let bit = conn.stage_put(key, buf.format(next).as_bytes());
     conn.defer(Deferred::Int(next), bit);
     conn.commit().await;
     Ok(())
 }
 
-pub fn exec_read(conn: &mut Conn<'_>, name: &str, args: &[Bytes]) {
+pub fn exec_read(conn: &mut Conn<'_>, name: &str, args: &[&[u8]]) {
     let table = &conn.session.table;
     let mut w = ReplyWriter::new(&mut conn.out, conn.session.proto);
     match name {
-        "get" => match table.map_for(&args[1]).get(args[1].as_ref()) {
+        "get" => match table.map_for(args[1]).get(args[1]) {
             Some(v) => w.bulk(&v),
             None => w.null(),
         },
         "mget" => {
             w.array(args.len() - 1);
-            for key in &args[1..] {
-                match table.map_for(key).get(key.as_ref()) {
+            for &key in &args[1..] {
+                match table.map_for(key).get(key) {
                     Some(v) => w.bulk(&v),
                     None => w.null(),
                 }
@@ -169,7 +166,7 @@ pub fn exec_read(conn: &mut Conn<'_>, name: &str, args: &[Bytes]) {
         "exists" => {
             let n = args[1..]
                 .iter()
-                .filter(|k| table.map_for(k).contains_key(k.as_ref()))
+                .filter(|&&k| table.map_for(k).contains_key(k))
                 .count();
             w.int(n as i64);
         }
@@ -201,14 +198,8 @@ mod tests {
 
     #[test]
     fn unsupported_set_options_are_named() {
-        let args = |o: &str| {
-            vec![
-                Bytes::from("SET"),
-                Bytes::from("k"),
-                Bytes::from("v"),
-                Bytes::from(o.to_string()),
-            ]
-        };
+        let args =
+            |o: &'static str| -> Vec<&'static [u8]> { vec![b"SET", b"k", b"v", o.as_bytes()] };
         assert!(set_options(&args("ex")).unwrap_err().contains("'EX'"));
         assert!(set_options(&args("NX")).unwrap_err().contains("'NX'"));
         assert_eq!(set_options(&args("bogus")).unwrap_err(), "ERR syntax error");

@@ -1,7 +1,5 @@
 //! `TABLE.*` commands.
 
-use bytes::Bytes;
-
 use super::super::conn::Conn;
 use crate::shard::DbError;
 
@@ -11,11 +9,11 @@ pub fn rfc3339_us(us: u64) -> String {
     humantime::format_rfc3339_micros(t).to_string()
 }
 
-pub fn exec_table(conn: &mut Conn<'_>, name: &str, args: &[Bytes]) {
+pub fn exec_table(conn: &mut Conn<'_>, name: &str, args: &[&[u8]]) {
     let db = conn.state.db.clone();
     let result: Result<(), DbError> = match name {
-        "table.create" => db.create_table(&args[1]).map(|_| conn.reply().ok()),
-        "table.drop" => db.drop_table(&args[1]).map(|_| conn.reply().ok()),
+        "table.create" => db.create_table(args[1]).map(|_| conn.reply().ok()),
+        "table.drop" => db.drop_table(args[1]).map(|_| conn.reply().ok()),
         "table.list" => {
             let names = db.table_names();
             let mut w = conn.reply();
@@ -25,17 +23,17 @@ pub fn exec_table(conn: &mut Conn<'_>, name: &str, args: &[Bytes]) {
             }
             Ok(())
         }
-        "table.use" => match db.table(&String::from_utf8_lossy(&args[1])) {
+        "table.use" => match db.table(&String::from_utf8_lossy(args[1])) {
             Some(t) => {
                 conn.use_table(t);
                 conn.reply().ok();
                 Ok(())
             }
             None => Err(DbError::NoSuchTable(
-                String::from_utf8_lossy(&args[1]).into(),
+                String::from_utf8_lossy(args[1]).into(),
             )),
         },
-        "table.describe" => match db.table(&String::from_utf8_lossy(&args[1])) {
+        "table.describe" => match db.table(&String::from_utf8_lossy(args[1])) {
             Some(t) => {
                 let m = &t.meta;
                 let mut w = conn.reply();
@@ -65,7 +63,7 @@ pub fn exec_table(conn: &mut Conn<'_>, name: &str, args: &[Bytes]) {
                 Ok(())
             }
             None => Err(DbError::NoSuchTable(
-                String::from_utf8_lossy(&args[1]).into(),
+                String::from_utf8_lossy(args[1]).into(),
             )),
         },
         other => unreachable!("{other} is not a table command"),
