@@ -107,10 +107,13 @@ fn admin(io: &str) {
         "log_bytes_on_disk:",
         "log_syncs:",
         "log_avg_records_per_sync:",
-        &format!("io_mode:{io}"),
     ] {
         assert!(info.contains(field), "INFO lacks {field}:\n{info}");
     }
+    let net = if io == "uring" { "uring" } else { "epoll" };
+    assert!(info.contains(&format!("io_mode:{net}")), "{info}");
+    let log = if io == "epoll" { "std" } else { "uring" };
+    assert!(info.contains(&format!("log_io_engine:{log}")), "{info}");
     let Value::Bulk(one) = c.cmd(&["INFO", "keyspace"]) else {
         panic!()
     };

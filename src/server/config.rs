@@ -10,9 +10,10 @@ use crate::log::FsyncPolicy;
 /// Which I/O path the server uses for sockets and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum IoChoice {
-    /// io_uring where it can be set up, else epoll (with one log line saying why).
+    /// epoll sockets, io_uring logs where io_uring can be set up (else pwrite, with one log
+    /// line saying why): the fastest mix measured.
     Auto,
-    /// io_uring or refuse to start.
+    /// io_uring sockets (tokio-uring) and logs, or refuse to start.
     Uring,
     /// epoll sockets and pwrite/fdatasync logs.
     Epoll,

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 pub use resp::{Client, Value};
 
-/// Both I/O paths; every server test runs on each.
-pub const IO_MODES: [&str; 2] = ["uring", "epoll"];
+/// Every `--io` setting; server tests run on each (`auto` is epoll sockets with io_uring logs).
+pub const IO_MODES: [&str; 3] = ["uring", "epoll", "auto"];
 
 pub struct Server {
     pub child: Child,
