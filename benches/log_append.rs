@@ -14,6 +14,7 @@ fn append(c: &mut Criterion) {
         (FsyncPolicy::Always, IoMode::Uring),
         (FsyncPolicy::Always, IoMode::Std),
         (FsyncPolicy::Never, IoMode::Uring),
+        (FsyncPolicy::Never, IoMode::Std),
     ] {
         let mut group = c.benchmark_group(format!("append/{policy:?}/{io:?}").to_lowercase());
         group.measurement_time(Duration::from_secs(4));
