@@ -177,3 +177,67 @@ fn redis_py_with_resp3_and_resp2() {
         );
     }
 }
+
+/// `redis-cli` in a real terminal (tmux), as a person types into it: the prompt, typed
+/// commands, and its rendering of replies.
+#[test]
+fn redis_cli_interactive_in_a_terminal() {
+    if skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(dir.path(), "auto", &[]);
+    let session = format!("rewind-test-{}", std::process::id());
+    let tmux = |args: &[&str]| {
+        let out = Command::new("tmux")
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run tmux (install it, see .ci/run): {e}"));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let cli = format!("redis-cli -p {}", srv.port);
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "120",
+        "-y",
+        "50",
+        &cli,
+    ]);
+    let prompt = format!("127.0.0.1:{}>", srv.port);
+    let screen = || tmux(&["capture-pane", "-t", &session, "-p"]);
+    let wait_prompts = |n: usize| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let s = screen();
+            if s.matches(&prompt).count() >= n {
+                return s;
+            }
+            assert!(std::time::Instant::now() < deadline, "no prompt {n}:\n{s}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    wait_prompts(1);
+    let typed = [
+        "SET greeting hello",
+        "GET greeting",
+        "GET nothing",
+        "TABLE.DESCRIBE default",
+    ];
+    for (i, line) in typed.iter().enumerate() {
+        tmux(&["send-keys", "-t", &session, line, "Enter"]);
+        wait_prompts(i + 2);
+    }
+    let s = screen();
+    tmux(&["kill-session", "-t", &session]);
+    assert!(
+        s.contains(&format!("{prompt} SET greeting hello\nOK")),
+        "{s}"
+    );
+    assert!(s.contains("\"hello\""), "{s}");
+    assert!(s.contains("(nil)"), "{s}");
+    assert!(s.contains("\"status\"") && s.contains("\"ACTIVE\""), "{s}");
+}
