@@ -1,5 +1,6 @@
 pub mod catalog;
 pub mod log;
 pub mod protocol;
+pub mod restore;
 pub mod server;
 pub mod shard;

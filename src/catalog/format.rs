@@ -15,12 +15,15 @@
 //! table
 //! |   0 |    8 | id             |                                          |
 //! |   8 |    4 | shards         | >= 1                                     |
-//! |  12 |    1 | status         | 0 ACTIVE, 1 RESTORING, 2 FAILED          |
+//! |  12 |    1 | status         | 0 ACTIVE, 1 RESTORING, 2 FAILED, 3 DROPPED |
 //! |  13 |    1 | pitr_days      | 0 = PITR off, else 1..=35                |
 //! |  14 |    2 | name_len       | 3..=255                                  |
 //! |  16 |    8 | created_us     | Unix µs                                  |
 //! |  24 |    8 | pitr_since_us  | when PITR was enabled, 0 if off          |
-//! |  32 |  n   | name           | name_len bytes                           |
+//! |  32 |    8 | dropped_us     | when dropped (DROPPED), else 0           |
+//! |  40 |    8 | restore_source | source table id of a restore, else 0     |
+//! |  48 |    8 | restore_at_us  | time that restore reproduces, else 0     |
+//! |  56 |  n   | name           | name_len bytes                           |
 //!
 //! trailer
 //! |   0 |    8 | checksum       | xxh3-64 of everything before it          |
@@ -34,7 +37,7 @@ use crate::log::FormatError;
 pub const CATALOG_MAGIC: [u8; 7] = *b"RWNDCAT";
 pub const CATALOG_VERSION: u8 = 1;
 const HEADER_LEN: usize = 24;
-const TABLE_FIXED_LEN: usize = 32;
+const TABLE_FIXED_LEN: usize = 56;
 
 pub fn encode(c: &Catalog) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + c.tables.len() * 64 + 8);
@@ -52,6 +55,9 @@ pub fn encode(c: &Catalog) -> Vec<u8> {
         out.extend_from_slice(&(t.name.len() as u16).to_le_bytes());
         out.extend_from_slice(&t.created_us.to_le_bytes());
         out.extend_from_slice(&t.pitr_since_us.to_le_bytes());
+        out.extend_from_slice(&t.dropped_us.to_le_bytes());
+        out.extend_from_slice(&t.restore_source_id.to_le_bytes());
+        out.extend_from_slice(&t.restore_at_us.to_le_bytes());
         out.extend_from_slice(t.name.as_bytes());
     }
     let sum = xxh3_64(&out);
@@ -122,6 +128,9 @@ pub fn decode(b: &[u8]) -> Result<Catalog, FormatError> {
             pitr_days: fixed[13],
             created_us: le_u64(fixed, 16),
             pitr_since_us: le_u64(fixed, 24),
+            dropped_us: le_u64(fixed, 32),
+            restore_source_id: le_u64(fixed, 40),
+            restore_at_us: le_u64(fixed, 48),
             name,
         };
         if meta.shards == 0 || meta.id >= next_table_id || meta.pitr_days > 35 {
@@ -151,6 +160,13 @@ mod tests {
         c.tables[1].pitr_since_us = t.created_us + 5;
         c.add("scratch", 1, 7);
         c.remove("scratch");
+        let r = c.add("restored", 4, 9);
+        let i = c.tables.iter().position(|t| t.id == r.id).unwrap();
+        c.tables[i].status = TableStatus::Restoring;
+        c.tables[i].restore_source_id = t.id;
+        c.tables[i].restore_at_us = 8;
+        c.tables[1].status = TableStatus::Dropped;
+        c.tables[1].dropped_us = 10;
         c
     }
 

@@ -13,6 +13,8 @@ pub enum TableStatus {
     Active = 0,
     Restoring = 1,
     Failed = 2,
+    /// Dropped, kept only so its PITR history stays restorable until its window ends.
+    Dropped = 3,
 }
 
 impl TableStatus {
@@ -21,6 +23,7 @@ impl TableStatus {
             TableStatus::Active => "ACTIVE",
             TableStatus::Restoring => "RESTORING",
             TableStatus::Failed => "FAILED",
+            TableStatus::Dropped => "DROPPED",
         }
     }
 
@@ -29,6 +32,7 @@ impl TableStatus {
             0 => Some(TableStatus::Active),
             1 => Some(TableStatus::Restoring),
             2 => Some(TableStatus::Failed),
+            3 => Some(TableStatus::Dropped),
             _ => None,
         }
     }
@@ -45,6 +49,11 @@ pub struct TableMeta {
     pub pitr_days: u8,
     /// When PITR was last enabled (Unix µs); 0 when off.
     pub pitr_since_us: u64,
+    /// When the table was dropped (status `DROPPED`), else 0.
+    pub dropped_us: u64,
+    /// For a table made by a restore: the source table's id and the time restored to.
+    pub restore_source_id: u64,
+    pub restore_at_us: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,8 +73,35 @@ impl Default for Catalog {
 }
 
 impl Catalog {
+    /// The live (not dropped) table with this name.
     pub fn get(&self, name: &str) -> Option<&TableMeta> {
-        self.tables.iter().find(|t| t.name == name)
+        self.tables
+            .iter()
+            .find(|t| t.name == name && t.status != TableStatus::Dropped)
+    }
+
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut TableMeta> {
+        self.tables
+            .iter_mut()
+            .find(|t| t.name == name && t.status != TableStatus::Dropped)
+    }
+
+    pub fn by_id(&self, id: u64) -> Option<&TableMeta> {
+        self.tables.iter().find(|t| t.id == id)
+    }
+
+    /// A restore source: the live table of that name, else the most recently dropped one;
+    /// `id:<n>` names any table by id.
+    pub fn source(&self, name: &str) -> Option<&TableMeta> {
+        if let Some(id) = name.strip_prefix("id:").and_then(|n| n.parse::<u64>().ok()) {
+            return self.by_id(id);
+        }
+        self.get(name).or_else(|| {
+            self.tables
+                .iter()
+                .filter(|t| t.name == name && t.status == TableStatus::Dropped)
+                .max_by_key(|t| t.dropped_us)
+        })
     }
 
     /// Adds a table with a fresh id and returns it.
@@ -78,14 +114,26 @@ impl Catalog {
             created_us,
             pitr_days: 0,
             pitr_since_us: 0,
+            dropped_us: 0,
+            restore_source_id: 0,
+            restore_at_us: 0,
         };
         self.next_table_id += 1;
         self.tables.push(meta.clone());
         meta
     }
 
+    /// Removes the live table of that name.
     pub fn remove(&mut self, name: &str) -> Option<TableMeta> {
-        let i = self.tables.iter().position(|t| t.name == name)?;
+        let i = self
+            .tables
+            .iter()
+            .position(|t| t.name == name && t.status != TableStatus::Dropped)?;
+        Some(self.tables.remove(i))
+    }
+
+    pub fn remove_id(&mut self, id: u64) -> Option<TableMeta> {
+        let i = self.tables.iter().position(|t| t.id == id)?;
         Some(self.tables.remove(i))
     }
 }

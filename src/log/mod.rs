@@ -11,6 +11,7 @@
 //! ```
 
 pub mod block;
+pub mod checkpoint;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -30,7 +31,10 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{FsyncPolicy, LogConfig};
 pub use error::{CommitError, FormatError, LogError};
 pub use io::IoMode;
-pub use reader::{scan_shard, scan_shard_with, verify_shard, LostRange, ScanRange, ScanStats};
+pub use reader::{
+    scan_shard, scan_shard_with, verify_shard, LostRange, ScanOptions, ScanProgress, ScanRange,
+    ScanStats,
+};
 pub use record::{Record, RecordRef};
 pub use writer::{CommitHook, CommitInfo, OpenReport, ShardLog, StatsSnapshot};
 

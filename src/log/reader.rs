@@ -9,6 +9,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::block::BlockDecoder;
 use super::error::{FormatError, LogError};
@@ -23,13 +24,42 @@ use super::stream::{next_header, BlockStream, StreamError};
 pub struct ScanRange {
     pub from_seq: u64,
     pub until_us: u64,
+    /// Last sequence to read (inclusive): nothing after it is even looked at, so a scan can
+    /// run beside the writer up to what is known durable.
+    pub until_seq: u64,
 }
 
 impl ScanRange {
     pub const ALL: ScanRange = ScanRange {
         from_seq: 0,
         until_us: u64::MAX,
+        until_seq: u64::MAX,
     };
+
+    /// Everything committed at or before `t_us`.
+    pub fn until(t_us: u64) -> Self {
+        ScanRange {
+            until_us: t_us,
+            ..Self::ALL
+        }
+    }
+}
+
+/// Counters a long scan updates as it goes, for progress reports.
+#[derive(Debug, Default)]
+pub struct ScanProgress {
+    /// Stored bytes of the blocks read so far.
+    pub stored_bytes: AtomicU64,
+    pub records: AtomicU64,
+    /// Commit time of the last block read.
+    pub commit_us: AtomicU64,
+}
+
+/// How to scan: stop at damage or step over it, and where to report progress.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ScanOptions<'p> {
+    pub tolerant: bool,
+    pub progress: Option<&'p ScanProgress>,
 }
 
 /// What a scan read.
@@ -57,7 +87,8 @@ pub fn scan_shard(
     range: ScanRange,
     visit: impl FnMut(u64, u64, RecordRef<'_>),
 ) -> Result<ScanStats, LogError> {
-    scan_shard_with(dir, table_id, shard, range, false, visit).map(|(stats, _)| stats)
+    scan_shard_with(dir, table_id, shard, range, ScanOptions::default(), visit)
+        .map(|(stats, _)| stats)
 }
 
 /// Records a tolerant scan had to skip because their bytes were damaged.
@@ -107,9 +138,10 @@ pub fn scan_shard_with(
     table_id: u64,
     shard: u32,
     range: ScanRange,
-    tolerant: bool,
+    opts: ScanOptions<'_>,
     mut visit: impl FnMut(u64, u64, RecordRef<'_>),
 ) -> Result<(ScanStats, Vec<LostRange>), LogError> {
+    let tolerant = opts.tolerant;
     let segments = segment::list(dir)?;
     let mut lost: Vec<LostRange> = Vec::new();
     let mut stats = ScanStats::default();
@@ -131,7 +163,7 @@ pub fn scan_shard_with(
         let len = file.metadata().map_err(|e| LogError::io(path, e))?.len();
         let header = read_header(&file, path)?;
         check_identity(&header, seg, table_id, shard)?;
-        if header.created_us > range.until_us {
+        if header.created_us > range.until_us || header.first_seq > range.until_seq {
             break;
         }
         if let Some(want) = expected.filter(|&w| w != header.first_seq) {
@@ -214,7 +246,7 @@ pub fn scan_shard_with(
                     found_us: h.commit_us,
                 });
             }
-            if h.commit_us > range.until_us {
+            if h.commit_us > range.until_us || h.first_seq > range.until_seq {
                 return Ok((stats, lost));
             }
             last_commit_us = h.commit_us;
@@ -276,6 +308,15 @@ pub fn scan_shard_with(
             stats.stored_bytes += h.block_len();
             stats.last_seq = h.last_seq();
             stats.last_commit_us = h.commit_us;
+            if let Some(p) = opts.progress {
+                p.stored_bytes.fetch_add(h.block_len(), Ordering::Relaxed);
+                p.records
+                    .fetch_add(h.record_count as u64, Ordering::Relaxed);
+                p.commit_us.store(h.commit_us, Ordering::Relaxed);
+            }
+            if h.last_seq() >= range.until_seq {
+                return Ok((stats, lost));
+            }
         }
     }
     Ok((stats, lost))

@@ -225,9 +225,17 @@ fn tolerant_mode_skips_a_damaged_block_and_reports_exactly_what_was_lost() {
         log.close();
 
         let mut seqs = Vec::new();
-        let (stats, lost) = scan_shard_with(dir.path(), 1, 0, ScanRange::ALL, true, |s, _, _| {
-            seqs.push(s)
-        })
+        let (stats, lost) = scan_shard_with(
+            dir.path(),
+            1,
+            0,
+            ScanRange::ALL,
+            ScanOptions {
+                tolerant: true,
+                progress: None,
+            },
+            |s, _, _| seqs.push(s),
+        )
         .unwrap();
         assert_eq!(stats.records, 20);
         assert!(!seqs.contains(&8), "the damaged record was served");

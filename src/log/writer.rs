@@ -59,6 +59,10 @@ pub struct LogStats {
     pub raw_bytes: AtomicU64,
     pub stored_bytes: AtomicU64,
     pub segments_created: AtomicU64,
+    /// The last sequence written (and synced, with `fsync always`) and applied, and its
+    /// commit time: what a reader beside the writer may rely on.
+    pub durable_seq: AtomicU64,
+    pub durable_us: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -128,6 +132,12 @@ impl ShardLog {
             io_engine: engine.name(),
         };
         let stats = Arc::new(LogStats::default());
+        stats
+            .durable_seq
+            .store(recovered.next_seq - 1, Ordering::Relaxed);
+        stats
+            .durable_us
+            .store(recovered.last_commit_us, Ordering::Relaxed);
         let (tx, rx) = bounded(config.queue_depth);
         let name = format!("log-t{}-s{}", config.table_id, config.shard);
         let writer = WriterThread::new(config, engine, clock, hook, recovered, stats.clone())
@@ -190,6 +200,14 @@ impl ShardLog {
 
     pub fn stats(&self) -> StatsSnapshot {
         self.stats.snapshot()
+    }
+
+    /// The last durable and applied sequence and its commit time (0, 0 for an empty log).
+    pub fn durable(&self) -> (u64, u64) {
+        (
+            self.stats.durable_seq.load(Ordering::Acquire),
+            self.stats.durable_us.load(Ordering::Acquire),
+        )
     }
 
     /// `"uring"` or `"std"`: the I/O engine the writer uses.

@@ -115,13 +115,7 @@ fn scan_until_t_returns_exactly_the_writes_committed_at_or_before_t() {
         targets.push(times[i] / 1_000_000 * 1_000_000 + 999_999); // end of its second
     }
     for t in targets {
-        let got = read_all(
-            dir.path(),
-            ScanRange {
-                from_seq: 0,
-                until_us: t,
-            },
-        );
+        let got = read_all(dir.path(), ScanRange::until(t));
         let want = times.iter().filter(|&&c| c <= t).count();
         assert_eq!(got.len(), want, "until {t}");
         assert!(got.iter().all(|(_, c, _)| *c <= t));
@@ -137,7 +131,7 @@ fn scan_from_seq_skips_earlier_records() {
             dir.path(),
             ScanRange {
                 from_seq: from,
-                until_us: u64::MAX,
+                ..ScanRange::ALL
             },
         );
         let first = from.max(1);
@@ -190,37 +184,13 @@ fn missing_or_damaged_index_is_rebuilt_identically() {
     assert_eq!(rebuilt.encode(header.salt()), written);
 
     let t = times[20];
-    let want = read_all(
-        dir.path(),
-        ScanRange {
-            from_seq: 0,
-            until_us: t,
-        },
-    );
+    let want = read_all(dir.path(), ScanRange::until(t));
     std::fs::remove_file(&idx_path).unwrap();
-    assert_eq!(
-        read_all(
-            dir.path(),
-            ScanRange {
-                from_seq: 0,
-                until_us: t
-            }
-        ),
-        want
-    );
+    assert_eq!(read_all(dir.path(), ScanRange::until(t)), want);
     let mut bad = written.clone();
     bad[40] ^= 0xff;
     std::fs::write(&idx_path, bad).unwrap();
-    assert_eq!(
-        read_all(
-            dir.path(),
-            ScanRange {
-                from_seq: 0,
-                until_us: t
-            }
-        ),
-        want
-    );
+    assert_eq!(read_all(dir.path(), ScanRange::until(t)), want);
 }
 
 #[test]

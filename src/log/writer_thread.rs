@@ -163,6 +163,8 @@ impl WriterThread {
                     let _ = s.ack.send(Ok(info));
                 }
                 self.next_seq = seq;
+                self.stats.durable_us.store(commit_us, Ordering::Release);
+                self.stats.durable_seq.store(seq - 1, Ordering::Release);
             }
             Err(e) => {
                 for s in batch.drain(..) {

@@ -12,4 +12,4 @@ pub use db::{Db, OpenSummary, DEFAULT_TABLE};
 pub use error::DbError;
 pub use lock::DirLock;
 pub use map::{apply_ref, new_map, KvMap};
-pub use table::{Table, TableShard};
+pub use table::{shard_dir, Table, TableShard};

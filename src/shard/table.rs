@@ -10,7 +10,8 @@ use super::map::{apply_ref, new_map, shard_of, KvMap};
 use super::DbError;
 use crate::catalog::TableMeta;
 use crate::log::{
-    scan_shard_with, Clock, CommitHook, LogConfig, LostRange, OpenReport, ScanRange, ShardLog,
+    checkpoint, scan_shard_with, Clock, CommitHook, LogConfig, LostRange, OpenReport, RecordRef,
+    ScanOptions, ScanRange, ShardLog,
 };
 
 pub struct TableShard {
@@ -49,12 +50,33 @@ impl Table {
         cfg: &EngineConfig,
         clock: &Arc<dyn Clock>,
     ) -> Result<(Table, Vec<ShardOpen>), DbError> {
+        Self::open_with(dir, meta, cfg, clock, None)
+    }
+
+    /// Opens a table; with `maps`, shard `k` starts from `maps[k]` (a restore just built them
+    /// and wrote them as checkpoints) instead of loading its checkpoint.
+    pub fn open_with(
+        dir: PathBuf,
+        meta: TableMeta,
+        cfg: &EngineConfig,
+        clock: &Arc<dyn Clock>,
+        maps: Option<Vec<KvMap>>,
+    ) -> Result<(Table, Vec<ShardOpen>), DbError> {
+        let mut maps: Vec<Option<KvMap>> = match maps {
+            Some(m) => {
+                assert_eq!(m.len(), meta.shards as usize, "one map per shard");
+                m.into_iter().map(Some).collect()
+            }
+            None => (0..meta.shards).map(|_| None).collect(),
+        };
         let results: Vec<Result<(TableShard, ShardOpen), DbError>> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..meta.shards)
-                .map(|k| {
+                .zip(maps.iter_mut())
+                .map(|(k, map)| {
                     let dir = &dir;
                     let meta = &meta;
-                    s.spawn(move || open_shard(dir, meta, k, cfg, clock.clone()))
+                    let map = map.take();
+                    s.spawn(move || open_shard(dir, meta, k, cfg, clock.clone(), map))
                 })
                 .collect();
             handles
@@ -129,6 +151,7 @@ fn open_shard(
     shard: u32,
     cfg: &EngineConfig,
     clock: Arc<dyn Clock>,
+    preloaded: Option<KvMap>,
 ) -> Result<(TableShard, ShardOpen), DbError> {
     let dir = shard_dir(table_dir, shard);
     let mut lc = LogConfig::new(&dir, meta.id, shard);
@@ -137,7 +160,29 @@ fn open_shard(
     lc.zstd_level = cfg.zstd_level;
     lc.segment_max_bytes = cfg.segment_max_bytes;
     lc.tolerant = cfg.tolerant;
-    let map = Arc::new(new_map());
+    let mut delta = 0;
+    let mut from_seq = 0;
+    let map = match preloaded {
+        Some(map) => {
+            delta = map
+                .iter()
+                .map(|e| (e.key().len() + e.value().len()) as i64)
+                .sum();
+            map
+        }
+        None => {
+            let map = new_map();
+            // Start from the newest checkpoint, then replay the log after its start.
+            if let Some((_, path)) = checkpoint::list(&dir)?.pop() {
+                let h = checkpoint::read(&path, meta.id, shard, |k, v| {
+                    delta += apply_ref(&map, RecordRef::Put { key: k, value: v })
+                })?;
+                from_seq = h.start_seq + 1;
+            }
+            map
+        }
+    };
+    let map = Arc::new(map);
     let bytes = Arc::new(AtomicI64::new(0));
     let (hook_map, hook_bytes) = (map.clone(), bytes.clone());
     // Runs on the writer thread after each commit, in log order, before the client is
@@ -151,15 +196,17 @@ fn open_shard(
     });
     let (log, report) = ShardLog::open(lc, clock, Some(hook))?;
     // The writer is idle until the table is served, so the replay sees a still log.
-    let mut delta = 0;
-    let (stats, lost) = scan_shard_with(
-        &dir,
-        meta.id,
-        shard,
-        ScanRange::ALL,
-        cfg.tolerant,
-        |_, _, r| delta += apply_ref(&map, r),
-    )?;
+    let opts = ScanOptions {
+        tolerant: cfg.tolerant,
+        progress: None,
+    };
+    let range = ScanRange {
+        from_seq,
+        ..ScanRange::ALL
+    };
+    let (stats, lost) = scan_shard_with(&dir, meta.id, shard, range, opts, |_, _, r| {
+        delta += apply_ref(&map, r)
+    })?;
     bytes.fetch_add(delta, Ordering::Relaxed);
     Ok((
         TableShard { map, bytes, log },

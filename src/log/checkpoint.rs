@@ -1,0 +1,493 @@
+//! Checkpoints: a compressed, checksummed image of one table shard's map.
+//!
+//! A checkpoint taken while writes go on ("fuzzy") holds, for every key, a value from some
+//! moment between sequences `start_seq` and `end_seq`. Replaying the log from `start_seq + 1`
+//! over it gives the exact state; it can stand in for the log only for times at or after
+//! `end_us`, the commit time of `end_seq`. A restored table starts from a checkpoint with
+//! `start_seq = end_seq = 0`: its own log begins at sequence 1.
+//!
+//! ```text
+//! checkpoint := header:[u8; 64] block* footer:[u8; 24]
+//!
+//! header (little-endian)
+//! | off | size | field       | meaning                                                |
+//! |-----|------|-------------|--------------------------------------------------------|
+//! |   0 |    7 | magic       | b"RWNDCKP"                                             |
+//! |   7 |    1 | version     | 1                                                      |
+//! |   8 |    8 | table_id    |                                                        |
+//! |  16 |    4 | shard       |                                                        |
+//! |  20 |    4 | reserved    | zero                                                   |
+//! |  24 |    8 | start_seq   | the log is replayed from start_seq + 1 over the image  |
+//! |  32 |    8 | end_seq     | every record up to here is in the image                |
+//! |  40 |    8 | end_us      | commit time of end_seq: usable for times >= end_us     |
+//! |  48 |    8 | created_us  | when the checkpoint was written                        |
+//! |  56 |    8 | header_sum  | xxh3-64 of bytes 0..56                                 |
+//!
+//! blocks: the segment block format (see block.rs), holding only puts; `first_seq` counts
+//! entries from 1 and `commit_us` is `end_us`.
+//!
+//! footer
+//! |   0 |    7 | magic       | b"RWCKEND"                                             |
+//! |   7 |    1 | version     | 1                                                      |
+//! |   8 |    8 | entries     | number of entries                                      |
+//! |  16 |    8 | footer_sum  | xxh3-64 of bytes 0..16, seeded with the salt           |
+//! ```
+//!
+//! File name: `ckp-<end_seq as 20 digits>.ckp`, written to a temporary name, synced, renamed
+//! and the directory synced, so a checkpoint file is whole or absent.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
+
+use super::block::{u64_at, BlockDecoder, BlockEncoder};
+use super::error::{FormatError, LogError};
+use super::fsutil::sync_dir;
+use super::record::{RecordBatch, RecordIter};
+use super::stream::{BlockStream, StreamError};
+
+pub const CHECKPOINT_MAGIC: [u8; 7] = *b"RWNDCKP";
+pub const FOOTER_MAGIC: [u8; 7] = *b"RWCKEND";
+pub const CHECKPOINT_VERSION: u8 = 1;
+pub const HEADER_LEN: usize = 64;
+pub const FOOTER_LEN: usize = 24;
+/// Raw bytes of entries per block.
+const BLOCK_TARGET: usize = 1 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointHeader {
+    pub table_id: u64,
+    pub shard: u32,
+    pub start_seq: u64,
+    pub end_seq: u64,
+    pub end_us: u64,
+    pub created_us: u64,
+}
+
+impl CheckpointHeader {
+    pub fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut h = [0u8; HEADER_LEN];
+        h[0..7].copy_from_slice(&CHECKPOINT_MAGIC);
+        h[7] = CHECKPOINT_VERSION;
+        h[8..16].copy_from_slice(&self.table_id.to_le_bytes());
+        h[16..20].copy_from_slice(&self.shard.to_le_bytes());
+        h[24..32].copy_from_slice(&self.start_seq.to_le_bytes());
+        h[32..40].copy_from_slice(&self.end_seq.to_le_bytes());
+        h[40..48].copy_from_slice(&self.end_us.to_le_bytes());
+        h[48..56].copy_from_slice(&self.created_us.to_le_bytes());
+        let sum = xxh3_64(&h[0..56]);
+        h[56..64].copy_from_slice(&sum.to_le_bytes());
+        h
+    }
+
+    pub fn decode(b: &[u8]) -> Result<Self, FormatError> {
+        if b.len() < HEADER_LEN {
+            return Err(FormatError::Truncated {
+                what: "checkpoint header",
+                need: HEADER_LEN as u64,
+                have: b.len() as u64,
+            });
+        }
+        if b[0..7] != CHECKPOINT_MAGIC {
+            return Err(FormatError::BadMagic {
+                expected: CHECKPOINT_MAGIC.to_vec(),
+                found: b[0..7].to_vec(),
+            });
+        }
+        let (got, expected) = (xxh3_64(&b[0..56]), u64_at(b, 56));
+        if got != expected {
+            return Err(FormatError::ChecksumMismatch {
+                what: "checkpoint header",
+                got,
+                expected,
+            });
+        }
+        if b[7] != CHECKPOINT_VERSION {
+            return Err(FormatError::BadVersion {
+                what: "checkpoint",
+                found: b[7],
+                supported: CHECKPOINT_VERSION,
+            });
+        }
+        Ok(CheckpointHeader {
+            table_id: u64_at(b, 8),
+            shard: u32::from_le_bytes(b[16..20].try_into().expect("4 bytes")),
+            start_seq: u64_at(b, 24),
+            end_seq: u64_at(b, 32),
+            end_us: u64_at(b, 40),
+            created_us: u64_at(b, 48),
+        })
+    }
+
+    pub fn salt(&self) -> u64 {
+        xxh3_64_with_seed(&self.encode()[8..56], 0x636b_7074)
+    }
+}
+
+pub fn file_name(end_seq: u64) -> String {
+    format!("ckp-{end_seq:020}.ckp")
+}
+
+/// The checkpoints in a shard directory, oldest first, by `end_seq` in the name.
+pub fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LogError> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(LogError::io(dir, e)),
+    };
+    let mut out = Vec::new();
+    for entry in rd {
+        let path = entry.map_err(|e| LogError::io(dir, e))?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if let Some(seq) = name
+            .strip_prefix("ckp-")
+            .and_then(|n| n.strip_suffix(".ckp"))
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            out.push((seq, path));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Writes a checkpoint of `entries` into `dir` atomically; returns its path and entry count.
+pub fn write(
+    dir: &Path,
+    header: &CheckpointHeader,
+    zstd_level: i32,
+    entries: impl IntoIterator<Item = (impl AsRef<[u8]>, impl AsRef<[u8]>)>,
+) -> Result<(PathBuf, u64), LogError> {
+    let mut w = CheckpointWriter::create(dir, header, zstd_level)?;
+    for (k, v) in entries {
+        w.put(k.as_ref(), v.as_ref())?;
+    }
+    w.finish()
+}
+
+/// Writes a checkpoint entry by entry: to a temporary file, renamed into place by `finish`.
+pub struct CheckpointWriter {
+    dir: PathBuf,
+    path: PathBuf,
+    tmp: PathBuf,
+    out: BufWriter<File>,
+    header: CheckpointHeader,
+    salt: u64,
+    encoder: BlockEncoder,
+    batch: RecordBatch,
+    first: u64,
+    count: u64,
+}
+
+impl CheckpointWriter {
+    pub fn create(
+        dir: &Path,
+        header: &CheckpointHeader,
+        zstd_level: i32,
+    ) -> Result<Self, LogError> {
+        let path = dir.join(file_name(header.end_seq));
+        let tmp = path.with_extension("ckp.tmp");
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(|e| LogError::io(&tmp, e))?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        out.write_all(&header.encode())
+            .map_err(|e| LogError::io(&tmp, e))?;
+        let encoder = BlockEncoder::new(zstd_level, 256).map_err(|e| LogError::io(&tmp, e))?;
+        Ok(CheckpointWriter {
+            dir: dir.to_path_buf(),
+            path,
+            tmp,
+            out,
+            header: *header,
+            salt: header.salt(),
+            encoder,
+            batch: RecordBatch::new(),
+            first: 1,
+            count: 0,
+        })
+    }
+
+    pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), LogError> {
+        self.batch.put(key, value);
+        self.count += 1;
+        if self.batch.bytes().len() >= BLOCK_TARGET {
+            self.flush_block()?;
+        }
+        Ok(())
+    }
+
+    fn flush_block(&mut self) -> Result<(), LogError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let block = self
+            .encoder
+            .encode_parts(
+                self.salt,
+                self.first,
+                self.header.end_us,
+                self.batch.len(),
+                &[self.batch.bytes()],
+            )
+            .map_err(|e| LogError::io(&self.tmp, e))?;
+        self.out
+            .write_all(block)
+            .map_err(|e| LogError::io(&self.tmp, e))?;
+        self.first = self.count + 1;
+        self.batch = RecordBatch::new();
+        Ok(())
+    }
+
+    /// Writes the footer, syncs, renames into place and syncs the directory.
+    pub fn finish(mut self) -> Result<(PathBuf, u64), LogError> {
+        self.flush_block()?;
+        let mut footer = [0u8; FOOTER_LEN];
+        footer[0..7].copy_from_slice(&FOOTER_MAGIC);
+        footer[7] = CHECKPOINT_VERSION;
+        footer[8..16].copy_from_slice(&self.count.to_le_bytes());
+        let sum = xxh3_64_with_seed(&footer[0..16], self.salt);
+        footer[16..24].copy_from_slice(&sum.to_le_bytes());
+        let tmp = self.tmp.clone();
+        let io = |e| LogError::io(&tmp, e);
+        self.out.write_all(&footer).map_err(io)?;
+        let file = self.out.into_inner().map_err(|e| io(e.into_error()))?;
+        file.sync_all().map_err(io)?;
+        drop(file);
+        std::fs::rename(&self.tmp, &self.path).map_err(|e| LogError::io(&self.path, e))?;
+        sync_dir(&self.dir)?;
+        Ok((self.path, self.count))
+    }
+}
+
+fn damaged(path: &Path, offset: u64, source: FormatError) -> LogError {
+    LogError::Damaged {
+        path: path.to_path_buf(),
+        offset,
+        source,
+    }
+}
+
+/// Reads the header of a checkpoint file.
+pub fn read_header(path: &Path) -> Result<CheckpointHeader, LogError> {
+    let file = File::open(path).map_err(|e| LogError::io(path, e))?;
+    let mut buf = [0u8; HEADER_LEN];
+    let n = file
+        .read_at(&mut buf, 0)
+        .map_err(|e| LogError::io(path, e))?;
+    CheckpointHeader::decode(&buf[..n]).map_err(|e| damaged(path, 0, e))
+}
+
+/// Reads a whole checkpoint, checking every checksum and the entry count, and calls
+/// `visit(key, value)` for each entry. Checks it belongs to `table_id`/`shard`.
+pub fn read(
+    path: &Path,
+    table_id: u64,
+    shard: u32,
+    mut visit: impl FnMut(&[u8], &[u8]),
+) -> Result<CheckpointHeader, LogError> {
+    let header = read_header(path)?;
+    if header.table_id != table_id || header.shard != shard {
+        let detail = format!(
+            "belongs to table {} shard {}, expected table {table_id} shard {shard}",
+            header.table_id, header.shard
+        );
+        return Err(damaged(
+            path,
+            0,
+            FormatError::Malformed {
+                what: "checkpoint header",
+                detail,
+            },
+        ));
+    }
+    let file = File::open(path).map_err(|e| LogError::io(path, e))?;
+    let len = file.metadata().map_err(|e| LogError::io(path, e))?.len();
+    if len < (HEADER_LEN + FOOTER_LEN) as u64 {
+        let e = FormatError::Truncated {
+            what: "checkpoint",
+            need: (HEADER_LEN + FOOTER_LEN) as u64,
+            have: len,
+        };
+        return Err(damaged(path, 0, e));
+    }
+    let salt = header.salt();
+    let footer_at = len - FOOTER_LEN as u64;
+    let mut footer = [0u8; FOOTER_LEN];
+    file.read_exact_at(&mut footer, footer_at)
+        .map_err(|e| LogError::io(path, e))?;
+    if footer[0..7] != FOOTER_MAGIC {
+        let e = FormatError::BadMagic {
+            expected: FOOTER_MAGIC.to_vec(),
+            found: footer[0..7].to_vec(),
+        };
+        return Err(damaged(path, footer_at, e));
+    }
+    let (got, expected) = (xxh3_64_with_seed(&footer[0..16], salt), u64_at(&footer, 16));
+    if got != expected {
+        let e = FormatError::ChecksumMismatch {
+            what: "checkpoint footer",
+            got,
+            expected,
+        };
+        return Err(damaged(path, footer_at, e));
+    }
+    let entries = u64_at(&footer, 8);
+    let mut decoder = BlockDecoder::new().map_err(|e| LogError::io(path, e))?;
+    let mut stream = BlockStream::new(&file, salt, HEADER_LEN as u64, footer_at);
+    let mut seen = 0u64;
+    loop {
+        let block = match stream.next_block() {
+            Ok(Some(b)) => b,
+            Ok(None) => break,
+            Err(StreamError::Io(e)) => return Err(LogError::io(path, e)),
+            Err(StreamError::Format { offset, error }) => return Err(damaged(path, offset, error)),
+        };
+        let at = block.offset;
+        let h = block.header;
+        if h.first_seq != seen + 1 {
+            let detail = format!(
+                "block starts at entry {}, expected {}",
+                h.first_seq,
+                seen + 1
+            );
+            return Err(damaged(
+                path,
+                at,
+                FormatError::Malformed {
+                    what: "checkpoint",
+                    detail,
+                },
+            ));
+        }
+        let raw = decoder
+            .decode(&h, block.payload, salt)
+            .map_err(|e| damaged(path, at, e))?;
+        for r in RecordIter::new(raw) {
+            match r.map_err(|e| damaged(path, at, e))? {
+                super::RecordRef::Put { key, value } => visit(key, value),
+                super::RecordRef::Delete { .. } => {
+                    let detail = "a delete in a checkpoint".to_string();
+                    return Err(damaged(
+                        path,
+                        at,
+                        FormatError::Malformed {
+                            what: "checkpoint",
+                            detail,
+                        },
+                    ));
+                }
+            }
+            seen += 1;
+        }
+    }
+    if seen != entries {
+        let detail = format!("{seen} entries, footer says {entries}");
+        return Err(damaged(
+            path,
+            footer_at,
+            FormatError::Malformed {
+                what: "checkpoint",
+                detail,
+            },
+        ));
+    }
+    Ok(header)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> CheckpointHeader {
+        CheckpointHeader {
+            table_id: 3,
+            shard: 1,
+            start_seq: 100,
+            end_seq: 180,
+            end_us: 1_764_075_600_000_000,
+            created_us: 1_764_075_601_000_000,
+        }
+    }
+
+    fn entries(n: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+        (0..n)
+            .map(|i| {
+                (
+                    format!("key{i}").into_bytes(),
+                    format!("value-{i}-{}", "v".repeat(i % 50)).into_bytes(),
+                )
+            })
+            .collect()
+    }
+
+    fn read_all(path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>, LogError> {
+        let mut out = Vec::new();
+        read(path, 3, 1, |k, v| out.push((k.to_vec(), v.to_vec())))?;
+        Ok(out)
+    }
+
+    #[test]
+    fn header_round_trip_and_flips() {
+        let h = header();
+        assert_eq!(CheckpointHeader::decode(&h.encode()).unwrap(), h);
+        for i in 0..HEADER_LEN {
+            let mut b = h.encode();
+            b[i] ^= 1;
+            assert!(CheckpointHeader::decode(&b).is_err(), "flip at {i}");
+        }
+    }
+
+    #[test]
+    fn round_trip_many_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = entries(40_000);
+        let (path, n) = write(dir.path(), &header(), 1, e.iter().map(|(k, v)| (k, v))).unwrap();
+        assert_eq!(n, 40_000);
+        assert_eq!(read_all(&path).unwrap(), e);
+        assert_eq!(list(dir.path()).unwrap(), vec![(180, path.clone())]);
+        let empty = CheckpointHeader {
+            end_seq: 0,
+            ..header()
+        };
+        let (p0, n0) = write(dir.path(), &empty, 1, Vec::<(&[u8], &[u8])>::new()).unwrap();
+        assert_eq!((n0, read_all(&p0).unwrap().len()), (0, 0));
+    }
+
+    #[test]
+    fn every_flipped_byte_of_a_real_file_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = write(
+            dir.path(),
+            &header(),
+            1,
+            entries(300).iter().map(|(k, v)| (k, v)),
+        )
+        .unwrap();
+        let good = std::fs::read(&path).unwrap();
+        for i in (0..good.len()).step_by(7) {
+            let mut bad = good.clone();
+            bad[i] ^= 0x10;
+            std::fs::write(&path, &bad).unwrap();
+            assert!(
+                read_all(&path).is_err(),
+                "flip at {i} of {} undetected",
+                good.len()
+            );
+        }
+        // Cut at a block boundary: the footer is gone, so it is refused.
+        std::fs::write(&path, &good[..good.len() - FOOTER_LEN]).unwrap();
+        assert!(read_all(&path).is_err());
+        std::fs::write(&path, &good).unwrap();
+        assert!(
+            read(&path, 3, 2, |_, _| {}).is_err(),
+            "another shard's checkpoint"
+        );
+    }
+}
