@@ -416,7 +416,7 @@ mod tests {
         }
     }
 
-    fn entries(n: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+    fn entries(n: usize) -> Entries {
         (0..n)
             .map(|i| {
                 (
@@ -427,7 +427,9 @@ mod tests {
             .collect()
     }
 
-    fn read_all(path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>, LogError> {
+    type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+    fn read_all(path: &Path) -> Result<Entries, LogError> {
         let mut out = Vec::new();
         read(path, 3, 1, |k, v| out.push((k.to_vec(), v.to_vec())))?;
         Ok(out)
