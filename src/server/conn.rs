@@ -106,6 +106,7 @@ impl<'s> Conn<'s> {
             Kind::Read => commands::exec_read(self, spec.name, args),
             Kind::Table => commands::exec_table(self, spec.name, args),
             Kind::Admin => commands::exec_admin(self, spec.name, args),
+            Kind::Pitr => commands::exec_pitr(self, spec.name, args).await,
         }
     }
 

@@ -100,6 +100,8 @@ pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
         started.elapsed().as_secs_f64()
     );
     let db = Arc::new(db);
+    // Restores a crash interrupted run again in the background.
+    drop(db.resume_restores());
     let listener =
         std::net::TcpListener::bind(args.listen).map_err(|source| ServerError::Bind {
             addr: args.listen,

@@ -19,18 +19,23 @@ use super::config::EngineConfig;
 use super::lock::DirLock;
 use super::table::{ShardOpen, Table};
 use super::DbError;
-use crate::catalog::{self, validate_table_name, Catalog, TableMeta};
+use crate::catalog::{self, validate_table_name, Catalog, TableMeta, TableStatus};
 use crate::log::fsutil::write_atomic;
 use crate::log::{Clock, StatsSnapshot};
+use crate::restore::RestoreProgress;
 
 pub const DEFAULT_TABLE: &str = "default";
 
 pub struct Db {
     pub dir: PathBuf,
     pub cfg: EngineConfig,
-    clock: Arc<dyn Clock>,
-    catalog: Mutex<Catalog>,
-    tables: RwLock<HashMap<String, Arc<Table>>>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) catalog: Mutex<Catalog>,
+    pub(super) tables: RwLock<HashMap<String, Arc<Table>>>,
+    /// Restores running, by target name.
+    pub(super) restores: Mutex<HashMap<String, Arc<RestoreProgress>>>,
+    /// Why a restore failed, by target name (kept until the table is dropped or the restart).
+    pub(super) failures: Mutex<HashMap<String, String>>,
     _lock: DirLock,
 }
 
@@ -80,7 +85,12 @@ impl Db {
         remove_orphans(&tables_dir, &catalog)?;
         let mut summary = OpenSummary::default();
         let mut tables = HashMap::new();
-        for meta in &catalog.tables {
+        // Dropped tables keep only their files; restoring ones are resumed by `resume_restores`.
+        for meta in catalog
+            .tables
+            .iter()
+            .filter(|t| t.status == TableStatus::Active)
+        {
             let (table, shards) = Table::open(
                 tables_dir.join(meta.id.to_string()),
                 meta.clone(),
@@ -98,6 +108,8 @@ impl Db {
                 clock,
                 catalog: Mutex::new(catalog),
                 tables: RwLock::new(tables),
+                restores: Mutex::new(HashMap::new()),
+                failures: Mutex::new(HashMap::new()),
                 _lock: lock,
             },
             summary,
@@ -108,13 +120,14 @@ impl Db {
         self.tables.read().expect("tables lock").get(name).cloned()
     }
 
+    /// Names of the tables that exist (active, restoring or failed), sorted.
     pub fn table_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
+        let catalog = self.catalog.lock().expect("catalog lock");
+        let mut names: Vec<String> = catalog
             .tables
-            .read()
-            .expect("tables lock")
-            .keys()
-            .cloned()
+            .iter()
+            .filter(|t| t.status != TableStatus::Dropped)
+            .map(|t| t.name.clone())
             .collect();
         names.sort();
         names
@@ -132,7 +145,7 @@ impl Db {
         t
     }
 
-    fn save_catalog(&self, c: &Catalog) -> Result<(), DbError> {
+    pub(super) fn save_catalog(&self, c: &Catalog) -> Result<(), DbError> {
         write_atomic(&self.dir.join("catalog"), &catalog::encode(c)).map_err(DbError::from)
     }
 
@@ -160,6 +173,8 @@ impl Db {
         Ok(table)
     }
 
+    /// Drops a table. A table with PITR on keeps its files, restorable (as `name` while no
+    /// live table has that name, or as `id:<n>`) until its recovery period has passed.
     pub fn drop_table(&self, name: &[u8]) -> Result<(), DbError> {
         let name = String::from_utf8_lossy(name).into_owned();
         if name == DEFAULT_TABLE {
@@ -167,19 +182,36 @@ impl Db {
         }
         let mut catalog = self.catalog.lock().expect("catalog lock");
         let mut next = catalog.clone();
-        if next.remove(&name).is_none() {
-            return Err(DbError::NoSuchTable(name));
+        let meta = next
+            .get_mut(&name)
+            .ok_or_else(|| DbError::NoSuchTable(name.clone()))?;
+        if meta.status == TableStatus::Restoring {
+            return Err(DbError::NotActive(name, "RESTORING"));
         }
+        let keep_history = meta.pitr_days > 0 && meta.status == TableStatus::Active;
+        if keep_history {
+            meta.status = TableStatus::Dropped;
+            meta.dropped_us = self.clock.now_us();
+        } else {
+            next.remove(&name);
+        }
+        let id = catalog.get(&name).map(|m| m.id).expect("found above");
         self.save_catalog(&next)?;
         *catalog = next;
+        self.failures.lock().expect("failures lock").remove(&name);
         let table = self.tables.write().expect("tables lock").remove(&name);
-        if let Some(table) = table {
-            table.shut(true);
-            if let Err(e) = std::fs::remove_dir_all(&table.dir) {
-                tracing::warn!(
-                    "table '{name}' dropped; removing {} failed: {e}",
-                    table.dir.display()
-                );
+        if let Some(t) = &table {
+            t.shut(true);
+        }
+        if !keep_history {
+            let dir = self.dir.join("tables").join(id.to_string());
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(
+                        "table '{name}' dropped; removing {} failed: {e}",
+                        dir.display()
+                    );
+                }
             }
         }
         Ok(())

@@ -30,6 +30,14 @@ pub enum DbError {
     InvalidName(String),
     #[error("table '{0}' is the connection default and cannot be dropped")]
     ProtectedTable(String),
+    #[error("table '{0}' is {1}")]
+    NotActive(String, &'static str),
+    #[error("point-in-time recovery is not enabled for table '{0}' (PITR.ENABLE {0})")]
+    PitrDisabled(String),
+    #[error("invalid recovery period {0}: days must be 1 to 35")]
+    BadPeriod(u64),
+    #[error("{0}")]
+    BadTime(String),
 }
 
 impl DbError {

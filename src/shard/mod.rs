@@ -5,6 +5,7 @@ mod db;
 mod error;
 mod lock;
 mod map;
+mod pitr;
 mod table;
 
 pub use config::EngineConfig;
@@ -12,4 +13,5 @@ pub use db::{Db, OpenSummary, DEFAULT_TABLE};
 pub use error::DbError;
 pub use lock::DirLock;
 pub use map::{apply_ref, new_map, KvMap};
+pub use pitr::{RestoreAt, RestoreHandle, Window, MAX_DAYS, US_PER_DAY};
 pub use table::{shard_dir, Table, TableShard};

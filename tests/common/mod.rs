@@ -3,7 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod oracle;
 pub mod resp;
+pub mod writers;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;

@@ -2,11 +2,13 @@
 
 mod admin;
 mod info;
+mod pitr;
 mod strings;
 mod tables;
 
 pub use admin::exec_admin;
 pub use info::render_info;
+pub use pitr::exec_pitr;
 pub use strings::{exec_read, exec_write};
 pub use tables::exec_table;
 
@@ -21,6 +23,8 @@ pub enum Kind {
     Table,
     /// Everything else (PING, HELLO, INFO ...): pending writes are committed first.
     Admin,
+    /// Continuous backups and restores: pending writes are committed first.
+    Pitr,
 }
 
 pub struct Spec {
@@ -62,6 +66,10 @@ pub const COMMANDS: &[Spec] = &[
     spec("table.list", 1, Kind::Table),
     spec("table.use", 2, Kind::Table),
     spec("table.describe", 2, Kind::Table),
+    spec("pitr.enable", -2, Kind::Pitr),
+    spec("pitr.disable", 2, Kind::Pitr),
+    spec("pitr.describe", 2, Kind::Pitr),
+    spec("pitr.restore", -4, Kind::Pitr),
 ];
 
 /// Finds a command by name, case-insensitively.

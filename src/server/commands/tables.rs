@@ -1,12 +1,70 @@
 //! `TABLE.*` commands.
 
 use super::super::conn::Conn;
-use crate::shard::DbError;
+use crate::restore::format_time;
+use crate::shard::{Db, DbError};
 
-/// `2026-11-25T13:04:05.250000Z` from Unix microseconds.
-pub fn rfc3339_us(us: u64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_micros(us);
-    humantime::format_rfc3339_micros(t).to_string()
+enum Field {
+    Int(i64),
+    Text(String),
+}
+
+/// `TABLE.DESCRIBE`: status, size, settings, where a restored table came from, and while it
+/// restores, how far it has come.
+fn describe(db: &Db, name: &str) -> Result<Vec<(&'static str, Field)>, DbError> {
+    use Field::{Int, Text};
+    let meta = db
+        .meta(name)
+        .ok_or_else(|| DbError::NoSuchTable(name.to_string()))?;
+    let live = db.table(name).filter(|t| t.meta.id == meta.id);
+    let mut f = vec![
+        ("name", Text(meta.name.clone())),
+        ("id", Int(meta.id as i64)),
+        ("status", Text(meta.status.as_str().into())),
+        ("items", Int(live.as_ref().map_or(0, |t| t.len() as i64))),
+        ("bytes", Int(live.as_ref().map_or(0, |t| t.bytes() as i64))),
+        ("shards", Int(meta.shards as i64)),
+        ("created", Text(format_time(meta.created_us))),
+        ("created_unix_us", Int(meta.created_us as i64)),
+        (
+            "pitr_status",
+            Text(
+                if meta.pitr_days > 0 {
+                    "ENABLED"
+                } else {
+                    "DISABLED"
+                }
+                .into(),
+            ),
+        ),
+        ("pitr_recovery_period_days", Int(meta.pitr_days as i64)),
+    ];
+    if meta.restore_source_id != 0 {
+        f.push(("restored_from_table_id", Int(meta.restore_source_id as i64)));
+        f.push(("restore_time", Text(format_time(meta.restore_at_us))));
+        f.push(("restore_time_unix_us", Int(meta.restore_at_us as i64)));
+    }
+    if let Some(p) = db.restore_progress(name) {
+        let s = p.snapshot();
+        f.push((
+            "restore_phase",
+            Text(format!("{:?}", s.phase).to_uppercase()),
+        ));
+        f.push(("restore_records_replayed", Int(s.records as i64)));
+        f.push(("restore_bytes_replayed", Int(s.bytes_done as i64)));
+        f.push(("restore_bytes_total", Int(s.bytes_total as i64)));
+        f.push(("restore_replay_time", Text(format_time(s.replay_us))));
+        f.push((
+            "restore_elapsed_seconds",
+            Text(format!("{:.3}", s.elapsed_s)),
+        ));
+        let eta = s.eta_s.map_or("unknown".to_string(), |e| format!("{e:.3}"));
+        f.push(("restore_eta_seconds", Text(eta)));
+    }
+    if let Some(why) = db.restore_failure(name) {
+        f.push(("failure", Text(why)));
+    }
+    Ok(f)
 }
 
 pub fn exec_table(conn: &mut Conn<'_>, name: &str, args: &[&[u8]]) {
@@ -23,49 +81,32 @@ pub fn exec_table(conn: &mut Conn<'_>, name: &str, args: &[&[u8]]) {
             }
             Ok(())
         }
-        "table.use" => match db.table(&String::from_utf8_lossy(args[1])) {
-            Some(t) => {
-                conn.use_table(t);
-                conn.reply().ok();
-                Ok(())
+        "table.use" => {
+            let name = String::from_utf8_lossy(args[1]).into_owned();
+            match (db.table(&name), db.meta(&name)) {
+                (Some(t), _) => {
+                    conn.use_table(t);
+                    conn.reply().ok();
+                    Ok(())
+                }
+                (None, Some(m)) => Err(DbError::NotActive(name, m.status.as_str())),
+                (None, None) => Err(DbError::NoSuchTable(name)),
             }
-            None => Err(DbError::NoSuchTable(
-                String::from_utf8_lossy(args[1]).into(),
-            )),
-        },
-        "table.describe" => match db.table(&String::from_utf8_lossy(args[1])) {
-            Some(t) => {
-                let m = &t.meta;
+        }
+        "table.describe" => {
+            let name = String::from_utf8_lossy(args[1]).into_owned();
+            describe(&db, &name).map(|fields| {
                 let mut w = conn.reply();
-                w.map(9);
-                w.bulk(b"name");
-                w.bulk(m.name.as_bytes());
-                w.bulk(b"id");
-                w.int(m.id as i64);
-                w.bulk(b"status");
-                w.bulk(m.status.as_str().as_bytes());
-                w.bulk(b"items");
-                w.int(t.len() as i64);
-                w.bulk(b"bytes");
-                w.int(t.bytes() as i64);
-                w.bulk(b"shards");
-                w.int(t.shards.len() as i64);
-                w.bulk(b"created");
-                w.bulk(rfc3339_us(m.created_us).as_bytes());
-                w.bulk(b"created_unix_us");
-                w.int(m.created_us as i64);
-                w.bulk(b"pitr_status");
-                w.bulk(if m.pitr_days > 0 {
-                    b"ENABLED"
-                } else {
-                    b"DISABLED"
-                });
-                Ok(())
-            }
-            None => Err(DbError::NoSuchTable(
-                String::from_utf8_lossy(args[1]).into(),
-            )),
-        },
+                w.map(fields.len());
+                for (k, v) in fields {
+                    w.bulk(k.as_bytes());
+                    match v {
+                        Field::Int(n) => w.int(n),
+                        Field::Text(t) => w.bulk(t.as_bytes()),
+                    }
+                }
+            })
+        }
         other => unreachable!("{other} is not a table command"),
     };
     if let Err(e) = result {

@@ -1,0 +1,138 @@
+//! `PITR.*` commands: continuous backups and point-in-time restores.
+
+use super::super::conn::Conn;
+use crate::restore::{format_time, parse_time};
+use crate::shard::{DbError, RestoreAt, MAX_DAYS};
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+pub async fn exec_pitr(conn: &mut Conn<'_>, name: &str, args: &[&[u8]]) {
+    let result = match name {
+        "pitr.enable" => enable(conn, args),
+        "pitr.disable" => conn
+            .state
+            .db
+            .pitr_disable(args[1])
+            .map(|_| conn.reply().ok()),
+        "pitr.describe" => describe(conn, &text(args[1])),
+        "pitr.restore" => restore(conn, args).await,
+        other => unreachable!("{other} is not a PITR command"),
+    };
+    if let Err(e) = result {
+        let msg = format!("ERR {e}");
+        conn.error(&msg);
+    }
+}
+
+/// `PITR.ENABLE name [DAYS n]`.
+fn enable(conn: &mut Conn<'_>, args: &[&[u8]]) -> Result<(), DbError> {
+    let days = match args {
+        [_, _] => MAX_DAYS,
+        [_, _, opt, n] if opt.eq_ignore_ascii_case(b"DAYS") => {
+            text(n).parse::<u64>().map_err(|_| DbError::BadPeriod(0))?
+        }
+        _ => return Err(DbError::BadTime("syntax: PITR.ENABLE name [DAYS n]".into())),
+    };
+    conn.state.db.pitr_enable(args[1], days)?;
+    conn.reply().ok();
+    Ok(())
+}
+
+/// Status, recovery period and the restorable window, as field/value pairs.
+fn describe(conn: &mut Conn<'_>, name: &str) -> Result<(), DbError> {
+    let (meta, window) = conn.state.db.pitr_source(name)?;
+    let mut w = conn.reply();
+    match window {
+        None => {
+            w.map(3);
+            w.bulk(b"table");
+            w.bulk(meta.name.as_bytes());
+            w.bulk(b"status");
+            w.bulk(b"DISABLED");
+            w.bulk(b"recovery_period_days");
+            w.int(0);
+        }
+        Some(win) => {
+            w.map(8);
+            w.bulk(b"table");
+            w.bulk(meta.name.as_bytes());
+            w.bulk(b"status");
+            w.bulk(b"ENABLED");
+            w.bulk(b"recovery_period_days");
+            w.int(meta.pitr_days as i64);
+            w.bulk(b"table_status");
+            w.bulk(meta.status.as_str().as_bytes());
+            w.bulk(b"earliest_restorable");
+            w.bulk(format_time(win.earliest_us).as_bytes());
+            w.bulk(b"earliest_restorable_unix_us");
+            w.int(win.earliest_us as i64);
+            w.bulk(b"latest_restorable");
+            w.bulk(format_time(win.latest_us).as_bytes());
+            w.bulk(b"latest_restorable_unix_us");
+            w.int(win.latest_us as i64);
+        }
+    }
+    Ok(())
+}
+
+/// `PITR.RESTORE source target (AT time | LATEST) [SYNC]`.
+async fn restore(conn: &mut Conn<'_>, args: &[&[u8]]) -> Result<(), DbError> {
+    let syntax =
+        || DbError::BadTime("syntax: PITR.RESTORE source target (AT time | LATEST) [SYNC]".into());
+    let (at, rest) = match args.get(3).map(|a| a.to_ascii_uppercase()).as_deref() {
+        Some(b"LATEST") => (RestoreAt::Latest, &args[4..]),
+        Some(b"AT") => {
+            let t = args.get(4).ok_or_else(syntax)?;
+            (
+                RestoreAt::Time(parse_time(&text(t)).map_err(DbError::BadTime)?),
+                &args[5..],
+            )
+        }
+        _ => return Err(syntax()),
+    };
+    let sync = match rest {
+        [] => false,
+        [s] if s.eq_ignore_ascii_case(b"SYNC") => true,
+        _ => return Err(syntax()),
+    };
+    let db = conn.state.db.clone();
+    let handle = db.begin_restore(&text(args[1]), args[2], at)?;
+    let target = text(args[2]);
+    let at_us = handle.progress.at_us;
+    let mut outcome = None;
+    if sync {
+        let done = handle
+            .done
+            .await
+            .unwrap_or(Err("the restore thread stopped".into()));
+        if let Err(why) = done {
+            return Err(DbError::BadTime(format!(
+                "restore into '{target}' failed: {why}"
+            )));
+        }
+        outcome = Some(handle.progress.snapshot());
+    }
+    let mut w = conn.reply();
+    w.map(if outcome.is_some() { 6 } else { 4 });
+    w.bulk(b"target");
+    w.bulk(target.as_bytes());
+    w.bulk(b"status");
+    w.bulk(if outcome.is_some() {
+        b"ACTIVE"
+    } else {
+        b"RESTORING"
+    });
+    w.bulk(b"restore_time");
+    w.bulk(format_time(at_us).as_bytes());
+    w.bulk(b"restore_time_unix_us");
+    w.int(at_us as i64);
+    if let Some(s) = outcome {
+        w.bulk(b"records_replayed");
+        w.int(s.records as i64);
+        w.bulk(b"seconds");
+        w.bulk(format!("{:.3}", s.elapsed_s).as_bytes());
+    }
+    Ok(())
+}

@@ -1,0 +1,350 @@
+//! Point-in-time recovery on the table layer: turning it on and off, the restorable window,
+//! and restores into new tables (run in the background, tracked while they run).
+
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+
+use super::db::Db;
+use super::table::Table;
+use super::DbError;
+use crate::catalog::{validate_table_name, TableMeta, TableStatus};
+use crate::restore::{self, format_time, Phase, RestoreProgress, RestoreSpec};
+
+pub const US_PER_DAY: u64 = 86_400_000_000;
+pub const MAX_DAYS: u64 = 35;
+
+/// The restorable window of a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub earliest_us: u64,
+    pub latest_us: u64,
+}
+
+/// Where a restore goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestoreAt {
+    Latest,
+    Time(u64),
+}
+
+/// A restore that was started: its progress, and an answer once it is over.
+pub struct RestoreHandle {
+    pub progress: Arc<RestoreProgress>,
+    pub done: oneshot::Receiver<Result<(), String>>,
+}
+
+fn window_error(name: &str, t: u64, w: &Window, why: &str) -> DbError {
+    DbError::BadTime(format!(
+        "restore time {} for table '{name}' is {why}: it must lie between {} and {} (restorable window)",
+        format_time(t),
+        format_time(w.earliest_us),
+        format_time(w.latest_us)
+    ))
+}
+
+impl Db {
+    /// The catalog entry of a table that exists (not dropped).
+    pub fn meta(&self, name: &str) -> Option<TableMeta> {
+        self.catalog
+            .lock()
+            .expect("catalog lock")
+            .get(name)
+            .cloned()
+    }
+
+    pub fn pitr_enable(&self, name: &[u8], days: u64) -> Result<TableMeta, DbError> {
+        if !(1..=MAX_DAYS).contains(&days) {
+            return Err(DbError::BadPeriod(days));
+        }
+        let name = String::from_utf8_lossy(name).into_owned();
+        let mut catalog = self.catalog.lock().expect("catalog lock");
+        let mut next = catalog.clone();
+        let meta = next
+            .get_mut(&name)
+            .ok_or_else(|| DbError::NoSuchTable(name.clone()))?;
+        if meta.status != TableStatus::Active {
+            return Err(DbError::NotActive(name, meta.status.as_str()));
+        }
+        if meta.pitr_days == 0 {
+            meta.pitr_since_us = self.clock.now_us();
+        }
+        meta.pitr_days = days as u8;
+        let meta = meta.clone();
+        self.save_catalog(&next)?;
+        *catalog = next;
+        Ok(meta)
+    }
+
+    /// Turns PITR off; the history is released (enabling again starts a new window).
+    pub fn pitr_disable(&self, name: &[u8]) -> Result<(), DbError> {
+        let name = String::from_utf8_lossy(name).into_owned();
+        let mut catalog = self.catalog.lock().expect("catalog lock");
+        let mut next = catalog.clone();
+        let meta = next
+            .get_mut(&name)
+            .ok_or_else(|| DbError::NoSuchTable(name.clone()))?;
+        meta.pitr_days = 0;
+        meta.pitr_since_us = 0;
+        self.save_catalog(&next)?;
+        *catalog = next;
+        Ok(())
+    }
+
+    /// A restore source by name (live, else most recently dropped; or `id:<n>`), with its
+    /// window when PITR is on.
+    pub fn pitr_source(&self, name: &str) -> Result<(TableMeta, Option<Window>), DbError> {
+        let meta = self
+            .catalog
+            .lock()
+            .expect("catalog lock")
+            .source(name)
+            .cloned()
+            .ok_or_else(|| DbError::NoSuchTable(name.to_string()))?;
+        let window = self.window(&meta);
+        Ok((meta, window))
+    }
+
+    /// Earliest: when PITR was enabled, or the start of the recovery period if later.
+    /// Latest: the newest durable commit (for a dropped table, no later than the drop); any
+    /// time from there up to now restores the same contents.
+    fn window(&self, meta: &TableMeta) -> Option<Window> {
+        if meta.pitr_days == 0 {
+            return None;
+        }
+        let now = self.clock.now_us();
+        let period_start = now.saturating_sub(meta.pitr_days as u64 * US_PER_DAY);
+        let earliest_us = meta.pitr_since_us.max(period_start);
+        let newest = match self.table(&meta.name).filter(|t| t.meta.id == meta.id) {
+            Some(t) => t
+                .shards
+                .iter()
+                .map(|s| s.log.durable().1)
+                .max()
+                .unwrap_or(0),
+            None => meta.dropped_us,
+        };
+        let latest_us = if meta.status == TableStatus::Dropped {
+            newest.min(meta.dropped_us).max(earliest_us)
+        } else {
+            newest.max(earliest_us)
+        };
+        (meta.status != TableStatus::Dropped || earliest_us <= meta.dropped_us).then_some(Window {
+            earliest_us,
+            latest_us,
+        })
+    }
+
+    pub fn restore_progress(&self, target: &str) -> Option<Arc<RestoreProgress>> {
+        self.restores
+            .lock()
+            .expect("restores lock")
+            .get(target)
+            .cloned()
+    }
+
+    pub fn restore_failure(&self, target: &str) -> Option<String> {
+        self.failures
+            .lock()
+            .expect("failures lock")
+            .get(target)
+            .cloned()
+    }
+
+    /// Starts restoring `source` as it was at `at` into a new table `target`.
+    pub fn begin_restore(
+        self: &Arc<Self>,
+        source: &str,
+        target: &[u8],
+        at: RestoreAt,
+    ) -> Result<RestoreHandle, DbError> {
+        let target = validate_table_name(target).map_err(DbError::InvalidName)?;
+        let (src, window) = self.pitr_source(source)?;
+        if src.status == TableStatus::Restoring || src.status == TableStatus::Failed {
+            return Err(DbError::NotActive(src.name, src.status.as_str()));
+        }
+        let window = window.ok_or_else(|| DbError::PitrDisabled(src.name.clone()))?;
+        // What is durable now bounds what the replay may read, shard by shard.
+        let live = self.table(&src.name).filter(|t| t.meta.id == src.id);
+        let until_seq: Vec<u64> = match &live {
+            Some(t) => t.shards.iter().map(|s| s.log.durable().0).collect(),
+            None => vec![u64::MAX; src.shards as usize],
+        };
+        let now = self.clock.now_us();
+        let at_us = match at {
+            RestoreAt::Latest => window.latest_us,
+            RestoreAt::Time(t) if t < window.earliest_us => {
+                return Err(window_error(
+                    &src.name,
+                    t,
+                    &window,
+                    "before the earliest restorable time",
+                ))
+            }
+            RestoreAt::Time(t) if src.status == TableStatus::Dropped && t > src.dropped_us => {
+                return Err(window_error(
+                    &src.name,
+                    t,
+                    &window,
+                    "after the table was dropped",
+                ))
+            }
+            RestoreAt::Time(t) if t > now => {
+                return Err(window_error(&src.name, t, &window, "in the future"))
+            }
+            RestoreAt::Time(t) => t,
+        };
+        let meta = {
+            let mut catalog = self.catalog.lock().expect("catalog lock");
+            if catalog.get(target).is_some() {
+                return Err(DbError::TableExists(target.to_string()));
+            }
+            let mut next = catalog.clone();
+            let mut meta = next.add(target, src.shards, now);
+            let entry = next.get_mut(target).expect("just added");
+            entry.status = TableStatus::Restoring;
+            entry.restore_source_id = src.id;
+            entry.restore_at_us = at_us;
+            meta.status = TableStatus::Restoring;
+            meta.restore_source_id = src.id;
+            meta.restore_at_us = at_us;
+            self.save_catalog(&next)?;
+            *catalog = next;
+            meta
+        };
+        Ok(self.spawn_restore(meta, until_seq))
+    }
+
+    /// Runs the restore of catalog entry `meta` in the background.
+    fn spawn_restore(self: &Arc<Self>, meta: TableMeta, until_seq: Vec<u64>) -> RestoreHandle {
+        let tables_dir = self.dir.join("tables");
+        let source_dir = tables_dir.join(meta.restore_source_id.to_string());
+        let spec = RestoreSpec {
+            source_id: meta.restore_source_id,
+            source_shards: (0..meta.shards)
+                .map(|k| super::shard_dir(&source_dir, k))
+                .collect(),
+            until_seq,
+            at_us: meta.restore_at_us,
+            target_id: meta.id,
+            target_dir: tables_dir.join(meta.id.to_string()),
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            zstd_level: self.cfg.zstd_level,
+        };
+        let progress = Arc::new(RestoreProgress::new(
+            meta.restore_at_us,
+            meta.shards as usize,
+        ));
+        self.restores
+            .lock()
+            .expect("restores lock")
+            .insert(meta.name.clone(), progress.clone());
+        let (tx, done) = oneshot::channel();
+        let (db, p) = (self.clone(), progress.clone());
+        let name = meta.name.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("restore-{}", meta.id))
+            .spawn(move || {
+                let result = db.run_restore(&spec, meta, &p);
+                if let Err(why) = &result {
+                    tracing::error!("restore of '{name}' failed: {why}");
+                    p.fail(why.clone());
+                }
+                db.restores.lock().expect("restores lock").remove(&name);
+                let _ = tx.send(result);
+            });
+        if let Err(e) = spawned {
+            progress.fail(format!("cannot start the restore thread: {e}"));
+        }
+        RestoreHandle { progress, done }
+    }
+
+    fn run_restore(
+        &self,
+        spec: &RestoreSpec,
+        meta: TableMeta,
+        progress: &RestoreProgress,
+    ) -> Result<(), String> {
+        let started = std::time::Instant::now();
+        let outcome = restore::run(spec, progress)
+            .map_err(|e| e.to_string())
+            .and_then(|maps| {
+                progress.set_phase(Phase::Writing);
+                let mut active = meta.clone();
+                active.status = TableStatus::Active;
+                let (table, _) = Table::open_with(
+                    spec.target_dir.clone(),
+                    active,
+                    &self.cfg,
+                    &self.clock,
+                    Some(maps),
+                )
+                .map_err(|e| e.to_string())?;
+                Ok(table)
+            });
+        let mut catalog = self.catalog.lock().expect("catalog lock");
+        let mut next = catalog.clone();
+        let Some(entry) = next.tables.iter_mut().find(|t| t.id == meta.id) else {
+            return Err("the target table was removed during the restore".into());
+        };
+        match outcome {
+            Ok(table) => {
+                entry.status = TableStatus::Active;
+                self.save_catalog(&next).map_err(|e| e.to_string())?;
+                *catalog = next;
+                let items = table.len();
+                self.tables
+                    .write()
+                    .expect("tables lock")
+                    .insert(meta.name.clone(), Arc::new(table));
+                progress.set_phase(Phase::Done);
+                tracing::info!(
+                    "restored '{}' at {} into '{}': {items} items in {:.3} s",
+                    spec.source_id,
+                    format_time(spec.at_us),
+                    meta.name,
+                    started.elapsed().as_secs_f64()
+                );
+                Ok(())
+            }
+            Err(why) => {
+                entry.status = TableStatus::Failed;
+                let _ = std::fs::remove_dir_all(&spec.target_dir);
+                if let Err(e) = self.save_catalog(&next) {
+                    tracing::error!("could not record the failed restore: {e}");
+                } else {
+                    *catalog = next;
+                }
+                self.failures
+                    .lock()
+                    .expect("failures lock")
+                    .insert(meta.name.clone(), why.clone());
+                Err(why)
+            }
+        }
+    }
+
+    /// Runs again every restore a crash interrupted: the target is rebuilt from scratch.
+    pub fn resume_restores(self: &Arc<Self>) -> Vec<RestoreHandle> {
+        let pending: Vec<TableMeta> = self
+            .catalog
+            .lock()
+            .expect("catalog lock")
+            .tables
+            .iter()
+            .filter(|t| t.status == TableStatus::Restoring)
+            .cloned()
+            .collect();
+        pending
+            .into_iter()
+            .map(|meta| {
+                tracing::warn!("resuming the interrupted restore into '{}'", meta.name);
+                let _ = std::fs::remove_dir_all(self.dir.join("tables").join(meta.id.to_string()));
+                let until = vec![u64::MAX; meta.shards as usize];
+                self.spawn_restore(meta, until)
+            })
+            .collect()
+    }
+}
