@@ -122,8 +122,14 @@ impl CheckpointHeader {
         })
     }
 
+    /// Seeds the checksums of the blocks and the footer. It leaves out `end_seq` and
+    /// `end_us`, which a fuzzy checkpoint learns only once its entries are written.
     pub fn salt(&self) -> u64 {
-        xxh3_64_with_seed(&self.encode()[8..56], 0x636b_7074)
+        let h = self.encode();
+        let mut id = [0u8; 32];
+        id[..24].copy_from_slice(&h[8..32]);
+        id[24..].copy_from_slice(&h[48..56]);
+        xxh3_64_with_seed(&id, 0x636b_7074)
     }
 }
 
@@ -189,7 +195,10 @@ impl CheckpointWriter {
         zstd_level: i32,
     ) -> Result<Self, LogError> {
         let path = dir.join(file_name(header.end_seq));
-        let tmp = path.with_extension("ckp.tmp");
+        let tmp = dir.join(format!(
+            "ckp-{}-{}.tmp",
+            header.start_seq, header.created_us
+        ));
         let file = OpenOptions::new()
             .write(true)
             .create(true)
@@ -245,6 +254,15 @@ impl CheckpointWriter {
         Ok(())
     }
 
+    /// Like [`CheckpointWriter::finish`], first recording where a fuzzy checkpoint ended: the
+    /// header is rewritten with `end_seq` and `end_us`, and the file named after `end_seq`.
+    pub fn finish_at(mut self, end_seq: u64, end_us: u64) -> Result<(PathBuf, u64), LogError> {
+        self.header.end_seq = end_seq;
+        self.header.end_us = end_us;
+        self.path = self.dir.join(file_name(end_seq));
+        self.finish()
+    }
+
     /// Writes the footer, syncs, renames into place and syncs the directory.
     pub fn finish(mut self) -> Result<(PathBuf, u64), LogError> {
         self.flush_block()?;
@@ -258,6 +276,7 @@ impl CheckpointWriter {
         let io = |e| LogError::io(&tmp, e);
         self.out.write_all(&footer).map_err(io)?;
         let file = self.out.into_inner().map_err(|e| io(e.into_error()))?;
+        file.write_all_at(&self.header.encode(), 0).map_err(io)?;
         file.sync_all().map_err(io)?;
         drop(file);
         std::fs::rename(&self.tmp, &self.path).map_err(|e| LogError::io(&self.path, e))?;
@@ -460,6 +479,30 @@ mod tests {
         };
         let (p0, n0) = write(dir.path(), &empty, 1, Vec::<(&[u8], &[u8])>::new()).unwrap();
         assert_eq!((n0, read_all(&p0).unwrap().len()), (0, 0));
+    }
+
+    #[test]
+    fn fuzzy_end_is_recorded_at_finish() {
+        let dir = tempfile::tempdir().unwrap();
+        let start = CheckpointHeader {
+            end_seq: 0,
+            end_us: 0,
+            ..header()
+        };
+        let mut w = CheckpointWriter::create(dir.path(), &start, 1).unwrap();
+        w.put(b"k", b"v").unwrap();
+        let (path, n) = w.finish_at(250, 99).unwrap();
+        assert_eq!(
+            (n, path.file_name().unwrap().to_str().unwrap()),
+            (1, "ckp-00000000000000000250.ckp")
+        );
+        let h = read(&path, 3, 1, |_, _| {}).unwrap();
+        assert_eq!((h.start_seq, h.end_seq, h.end_us), (100, 250, 99));
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
     }
 
     #[test]

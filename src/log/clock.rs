@@ -35,6 +35,11 @@ impl ManualClock {
     pub fn advance(&self, us: u64) {
         self.0.fetch_add(us, Ordering::SeqCst);
     }
+
+    /// The time it is set to.
+    pub fn now_us_for_test(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 impl Clock for ManualClock {

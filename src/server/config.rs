@@ -99,6 +99,15 @@ pub struct ServeArgs {
     /// What start-up does with damaged log blocks.
     #[arg(long, value_enum, default_value = "strict")]
     pub recovery: RecoveryChoice,
+    /// A shard is checkpointed after this many MiB of log since its last checkpoint...
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
+    pub checkpoint_mib: u64,
+    /// ...or this many seconds after it, if anything was written.
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub checkpoint_secs: u64,
+    /// Seconds between maintenance passes (checkpoints due, retention).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub maintenance_secs: u64,
     /// Segment files close at this size, in MiB.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub segment_mib: u64,

@@ -84,6 +84,8 @@ pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
         zstd_level: args.zstd_level,
         segment_max_bytes: args.segment_mib << 20,
         tolerant: args.recovery == RecoveryChoice::Tolerant,
+        checkpoint_bytes: args.checkpoint_mib << 20,
+        checkpoint_interval_us: args.checkpoint_secs * 1_000_000,
     };
     let started = std::time::Instant::now();
     let (db, summary) = Db::open(&args.data_dir, cfg, Arc::new(SystemClock))?;
@@ -149,9 +151,11 @@ pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
         db.cfg.fsync,
         args.data_dir.display()
     );
+    let maintenance = spawn_maintenance(db.clone(), args.maintenance_secs, shutdown_rx.clone())?;
     wait_for_signal()?;
     tracing::info!("shutting down: no new connections, finishing in-flight commands");
     let _ = shutdown_tx.send(true);
+    let _ = maintenance.join();
     for t in threads {
         match t.join() {
             Ok(Ok(())) => {}
@@ -162,6 +166,30 @@ pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
     db.shutdown();
     tracing::info!("shutdown complete: every log committed and synced");
     Ok(())
+}
+
+/// Checkpoints and retention every `secs` seconds until shutdown.
+fn spawn_maintenance(
+    db: Arc<Db>,
+    secs: u64,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("maintenance".into())
+        .spawn(move || {
+            let tick = std::time::Duration::from_millis(200);
+            let mut waited = std::time::Duration::ZERO;
+            while !*shutdown.borrow() {
+                std::thread::sleep(tick);
+                waited += tick;
+                if waited.as_secs() >= secs {
+                    waited = std::time::Duration::ZERO;
+                    if let Err(e) = db.maintain() {
+                        tracing::error!("maintenance pass failed: {e}");
+                    }
+                }
+            }
+        })
 }
 
 fn wait_for_signal() -> std::io::Result<()> {

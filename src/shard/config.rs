@@ -12,6 +12,10 @@ pub struct EngineConfig {
     pub segment_max_bytes: u64,
     /// Start despite damaged log blocks, skipping them and reporting what was lost.
     pub tolerant: bool,
+    /// A shard is checkpointed once this many log bytes were written since its last one...
+    pub checkpoint_bytes: u64,
+    /// ...or this long after it (if anything was written).
+    pub checkpoint_interval_us: u64,
 }
 
 impl Default for EngineConfig {
@@ -25,6 +29,8 @@ impl Default for EngineConfig {
             zstd_level: 1,
             segment_max_bytes: 64 << 20,
             tolerant: false,
+            checkpoint_bytes: 256 << 20,
+            checkpoint_interval_us: 3_600_000_000,
         }
     }
 }

@@ -36,6 +36,8 @@ pub struct Db {
     pub(super) restores: Mutex<HashMap<String, Arc<RestoreProgress>>>,
     /// Why a restore failed, by target name (kept until the table is dropped or the restart).
     pub(super) failures: Mutex<HashMap<String, String>>,
+    /// Held (read) by restores while they read a table's history, (write) by retention.
+    pub(super) history: RwLock<()>,
     _lock: DirLock,
 }
 
@@ -110,6 +112,7 @@ impl Db {
                 tables: RwLock::new(tables),
                 restores: Mutex::new(HashMap::new()),
                 failures: Mutex::new(HashMap::new()),
+                history: RwLock::new(()),
                 _lock: lock,
             },
             summary,

@@ -268,22 +268,23 @@ impl Db {
         progress: &RestoreProgress,
     ) -> Result<(), String> {
         let started = std::time::Instant::now();
-        let outcome = restore::run(spec, progress)
-            .map_err(|e| e.to_string())
-            .and_then(|maps| {
-                progress.set_phase(Phase::Writing);
-                let mut active = meta.clone();
-                active.status = TableStatus::Active;
-                let (table, _) = Table::open_with(
-                    spec.target_dir.clone(),
-                    active,
-                    &self.cfg,
-                    &self.clock,
-                    Some(maps),
-                )
-                .map_err(|e| e.to_string())?;
-                Ok(table)
-            });
+        let history = self.history.read().expect("history lock");
+        let replayed = restore::run(spec, progress);
+        drop(history);
+        let outcome = replayed.map_err(|e| e.to_string()).and_then(|maps| {
+            progress.set_phase(Phase::Writing);
+            let mut active = meta.clone();
+            active.status = TableStatus::Active;
+            let (table, _) = Table::open_with(
+                spec.target_dir.clone(),
+                active,
+                &self.cfg,
+                &self.clock,
+                Some(maps),
+            )
+            .map_err(|e| e.to_string())?;
+            Ok(table)
+        });
         let mut catalog = self.catalog.lock().expect("catalog lock");
         let mut next = catalog.clone();
         let Some(entry) = next.tables.iter_mut().find(|t| t.id == meta.id) else {

@@ -2,7 +2,7 @@
 //! replays it into the map, all shards in parallel.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::config::EngineConfig;
@@ -18,7 +18,31 @@ pub struct TableShard {
     pub map: Arc<KvMap>,
     /// Bytes of keys and values in `map`.
     pub bytes: Arc<AtomicI64>,
+    /// What the map holds: the commit hook applies under its gate.
+    pub applied: Arc<Applied>,
+    /// The newest checkpoint of this shard: (end_seq, created_us, log bytes written then).
+    pub last_checkpoint: std::sync::Mutex<(u64, u64, u64)>,
     pub log: ShardLog,
+}
+
+/// The last sequence applied to a shard's map and its commit time. The commit hook updates
+/// them, with the map, under `gate`; a checkpoint reads them under it, so it knows an upper
+/// bound for anything it saw in the map.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub gate: std::sync::Mutex<()>,
+    pub seq: AtomicU64,
+    pub us: AtomicU64,
+}
+
+impl Applied {
+    pub fn read(&self) -> (u64, u64) {
+        let _g = self.gate.lock().unwrap_or_else(|e| e.into_inner());
+        (
+            self.seq.load(Ordering::Acquire),
+            self.us.load(Ordering::Acquire),
+        )
+    }
 }
 
 pub struct Table {
@@ -162,6 +186,7 @@ fn open_shard(
     lc.tolerant = cfg.tolerant;
     let mut delta = 0;
     let mut from_seq = 0;
+    let mut last_ckp = (0, 0, 0);
     let map = match preloaded {
         Some(map) => {
             delta = map
@@ -178,23 +203,31 @@ fn open_shard(
                     delta += apply_ref(&map, RecordRef::Put { key: k, value: v })
                 })?;
                 from_seq = h.start_seq + 1;
+                last_ckp = (h.end_seq, h.created_us, 0);
             }
             map
         }
     };
     let map = Arc::new(map);
     let bytes = Arc::new(AtomicI64::new(0));
-    let (hook_map, hook_bytes) = (map.clone(), bytes.clone());
+    let applied = Arc::new(Applied::default());
+    let (hook_map, hook_bytes, hook_applied) = (map.clone(), bytes.clone(), applied.clone());
     // Runs on the writer thread after each commit, in log order, before the client is
     // answered: a connection always reads its own acknowledged writes.
-    let hook: CommitHook = Box::new(move |_, records| {
+    let hook: CommitHook = Box::new(move |info, records| {
+        let _g = hook_applied.gate.lock().unwrap_or_else(|e| e.into_inner());
         let delta: i64 = records
             .iter()
             .map(|r| apply_ref(&hook_map, r.expect("batches are built by RecordBatch")))
             .sum();
         hook_bytes.fetch_add(delta, Ordering::Relaxed);
+        let last = info.first_seq + records.len() as u64 - 1;
+        hook_applied.seq.store(last, Ordering::Release);
+        hook_applied.us.store(info.commit_us, Ordering::Release);
     });
     let (log, report) = ShardLog::open(lc, clock, Some(hook))?;
+    applied.seq.store(report.next_seq - 1, Ordering::Release);
+    applied.us.store(report.last_commit_us, Ordering::Release);
     // The writer is idle until the table is served, so the replay sees a still log.
     let opts = ScanOptions {
         tolerant: cfg.tolerant,
@@ -209,7 +242,13 @@ fn open_shard(
     })?;
     bytes.fetch_add(delta, Ordering::Relaxed);
     Ok((
-        TableShard { map, bytes, log },
+        TableShard {
+            map,
+            bytes,
+            applied,
+            last_checkpoint: std::sync::Mutex::new(last_ckp),
+            log,
+        },
         ShardOpen {
             shard,
             report,

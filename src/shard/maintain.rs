@@ -1,0 +1,122 @@
+//! Background upkeep of a data directory: fuzzy checkpoints and retention. `Db::maintain`
+//! runs one pass at the time the injected clock gives; the server calls it on a timer.
+
+use std::path::PathBuf;
+
+use super::db::Db;
+use super::table::{shard_dir, Table};
+use super::{retention, DbError, US_PER_DAY};
+use crate::catalog::{TableMeta, TableStatus};
+use crate::log::checkpoint::{CheckpointHeader, CheckpointWriter};
+
+/// What one maintenance pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MaintainReport {
+    pub checkpoints: Vec<PathBuf>,
+    pub deleted: Vec<PathBuf>,
+    /// Dropped tables whose recovery period ended, removed for good.
+    pub expired_tables: Vec<String>,
+}
+
+/// Writes a fuzzy checkpoint of one shard while writes go on. `None` when nothing changed
+/// since the last one.
+pub fn checkpoint_shard(
+    table: &Table,
+    shard: usize,
+    now_us: u64,
+    zstd_level: i32,
+) -> Result<Option<PathBuf>, DbError> {
+    let sh = &table.shards[shard];
+    let (start_seq, _) = sh.applied.read();
+    let last_end = sh.last_checkpoint.lock().expect("checkpoint lock").0;
+    if start_seq == last_end {
+        return Ok(None);
+    }
+    let header = CheckpointHeader {
+        table_id: table.meta.id,
+        shard: shard as u32,
+        start_seq,
+        end_seq: 0,
+        end_us: 0,
+        created_us: now_us,
+    };
+    let dir = shard_dir(&table.dir, shard as u32);
+    let mut w = CheckpointWriter::create(&dir, &header, zstd_level)?;
+    for e in sh.map.iter() {
+        w.put(e.key(), e.value())?;
+    }
+    // Everything the image can hold was applied by now: the gate orders it.
+    let (end_seq, end_us) = sh.applied.read();
+    let (path, _) = w.finish_at(end_seq, end_us)?;
+    let bytes = sh.log.stats().stored_bytes;
+    *sh.last_checkpoint.lock().expect("checkpoint lock") = (end_seq, now_us, bytes);
+    Ok(Some(path))
+}
+
+impl Db {
+    /// One pass: checkpoints where due, then retention for every table.
+    pub fn maintain(&self) -> Result<MaintainReport, DbError> {
+        let now = self.clock.now_us();
+        let mut report = MaintainReport::default();
+        for table in self.tables() {
+            for k in 0..table.shards.len() {
+                let sh = &table.shards[k];
+                let (_, last_us, last_bytes) = *sh.last_checkpoint.lock().expect("checkpoint lock");
+                let written = sh.log.stats().stored_bytes.saturating_sub(last_bytes);
+                let due = written >= self.cfg.checkpoint_bytes
+                    || now.saturating_sub(last_us) >= self.cfg.checkpoint_interval_us;
+                if due {
+                    if let Some(p) = checkpoint_shard(&table, k, now, self.cfg.zstd_level)? {
+                        report.checkpoints.push(p);
+                    }
+                }
+            }
+        }
+        let metas: Vec<TableMeta> = self.catalog.lock().expect("catalog lock").tables.clone();
+        // Restores read history: none runs while files go.
+        let _history = self.history.write().expect("history lock");
+        for meta in metas {
+            if matches!(meta.status, TableStatus::Restoring | TableStatus::Failed) {
+                continue;
+            }
+            let dir = self.dir.join("tables").join(meta.id.to_string());
+            let earliest = (meta.pitr_days > 0).then(|| {
+                meta.pitr_since_us
+                    .max(now.saturating_sub(meta.pitr_days as u64 * US_PER_DAY))
+            });
+            if meta.status == TableStatus::Dropped && earliest.is_none_or(|e| e > meta.dropped_us) {
+                self.expire(&meta)?;
+                report.expired_tables.push(meta.name.clone());
+                continue;
+            }
+            for k in 0..meta.shards {
+                for path in retention::plan(&shard_dir(&dir, k), earliest)? {
+                    match std::fs::remove_file(&path) {
+                        Ok(()) => report.deleted.push(path),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(DbError::io(&path, e)),
+                    }
+                }
+            }
+        }
+        if !report.deleted.is_empty() {
+            tracing::info!("retention deleted {} files", report.deleted.len());
+        }
+        Ok(report)
+    }
+
+    /// Removes a dropped table whose history no restorable time needs.
+    fn expire(&self, meta: &TableMeta) -> Result<(), DbError> {
+        let mut catalog = self.catalog.lock().expect("catalog lock");
+        let mut next = catalog.clone();
+        next.remove_id(meta.id);
+        self.save_catalog(&next)?;
+        *catalog = next;
+        let dir = self.dir.join("tables").join(meta.id.to_string());
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(DbError::io(&dir, e)),
+        }
+    }
+}
