@@ -269,7 +269,20 @@ impl Db {
     ) -> Result<(), String> {
         let started = std::time::Instant::now();
         let history = self.history.read().expect("history lock");
-        let replayed = restore::run(spec, progress);
+        let source_known = self
+            .catalog
+            .lock()
+            .expect("catalog lock")
+            .by_id(spec.source_id)
+            .is_some();
+        let replayed = if source_known {
+            restore::run(spec, progress)
+        } else {
+            Err(crate::log::LogError::Config(format!(
+                "the source table (id {}) no longer exists",
+                spec.source_id
+            )))
+        };
         drop(history);
         let outcome = replayed.map_err(|e| e.to_string()).and_then(|maps| {
             progress.set_phase(Phase::Writing);
