@@ -1,4 +1,5 @@
 pub mod catalog;
+pub mod cli;
 pub mod log;
 pub mod protocol;
 pub mod restore;

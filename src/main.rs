@@ -22,6 +22,37 @@ struct Cli {
 enum Command {
     /// Run the server.
     Serve(rewind::server::ServeArgs),
+    /// Restore a table to a point in time without a running server (takes the data-directory
+    /// lock).
+    Restore {
+        #[arg(long, default_value = "./rewind-data")]
+        data_dir: PathBuf,
+        /// Source table: its name (a dropped one too) or id:<n>.
+        #[arg(long)]
+        source: String,
+        /// The new table.
+        #[arg(long)]
+        target: String,
+        /// RFC 3339 or Unix seconds with a fraction.
+        #[arg(long, conflicts_with = "latest", required_unless_present = "latest")]
+        at: Option<String>,
+        /// The newest durable state.
+        #[arg(long)]
+        latest: bool,
+    },
+    /// Show segments, checkpoints, time ranges, markers and compression per table and shard.
+    Inspect {
+        #[arg(long, default_value = "./rewind-data")]
+        data_dir: PathBuf,
+        /// Only this table.
+        #[arg(long)]
+        table: Option<String>,
+    },
+    /// Check every checksum of a data directory; exits 1 naming file and offset on damage.
+    Verify {
+        #[arg(long, default_value = "./rewind-data")]
+        data_dir: PathBuf,
+    },
     /// Check every checksum of one shard's log; exits 1 naming file and offset on damage.
     VerifyShard {
         /// The shard's directory (holding `*.seg` files).
@@ -49,6 +80,69 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("rewind serve: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Restore {
+            data_dir,
+            source,
+            target,
+            at,
+            latest,
+        } => {
+            let at = match (at, latest) {
+                (Some(t), _) => match rewind::restore::parse_time(&t) {
+                    Ok(us) => rewind::shard::RestoreAt::Time(us),
+                    Err(e) => {
+                        eprintln!("rewind restore: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+                (None, _) => rewind::shard::RestoreAt::Latest,
+            };
+            match rewind::cli::restore(&data_dir, &source, &target, at) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("rewind restore: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Inspect { data_dir, table } => {
+            match rewind::cli::inspect(&data_dir, table.as_deref()) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("rewind inspect: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Verify { data_dir } => match rewind::cli::verify(&data_dir) {
+            Ok(r) => {
+                for t in &r.torn {
+                    println!("torn tail (the next start cuts it): {t}");
+                }
+                for d in &r.damage {
+                    println!("DAMAGE: {d}");
+                }
+                println!(
+                    "{} files checked, {} records, {} damaged, {} torn tails",
+                    r.files,
+                    r.records,
+                    r.damage.len(),
+                    r.torn.len()
+                );
+                if r.damage.is_empty() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            }
+            Err(e) => {
+                eprintln!("rewind verify: {e}");
                 ExitCode::FAILURE
             }
         },

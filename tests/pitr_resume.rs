@@ -49,7 +49,11 @@ fn simulate_crash(dir: &std::path::Path, source_id: u64, at_us: u64) -> std::pat
     write_atomic(&path, &catalog::encode(&c)).unwrap();
     let shard0 = dir.join("tables").join(meta.id.to_string()).join("shard-0");
     std::fs::create_dir_all(&shard0).unwrap();
-    std::fs::write(shard0.join("ckp-00000000000000000000.ckp"), b"RWNDCKP partial").unwrap();
+    std::fs::write(
+        shard0.join("ckp-00000000000000000000.ckp"),
+        b"RWNDCKP partial",
+    )
+    .unwrap();
     shard0
 }
 
@@ -66,7 +70,10 @@ fn an_interrupted_restore_runs_again_at_start_up() {
 
     let (db, _) = Db::open(dir.path(), engine(), Arc::new(clock.clone())).unwrap();
     let db = Arc::new(db);
-    assert!(db.table("half").is_none(), "a RESTORING table is never served as it is");
+    assert!(
+        db.table("half").is_none(),
+        "a RESTORING table is never served as it is"
+    );
     assert_eq!(db.meta("half").unwrap().status, TableStatus::Restoring);
     let handles = db.resume_restores();
     assert_eq!(handles.len(), 1);

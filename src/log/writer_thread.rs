@@ -150,8 +150,11 @@ impl WriterThread {
         let result = self.write_batch(batch);
         match result {
             Ok(commit_us) => {
+                // Apply everything, publish it as durable, and only then answer: whoever sees
+                // an acknowledgement also sees the write in the map and in `durable()`.
                 let mut seq = self.next_seq;
-                for s in batch.drain(..) {
+                let mut infos = Vec::with_capacity(batch.len());
+                for s in batch.iter() {
                     let info = CommitInfo {
                         first_seq: seq,
                         commit_us,
@@ -160,11 +163,14 @@ impl WriterThread {
                     if let Some(hook) = self.hook.as_mut() {
                         hook(&info, &s.batch);
                     }
-                    let _ = s.ack.send(Ok(info));
+                    infos.push(info);
                 }
                 self.next_seq = seq;
                 self.stats.durable_us.store(commit_us, Ordering::Release);
                 self.stats.durable_seq.store(seq - 1, Ordering::Release);
+                for (s, info) in batch.drain(..).zip(infos) {
+                    let _ = s.ack.send(Ok(info));
+                }
             }
             Err(e) => {
                 for s in batch.drain(..) {

@@ -315,7 +315,7 @@ impl Db {
                     .insert(meta.name.clone(), Arc::new(table));
                 progress.set_phase(Phase::Done);
                 tracing::info!(
-                    "restored '{}' at {} into '{}': {items} items in {:.3} s",
+                    "restored table id {} as of {} into '{}': {items} items in {:.3} s",
                     spec.source_id,
                     format_time(spec.at_us),
                     meta.name,
