@@ -4,6 +4,9 @@
 
 use std::hint::black_box;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rewind::log::RecordRef;
 use rewind::shard::{apply_ref, new_map};
