@@ -63,6 +63,7 @@ pub fn run(spec: &RestoreSpec, progress: &RestoreProgress) -> Result<Vec<KvMap>,
                             return done;
                         }
                         let dir = &spec.source_shards[k];
+                        let t = std::time::Instant::now();
                         let r = replay(
                             dir,
                             spec.source_id,
@@ -71,7 +72,14 @@ pub fn run(spec: &RestoreSpec, progress: &RestoreProgress) -> Result<Vec<KvMap>,
                             &progress.shards[k],
                         )
                         .and_then(|map| {
+                            let replayed = t.elapsed();
                             write_target(spec, k as u32, &map)?;
+                            tracing::info!(
+                                "restore shard {k}: {} keys, replay {:.3} s, checkpoint {:.3} s",
+                                map.len(),
+                                replayed.as_secs_f64(),
+                                (t.elapsed() - replayed).as_secs_f64()
+                            );
                             Ok(map)
                         });
                         done.push((k, r));

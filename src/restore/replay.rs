@@ -10,7 +10,10 @@ use std::path::Path;
 use crate::log::{
     checkpoint, scan_shard_with, segment, LogError, RecordRef, ScanOptions, ScanProgress, ScanRange,
 };
-use crate::shard::{apply_ref, new_map, KvMap};
+use crate::shard::{apply_ref, with_capacity, KvMap};
+
+/// Most keys a replay map is sized for up front.
+const MAX_PRESIZE: usize = 16 << 20;
 
 /// Where one shard's replay starts and stops.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +64,9 @@ pub fn replay(
     plan: &ShardPlan,
     progress: &ScanProgress,
 ) -> Result<KvMap, LogError> {
-    let map = new_map();
+    // Size the map for the records the log holds (about 64 stored bytes or more each), so a
+    // large restore does not rehash as it grows; capped to bound what a guess can waste.
+    let map = with_capacity(((plan.bytes / 64) as usize).min(MAX_PRESIZE));
     if let Some(path) = &plan.checkpoint {
         checkpoint::read(path, table_id, shard, |k, v| {
             apply_ref(&map, RecordRef::Put { key: k, value: v });

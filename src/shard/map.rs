@@ -49,13 +49,18 @@ impl std::hash::Hasher for KeyHasher {
 }
 
 pub fn new_map() -> KvMap {
+    with_capacity(0)
+}
+
+/// A map with room for `keys` entries before it grows (growing a large map rehashes it).
+pub fn with_capacity(keys: usize) -> KvMap {
     // A per-process random seed keeps hash flooding from degrading the map.
     let seed = xxh3_64(&std::process::id().to_le_bytes())
         ^ std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
-    DashMap::with_hasher(KeyHashBuilder { seed })
+    DashMap::with_capacity_and_hasher(keys, KeyHashBuilder { seed })
 }
 
 /// Applies one record; returns the change in stored key and value bytes.

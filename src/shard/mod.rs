@@ -15,6 +15,6 @@ pub use db::{Db, OpenSummary, DEFAULT_TABLE};
 pub use error::DbError;
 pub use lock::DirLock;
 pub use maintain::{checkpoint_shard, MaintainReport};
-pub use map::{apply_ref, new_map, KvMap};
+pub use map::{apply_ref, new_map, with_capacity, KvMap};
 pub use pitr::{RestoreAt, RestoreHandle, Window, MAX_DAYS, US_PER_DAY};
 pub use table::{shard_dir, Table, TableShard};
