@@ -114,6 +114,19 @@ pub fn file_name(first_seq: u64) -> String {
     format!("{first_seq:020}.{SEGMENT_EXT}")
 }
 
+/// A segment's place in the log and in time: enough to bisect a shard's segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentSpan {
+    pub first_seq: u64,
+    pub created_us: u64,
+}
+
+/// The number of segments a replay to `t_us` needs to look at: segments are in log order, so
+/// creation times rise, and the first one created after `t_us` holds nothing at or before it.
+pub fn cut(spans: &[SegmentSpan], t_us: u64) -> usize {
+    spans.partition_point(|s| s.created_us <= t_us)
+}
+
 /// A segment file found in a shard directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentFile {
@@ -222,6 +235,21 @@ mod tests {
         let c = SegmentHeader { shard: 4, ..a };
         assert_ne!(a.salt(), b.salt());
         assert_ne!(a.salt(), c.salt());
+    }
+
+    #[test]
+    fn cut_bisects_by_creation_time() {
+        let spans: Vec<SegmentSpan> = (0..10u64)
+            .map(|i| SegmentSpan {
+                first_seq: i * 100 + 1,
+                created_us: i * 1000,
+            })
+            .collect();
+        assert_eq!(cut(&spans, 0), 1);
+        assert_eq!(cut(&spans, 999), 1);
+        assert_eq!(cut(&spans, 1000), 2);
+        assert_eq!(cut(&spans, u64::MAX), 10);
+        assert_eq!(cut(&[], 5), 0);
     }
 
     #[test]

@@ -39,12 +39,25 @@ pub fn plan(dir: &Path, at_us: u64, until_seq: u64) -> Result<ShardPlan, LogErro
             break;
         }
     }
+    // Bisect the segments by creation time for the cut; count the bytes between the start and
+    // the cut for progress.
     let segs = segment::list(dir)?;
+    let mut spans = Vec::with_capacity(segs.len());
+    let mut sizes = Vec::with_capacity(segs.len());
+    for s in &segs {
+        let (created_us, len) = segment_head(&s.path)?;
+        spans.push(segment::SegmentSpan {
+            first_seq: s.first_seq,
+            created_us,
+        });
+        sizes.push(len);
+    }
+    let end = segment::cut(&spans, at_us);
     let mut bytes = 0;
-    for (i, s) in segs.iter().enumerate() {
-        let past_start = segs.get(i + 1).is_none_or(|n| n.first_seq > from_seq);
-        if past_start && s.first_seq <= until_seq {
-            bytes += std::fs::metadata(&s.path).map(|m| m.len()).unwrap_or(0);
+    for i in 0..end {
+        let past_start = spans.get(i + 1).is_none_or(|n| n.first_seq > from_seq);
+        if past_start && spans[i].first_seq <= until_seq {
+            bytes += sizes[i];
         }
     }
     Ok(ShardPlan {
@@ -85,4 +98,19 @@ pub fn replay(
         apply_ref(&map, r);
     })?;
     Ok(map)
+}
+
+/// A segment's creation time and file size, from its header.
+fn segment_head(path: &Path) -> Result<(u64, u64), LogError> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(path).map_err(|e| LogError::io(path, e))?;
+    let len = f.metadata().map_err(|e| LogError::io(path, e))?.len();
+    let mut head = [0u8; segment::SEGMENT_HEADER_LEN];
+    let n = f.read_at(&mut head, 0).map_err(|e| LogError::io(path, e))?;
+    let h = segment::SegmentHeader::decode(&head[..n]).map_err(|source| LogError::Damaged {
+        path: path.to_path_buf(),
+        offset: 0,
+        source,
+    })?;
+    Ok((h.created_us, len))
 }
