@@ -123,7 +123,19 @@ impl KeyGen {
 /// `key:000000012345`, as bytes into `out`.
 pub fn key_name(n: u64, out: &mut Vec<u8>) {
     out.clear();
-    out.extend_from_slice(format!("key:{n:012}").as_bytes());
+    out.extend_from_slice(b"key:");
+    let mut digits = [b'0'; 12];
+    let mut v = n;
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    if v > 0 {
+        // Past twelve digits: write them all.
+        out.extend_from_slice(n.to_string().as_bytes());
+    } else {
+        out.extend_from_slice(&digits);
+    }
 }
 
 #[cfg(test)]
@@ -185,6 +197,15 @@ mod tests {
             seq.iter().collect::<std::collections::HashSet<_>>().len(),
             5
         );
+    }
+
+    #[test]
+    fn key_names_are_zero_padded() {
+        let mut k = Vec::new();
+        key_name(12345, &mut k);
+        assert_eq!(k, b"key:000000012345");
+        key_name(1_000_000_000_000, &mut k);
+        assert_eq!(k, b"key:1000000000000");
     }
 
     #[test]

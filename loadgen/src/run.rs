@@ -57,6 +57,9 @@ pub struct RunResult {
 /// Shared by the connections of one thread.
 struct ThreadState {
     interval: Stats,
+    /// Connections still running, and when the last one stopped.
+    running: usize,
+    finished: Option<Instant>,
 }
 
 struct Clock {
@@ -80,7 +83,7 @@ pub fn run(cfg: &RunConfig) -> Result<RunResult, String> {
         end: start + cfg.warmup + cfg.duration,
     });
     let budget = Arc::new(AtomicI64::new(cfg.requests.map_or(i64::MAX, |r| r as i64)));
-    let (tx, rx) = mpsc::channel::<(u64, Stats)>();
+    let (tx, rx) = mpsc::channel::<(u64, Stats, Option<Instant>)>();
     let mut handles = Vec::new();
     for t in 0..threads {
         let conns: Vec<usize> = (0..cfg.connections).filter(|c| c % threads == t).collect();
@@ -96,7 +99,11 @@ pub fn run(cfg: &RunConfig) -> Result<RunResult, String> {
     // Gather each second's stats from every thread; print them as they complete.
     let mut per_second: Vec<Stats> = Vec::new();
     let mut reported = vec![0usize; 0];
-    while let Ok((second, s)) = rx.recv() {
+    let mut finished = clock.measure_from;
+    while let Ok((second, s, done)) = rx.recv() {
+        if let Some(d) = done {
+            finished = finished.max(d);
+        }
         let i = second as usize;
         if per_second.len() <= i {
             per_second.resize_with(i + 1, Stats::default);
@@ -115,7 +122,8 @@ pub fn run(cfg: &RunConfig) -> Result<RunResult, String> {
     for s in &per_second {
         total.merge(s);
     }
-    let seconds = Instant::now()
+    // Measured time: from the end of the warm-up to when the last connection stopped.
+    let seconds = finished
         .min(clock.end)
         .saturating_duration_since(clock.measure_from)
         .as_secs_f64();
@@ -132,7 +140,7 @@ fn thread_main(
     conns: Vec<usize>,
     clock: Arc<Clock>,
     budget: Arc<AtomicI64>,
-    tx: mpsc::Sender<(u64, Stats)>,
+    tx: mpsc::Sender<(u64, Stats, Option<Instant>)>,
 ) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -142,38 +150,44 @@ fn thread_main(
     local.block_on(&rt, async move {
         let state = Rc::new(RefCell::new(ThreadState {
             interval: Stats::default(),
+            running: conns.len(),
+            finished: None,
         }));
+        let all_done = Rc::new(tokio::sync::Notify::new());
         let mut tasks = Vec::new();
         for c in conns {
-            let (cfg, clock, budget, state) =
-                (cfg.clone(), clock.clone(), budget.clone(), state.clone());
+            let (cfg, clock, budget) = (cfg.clone(), clock.clone(), budget.clone());
+            let (state, all_done) = (state.clone(), all_done.clone());
             tasks.push(tokio::task::spawn_local(async move {
-                connection(cfg, c, clock, budget, state).await
+                connection(cfg, c, clock, budget, state.clone()).await;
+                let mut st = state.borrow_mut();
+                st.running -= 1;
+                st.finished = Some(Instant::now());
+                if st.running == 0 {
+                    all_done.notify_one();
+                }
             }));
         }
-        // Hand over each measured second's stats.
+        // Hand over each measured second's stats, until every connection has stopped.
         let mut second = 0u64;
-        loop {
+        while state.borrow().running > 0 {
             let tick = clock.measure_from + Duration::from_secs(second + 1);
-            let finished = tasks.iter().all(|t| t.is_finished());
-            if finished || tick > clock.end + Duration::from_millis(999) {
-                break;
-            }
-            tokio::time::sleep_until(tick.into()).await;
-            if tick <= clock.measure_from {
-                continue;
+            tokio::select! {
+                _ = tokio::time::sleep_until(tick.into()) => {}
+                _ = all_done.notified() => break,
             }
             let s = std::mem::take(&mut state.borrow_mut().interval);
-            let _ = tx.send((second, s));
+            let _ = tx.send((second, s, None));
             second += 1;
         }
         for t in tasks {
             let _ = t.await;
         }
-        let rest = std::mem::take(&mut state.borrow_mut().interval);
-        if rest.ops() > 0 || rest.error_count() > 0 {
-            let _ = tx.send((second, rest));
-        }
+        let (rest, done) = {
+            let mut st = state.borrow_mut();
+            (std::mem::take(&mut st.interval), st.finished)
+        };
+        let _ = tx.send((second, rest, done));
     });
 }
 
@@ -218,15 +232,14 @@ async fn read_replies(
             None => {
                 buf.drain(..pos);
                 pos = 0;
-                let mut chunk = [0u8; 64 << 10];
-                let got = tokio::time::timeout(IO_TIMEOUT, s.read(&mut chunk))
+                buf.reserve(64 << 10);
+                let got = tokio::time::timeout(IO_TIMEOUT, s.read_buf(buf))
                     .await
                     .map_err(|_| "timeout".to_string())?
                     .map_err(|e| format!("read: {}", e.kind()))?;
                 if got == 0 {
                     return Err("disconnected".into());
                 }
-                buf.extend_from_slice(&chunk[..got]);
             }
         }
     }
@@ -287,8 +300,8 @@ async fn connection(
         for _ in 0..n {
             key_name(gen.key(), &mut key);
             if gen.chance(cfg.set_ratio) {
-                let v = gen.value().to_vec();
-                encode(&mut req, &[b"SET", &key, &v]);
+                let v = gen.value();
+                encode(&mut req, &[b"SET", &key, v]);
                 cmds.push(0);
             } else {
                 encode(&mut req, &[b"GET", &key]);
