@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use bytes::BytesMut;
+use xxhash_rust::xxh3::xxh3_64;
 
 use super::commands::{self, Kind, COMMANDS};
 use super::state::ServerState;
@@ -25,10 +26,13 @@ pub struct Session {
     pub closing: bool,
 }
 
-/// The answer a pipelined write gives once every shard it touched has committed.
+/// A reply that waits its turn behind pending writes.
 pub enum Deferred {
+    /// A write's answer, given once every shard it touched has committed.
     Ok,
     Int(i64),
+    /// A read answered already (it touched no pending key): these bytes of `Pending::ready`.
+    Ready(usize, usize),
 }
 
 #[derive(Default)]
@@ -37,6 +41,10 @@ pub struct Pending {
     batches: Vec<RecordBatch>,
     /// Replies in command order, with the shards (bit mask) each one waits on.
     replies: Vec<(Deferred, u64)>,
+    /// Encoded replies of reads that ran while writes were pending.
+    ready: BytesMut,
+    /// Hashes of the keys with pending writes: a read of one of them commits first.
+    keys: std::collections::HashSet<u64>,
 }
 
 impl Pending {
@@ -61,7 +69,7 @@ impl<'s> Conn<'s> {
             out: BytesMut::with_capacity(16 << 10),
             pending: Pending {
                 batches: (0..shards).map(|_| RecordBatch::new()).collect(),
-                replies: Vec::new(),
+                ..Pending::default()
             },
         }
     }
@@ -91,7 +99,15 @@ impl<'s> Conn<'s> {
             let msg = format!("ERR wrong number of arguments for '{}' command", spec.name);
             return self.error(&msg);
         }
-        if spec.kind != Kind::Write {
+        // A read that touches no pending key runs now and queues its reply behind the pending
+        // writes; anything else commits them first.
+        let read_ahead = spec.kind == Kind::Read
+            && !self.pending.is_empty()
+            && commands::read_keys(spec.name, args).is_some_and(|keys| {
+                keys.iter()
+                    .all(|k| !self.pending.keys.contains(&xxh3_64(k)))
+            });
+        if spec.kind != Kind::Write && !read_ahead {
             self.commit().await;
         }
         if self.session.table.is_dropped() && matches!(spec.kind, Kind::Read | Kind::Write) {
@@ -103,6 +119,16 @@ impl<'s> Conn<'s> {
         }
         match spec.kind {
             Kind::Write => commands::exec_write(self, spec.name, args).await,
+            Kind::Read if read_ahead => {
+                let start = self.pending.ready.len();
+                let mut out = std::mem::take(&mut self.pending.ready);
+                std::mem::swap(&mut self.out, &mut out);
+                commands::exec_read(self, spec.name, args);
+                std::mem::swap(&mut self.out, &mut out);
+                self.pending.ready = out;
+                let end = self.pending.ready.len();
+                self.pending.replies.push((Deferred::Ready(start, end), 0));
+            }
             Kind::Read => commands::exec_read(self, spec.name, args),
             Kind::Table => commands::exec_table(self, spec.name, args),
             Kind::Admin => commands::exec_admin(self, spec.name, args),
@@ -114,6 +140,7 @@ impl<'s> Conn<'s> {
     pub fn stage_put(&mut self, key: &[u8], value: &[u8]) -> u64 {
         let shard = self.session.table.shard_for(key);
         self.pending.batches[shard].put(key, value);
+        self.pending.keys.insert(xxh3_64(key));
         1u64 << shard
     }
 
@@ -121,6 +148,7 @@ impl<'s> Conn<'s> {
     pub fn stage_delete(&mut self, key: &[u8]) -> u64 {
         let shard = self.session.table.shard_for(key);
         self.pending.batches[shard].delete(key);
+        self.pending.keys.insert(xxh3_64(key));
         1u64 << shard
     }
 
@@ -163,6 +191,8 @@ impl<'s> Conn<'s> {
             }
         }
         let replies = std::mem::take(&mut self.pending.replies);
+        let ready = std::mem::take(&mut self.pending.ready);
+        self.pending.keys.clear();
         for (reply, shards) in replies {
             match failed.iter().find(|(bit, _)| shards & bit != 0) {
                 Some((_, e)) => {
@@ -172,8 +202,13 @@ impl<'s> Conn<'s> {
                 None => match reply {
                     Deferred::Ok => self.reply().ok(),
                     Deferred::Int(n) => self.reply().int(n),
+                    Deferred::Ready(a, b) => self.out.extend_from_slice(&ready[a..b]),
                 },
             }
         }
+        // Keep the buffer's room for the next pipeline.
+        let mut ready = ready;
+        ready.clear();
+        self.pending.ready = ready;
     }
 }

@@ -9,7 +9,7 @@ mod tables;
 pub use admin::exec_admin;
 pub use info::render_info;
 pub use pitr::exec_pitr;
-pub use strings::{exec_read, exec_write};
+pub use strings::{exec_read, exec_write, read_keys};
 pub use tables::exec_table;
 
 /// How a command runs relative to the connection's pipelined writes.

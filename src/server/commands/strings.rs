@@ -146,6 +146,15 @@ async fn incr_by(conn: &mut Conn<'_>, key: &[u8], delta: i64) -> Result<(), Stri
     Ok(())
 }
 
+/// The keys a read command looks at, or `None` when it depends on the whole table (it must
+/// then see every pending write committed).
+pub fn read_keys<'a>(name: &str, args: &'a [&'a [u8]]) -> Option<&'a [&'a [u8]]> {
+    match name {
+        "get" | "mget" | "exists" => Some(&args[1..]),
+        _ => None,
+    }
+}
+
 pub fn exec_read(conn: &mut Conn<'_>, name: &str, args: &[&[u8]]) {
     let table = &conn.session.table;
     let mut w = ReplyWriter::new(&mut conn.out, conn.session.proto);
