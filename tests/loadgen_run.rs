@@ -95,51 +95,84 @@ fn a_server_that_goes_away_ends_the_run_on_time_with_the_errors_counted() {
 }
 
 #[test]
-fn the_binary_writes_memtier_style_json() {
+fn json_and_hdr_outputs_of_a_real_run() {
+    use rewind_loadgen::report::{json_report, summary_table, write_hdr_log};
     let dir = tempfile::tempdir().unwrap();
     let srv = start(dir.path(), "auto", &[]);
-    let json = dir.path().join("out.json");
-    let loadgen =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/debug/rewind-loadgen");
-    if !loadgen.exists() {
-        // `cargo test` builds this package's binaries, not the workspace's other ones.
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let st = std::process::Command::new(cargo)
-            .args(["build", "-p", "rewind-loadgen", "--bin", "rewind-loadgen"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .unwrap();
-        assert!(st.success());
-    }
-    let out = std::process::Command::new(&loadgen)
-        .args([
-            "run",
-            "--addr",
-            &srv.addr(),
-            "--connections",
-            "4",
-            "--pipeline",
-            "4",
-            "--duration",
-            "1s",
-            "--json",
-        ])
-        .arg(&json)
-        .output();
-    let out = out.unwrap_or_else(|e| panic!("{}: {e}", loadgen.display()));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let mut cfg = config(srv.port);
+    cfg.table = None;
+    cfg.warmup = Duration::ZERO;
+    cfg.duration = Duration::from_millis(2200);
+    let r = run(&cfg).unwrap();
+    assert!(summary_table(&r.total, r.seconds).contains("TOTAL"));
+    let doc = json_report(
+        serde_json::json!({"clients": 8}),
+        &r.total,
+        &r.per_second,
+        r.seconds,
+        r.start_unix_ms,
     );
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("TOTAL") && text.contains("ops/s"), "{text}");
-    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert!(doc["ALL STATS"]["Totals"]["Ops/sec"].as_f64().unwrap() > 0.0);
     assert!(
-        doc["ALL STATS"]["Totals"]["Time-Serie"]["0"]["Count"]
+        doc["ALL STATS"]["Totals"]["Time-Serie"]["1"]["Count"]
             .as_u64()
             .unwrap()
             > 0
     );
+    let hlog = dir.path().join("out.hlog");
+    write_hdr_log(&hlog, &r.per_second, r.start_unix_ms).unwrap();
+    let text = std::fs::read_to_string(&hlog).unwrap();
+    assert!(
+        text.starts_with('#') && text.contains("Tag=GET,") && text.contains("Tag=SET,"),
+        "{text}"
+    );
+}
+
+#[test]
+fn verify_finds_no_mismatch_on_a_correct_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(dir.path(), "auto", &[]);
+    let cfg = rewind_loadgen::verify::VerifyConfig {
+        addr: srv.addr().parse().unwrap(),
+        duration: Duration::from_millis(1200),
+        restores: 4,
+        writers: 3,
+        keys_per_writer: 20,
+        seed: 5,
+    };
+    let r = rewind_loadgen::verify::verify(&cfg).unwrap();
+    assert!(r.mismatches.is_empty(), "{:?}", r.mismatches);
+    assert_eq!(r.restores, 4);
+    assert!(r.writes > 100 && r.keys_checked >= 4 * 50, "{r:?}");
+}
+
+#[test]
+fn capacity_climbs_and_reports_the_highest_passing_rate() {
+    use rewind_loadgen::capacity::{capacity, CapacityConfig, Slo};
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(dir.path(), "auto", &[]);
+    let mut base = config(srv.port);
+    base.table = None;
+    // A generous SLO on a tiny range: every step passes, the answer is the top of the range.
+    let cfg = CapacityConfig {
+        base: base.clone(),
+        slos: vec!["p99=200ms".parse::<Slo>().unwrap()],
+        start: 1000.0,
+        step: 1000.0,
+        max: 3000.0,
+        dwell: Duration::from_millis(600),
+        warmup: Duration::from_millis(200),
+        search: 2,
+    };
+    let (best, steps) = capacity(&cfg, |_| {}).unwrap();
+    assert_eq!(best, Some(3000.0));
+    assert_eq!(steps.len(), 3);
+    assert!(steps.iter().all(|s| s.pass && s.achieved > 900.0));
+    // An impossible SLO fails at once.
+    let cfg = CapacityConfig {
+        slos: vec!["p50=1us".parse::<Slo>().unwrap()],
+        ..cfg
+    };
+    let (best, steps) = capacity(&cfg, |_| {}).unwrap();
+    assert_eq!((best, steps.len()), (None, 1));
 }

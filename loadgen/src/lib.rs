@@ -6,10 +6,15 @@
 //! - `stats`: per-command HDR histograms and error counts.
 //! - `report`: the live line, the summary table and the JSON file.
 //! - `run`: connections, threads, the run itself.
+//! - `verify`: the PITR oracle against a running rewind.
+//! - `capacity`: the highest rate that meets latency SLOs.
 
+pub mod capacity;
+pub mod client;
 pub mod keys;
 pub mod report;
 pub mod resp;
 pub mod run;
 pub mod schedule;
 pub mod stats;
+pub mod verify;

@@ -25,10 +25,52 @@ struct Cli {
 enum Command {
     /// Closed-loop load (or open loop with --rate) with latency percentiles.
     Run(Box<RunArgs>),
-    /// Highest rate that meets latency SLOs (not built yet).
-    Capacity,
-    /// PITR correctness oracle against a running rewind (not built yet).
-    Verify,
+    /// The highest open-loop rate that meets every latency SLO.
+    Capacity(Box<CapacityArgs>),
+    /// The PITR oracle against a running rewind: writes, restores to random times, checks.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args)]
+struct CapacityArgs {
+    #[command(flatten)]
+    load: RunArgs,
+    /// Latency objective, e.g. p99=1ms; repeat for several.
+    #[arg(long = "slo", required = true)]
+    slos: Vec<rewind_loadgen::capacity::Slo>,
+    /// First rate tried (requests/s).
+    #[arg(long, default_value_t = 10_000.0)]
+    start: f64,
+    /// Rate added per step.
+    #[arg(long, default_value_t = 10_000.0)]
+    step: f64,
+    /// Highest rate tried.
+    #[arg(long, default_value_t = 10_000_000.0)]
+    max_rate: f64,
+    /// How long each rate is measured (after its warm-up).
+    #[arg(long, default_value = "5s", value_parser = duration)]
+    dwell: Duration,
+    /// Binary-search rounds between the last passing and the first failing step.
+    #[arg(long, default_value_t = 4)]
+    search: usize,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    #[arg(long, default_value = "127.0.0.1:7379", value_parser = addr)]
+    addr: SocketAddr,
+    /// How long the writers write.
+    #[arg(long, default_value = "20s", value_parser = duration)]
+    duration: Duration,
+    /// Restores to random times, each checked key by key.
+    #[arg(long, default_value_t = 10)]
+    restores: usize,
+    #[arg(long, default_value_t = 4)]
+    writers: usize,
+    #[arg(long, default_value_t = 50)]
+    keys_per_writer: u64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -86,6 +128,9 @@ struct RunArgs {
     /// Write the results in memtier_benchmark's JSON layout.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Write an HdrHistogram interval log (a histogram per second per command).
+    #[arg(long)]
+    hdr: Option<PathBuf>,
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Stop after this many requests.
@@ -95,59 +140,163 @@ struct RunArgs {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Run(a) => {
-            let cfg = RunConfig {
-                addr: a.addr,
-                connections: a.connections,
-                threads: a.threads,
-                pipeline: a.pipeline,
-                duration: a.duration,
-                warmup: a.warmup,
-                set_ratio: a.ratio,
-                keys: a.keys,
-                key_dist: a.key_dist,
-                value_size: a.value_size,
-                table: a.table.clone(),
-                rate: a.rate,
-                seed: a.seed,
-                requests: a.requests,
-                live: true,
-            };
-            let r = match run(&cfg) {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("rewind-loadgen run: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            print!("{}", summary_table(&r.total, r.seconds));
-            if let Some(path) = a.json {
-                let config = serde_json::json!({
-                    "server": a.addr.ip().to_string(), "port": a.addr.port(),
-                    "clients": a.connections, "threads": a.threads, "pipeline": a.pipeline,
-                    "ratio": a.ratio, "key_maximum": a.keys, "key_pattern": format!("{:?}", a.key_dist),
-                    "data_size": format!("{:?}", a.value_size), "test_time": a.duration.as_secs_f64(),
-                    "rate": a.rate, "seed": a.seed,
+        Command::Run(a) => run_cmd(&a),
+        Command::Capacity(c) => capacity_cmd(&c),
+        Command::Verify(v) => verify_cmd(&v),
+    }
+}
+
+fn run_config(a: &RunArgs) -> RunConfig {
+    RunConfig {
+        addr: a.addr,
+        connections: a.connections,
+        threads: a.threads,
+        pipeline: a.pipeline,
+        duration: a.duration,
+        warmup: a.warmup,
+        set_ratio: a.ratio,
+        keys: a.keys,
+        key_dist: a.key_dist,
+        value_size: a.value_size,
+        table: a.table.clone(),
+        rate: a.rate,
+        seed: a.seed,
+        requests: a.requests,
+        live: true,
+    }
+}
+
+fn capacity_cmd(c: &CapacityArgs) -> ExitCode {
+    use rewind_loadgen::capacity::{capacity, CapacityConfig};
+    let cfg = CapacityConfig {
+        base: run_config(&c.load),
+        slos: c.slos.clone(),
+        start: c.start,
+        step: c.step,
+        max: c.max_rate,
+        dwell: c.dwell,
+        warmup: c.load.warmup.max(Duration::from_secs(1)),
+        search: c.search,
+    };
+    let labels: Vec<String> = c
+        .slos
+        .iter()
+        .map(|s| format!("{} (limit {} us)", s.label, s.limit_us))
+        .collect();
+    println!(
+        "rate        achieved    errors  {}  verdict",
+        labels.join("  ")
+    );
+    let result = capacity(&cfg, |s| {
+        let m: Vec<String> = s.measured_us.iter().map(|v| format!("{v} us")).collect();
+        println!(
+            "{:<11.0} {:<11.0} {:<7} {}  {}",
+            s.rate,
+            s.achieved,
+            s.errors,
+            m.join("  "),
+            if s.pass { "pass" } else { "FAIL" }
+        );
+    });
+    match result {
+        Ok((Some(best), steps)) => {
+            println!(
+                "highest rate meeting every SLO: {best:.0} requests/s ({} steps)",
+                steps.len()
+            );
+            if let Some(path) = &c.load.json {
+                let doc = serde_json::json!({
+                    "capacity_requests_per_s": best,
+                    "slos": c.slos.iter().map(|s| serde_json::json!({"label": s.label, "limit_us": s.limit_us})).collect::<Vec<_>>(),
+                    "steps": steps.iter().map(|s| serde_json::json!({"rate": s.rate, "achieved": s.achieved, "errors": s.errors, "measured_us": s.measured_us, "pass": s.pass})).collect::<Vec<_>>(),
                 });
-                let doc = json_report(config, &r.total, &r.per_second, r.seconds, r.start_unix_ms);
-                if let Err(e) =
-                    std::fs::write(&path, serde_json::to_vec_pretty(&doc).expect("json"))
+                if let Err(e) = std::fs::write(path, serde_json::to_vec_pretty(&doc).expect("json"))
                 {
                     eprintln!("rewind-loadgen: cannot write {}: {e}", path.display());
                     return ExitCode::FAILURE;
                 }
             }
-            if r.total.ops() == 0 {
-                eprintln!("rewind-loadgen run: no request succeeded");
-                return ExitCode::FAILURE;
-            }
             ExitCode::SUCCESS
         }
-        Command::Capacity | Command::Verify => {
-            eprintln!(
-                "rewind-loadgen: this subcommand is not built yet (see the project's issues)"
-            );
+        Ok((None, _)) => {
+            println!("no rate met every SLO, not even --start {}", c.start);
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("rewind-loadgen capacity: {e}");
             ExitCode::from(2)
         }
     }
+}
+
+fn verify_cmd(v: &VerifyArgs) -> ExitCode {
+    use rewind_loadgen::verify::{verify, VerifyConfig};
+    let cfg = VerifyConfig {
+        addr: v.addr,
+        duration: v.duration,
+        restores: v.restores,
+        writers: v.writers,
+        keys_per_writer: v.keys_per_writer,
+        seed: v.seed,
+    };
+    match verify(&cfg) {
+        Ok(r) if r.mismatches.is_empty() => {
+            println!(
+                "PITR verified: {} writes, {} restores, {} keys checked, no mismatch",
+                r.writes, r.restores, r.keys_checked
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(r) => {
+            for m in &r.mismatches {
+                println!("MISMATCH {m}");
+            }
+            println!(
+                "PITR check FAILED: {} restores, {} keys checked",
+                r.restores, r.keys_checked
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("rewind-loadgen verify: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run_cmd(a: &RunArgs) -> ExitCode {
+    let r = match run(&run_config(a)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("rewind-loadgen run: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    print!("{}", summary_table(&r.total, r.seconds));
+    if let Some(path) = &a.hdr {
+        if let Err(e) = rewind_loadgen::report::write_hdr_log(path, &r.per_second, r.start_unix_ms)
+        {
+            eprintln!("rewind-loadgen: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    if let Some(path) = &a.json {
+        let config = serde_json::json!({
+            "server": a.addr.ip().to_string(), "port": a.addr.port(),
+            "clients": a.connections, "threads": a.threads, "pipeline": a.pipeline,
+            "ratio": a.ratio, "key_maximum": a.keys, "key_pattern": format!("{:?}", a.key_dist),
+            "data_size": format!("{:?}", a.value_size), "test_time": a.duration.as_secs_f64(),
+            "rate": a.rate, "seed": a.seed,
+        });
+        let doc = json_report(config, &r.total, &r.per_second, r.seconds, r.start_unix_ms);
+        if let Err(e) = std::fs::write(path, serde_json::to_vec_pretty(&doc).expect("json")) {
+            eprintln!("rewind-loadgen: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    if r.total.ops() == 0 {
+        eprintln!("rewind-loadgen run: no request succeeded");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
 }

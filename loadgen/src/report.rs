@@ -144,6 +144,42 @@ pub fn json_report(
     })
 }
 
+/// Writes an HdrHistogram interval log (the format HdrHistogram's tools read): one
+/// histogram per second per command, tagged `SET` or `GET`, latencies in microseconds.
+pub fn write_hdr_log(
+    path: &std::path::Path,
+    per_second: &[Stats],
+    start_unix_ms: u64,
+) -> Result<(), String> {
+    use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
+    use hdrhistogram::serialization::V2DeflateSerializer;
+    let mut file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut serializer = V2DeflateSerializer::new();
+    let start = std::time::UNIX_EPOCH + std::time::Duration::from_millis(start_unix_ms);
+    let mut log = IntervalLogWriterBuilder::new()
+        .add_comment("rewind-loadgen latencies in microseconds")
+        .with_start_time(start)
+        .with_base_time(start)
+        .with_max_value_divisor(1000.0)
+        .begin_log_with(&mut file, &mut serializer)
+        .map_err(|e| e.to_string())?;
+    for (i, s) in per_second.iter().enumerate() {
+        for (c, name) in COMMANDS.iter().enumerate() {
+            if s.latency[c].is_empty() {
+                continue;
+            }
+            log.write_histogram(
+                &s.latency[c],
+                std::time::Duration::from_secs(i as u64),
+                std::time::Duration::from_secs(1),
+                Tag::new(name),
+            )
+            .map_err(|e| format!("{e:?}"))?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

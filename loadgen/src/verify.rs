@@ -1,0 +1,232 @@
+//! `verify`: the PITR oracle against a running rewind. Writers over disjoint keys of a fresh
+//! table record when each write was sent and acknowledged; then the table is restored to
+//! random times and every key is checked: it must hold the last write acknowledged before T,
+//! or a write that was in flight at T, and nothing else.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::client::{Client, Value};
+
+#[derive(Debug, Clone)]
+pub struct VerifyConfig {
+    pub addr: SocketAddr,
+    pub duration: Duration,
+    pub restores: usize,
+    pub writers: usize,
+    pub keys_per_writer: u64,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Write {
+    value: Option<Vec<u8>>,
+    sent_us: u64,
+    acked_us: u64,
+}
+
+type History = HashMap<Vec<u8>, Vec<Write>>;
+
+/// What a verification found: restores done, keys checked, and the first mismatches.
+#[derive(Debug, Default)]
+pub struct VerifyReport {
+    pub writes: usize,
+    pub restores: usize,
+    pub keys_checked: usize,
+    pub mismatches: Vec<String>,
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+fn io(e: std::io::Error) -> String {
+    format!("connection: {e}")
+}
+
+fn expect_ok(v: Value, what: &str) -> Result<Value, String> {
+    match v {
+        Value::Error(e) => Err(format!("{what}: {e}")),
+        v => Ok(v),
+    }
+}
+
+fn writer(
+    addr: SocketAddr,
+    table: String,
+    id: usize,
+    keys: u64,
+    seed: u64,
+    stop: Arc<AtomicBool>,
+) -> Result<History, String> {
+    let mut rng = SmallRng::seed_from_u64(seed ^ ((id as u64) << 20));
+    let mut c = Client::connect(addr).map_err(io)?;
+    expect_ok(c.cmd(&["TABLE.USE", &table]).map_err(io)?, "TABLE.USE")?;
+    let mut h: History = HashMap::new();
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let batch: Vec<(Vec<u8>, Option<Vec<u8>>)> = (0..rng.gen_range(1..8))
+            .map(|_| {
+                n += 1;
+                let key = format!("w{id}:k{}", rng.gen_range(0..keys)).into_bytes();
+                let value = (!rng.gen_ratio(1, 8)).then(|| format!("w{id}-v{n}").into_bytes());
+                (key, value)
+            })
+            .collect();
+        let mut wire = Vec::new();
+        for (k, v) in &batch {
+            match v {
+                Some(v) => crate::resp::encode(&mut wire, &[b"SET", k, v]),
+                None => crate::resp::encode(&mut wire, &[b"DEL", k]),
+            }
+        }
+        let sent_us = now_us();
+        c.send_raw(&wire).map_err(io)?;
+        for (k, value) in batch {
+            let r = c.read().map_err(io)?;
+            expect_ok(r, "write")?;
+            h.entry(k).or_default().push(Write {
+                value,
+                sent_us,
+                acked_us: now_us(),
+            });
+        }
+    }
+    Ok(h)
+}
+
+/// The values `key` may hold after a restore to `t` (None: absent).
+fn allowed(ws: &[Write], t: u64) -> Vec<Option<Vec<u8>>> {
+    let mut out = vec![ws
+        .iter()
+        .rev()
+        .find(|w| w.acked_us < t)
+        .and_then(|w| w.value.clone())];
+    out.extend(
+        ws.iter()
+            .filter(|w| w.sent_us <= t && w.acked_us >= t)
+            .map(|w| w.value.clone()),
+    );
+    out
+}
+
+pub fn verify(cfg: &VerifyConfig) -> Result<VerifyReport, String> {
+    let mut c = Client::connect(cfg.addr).map_err(io)?;
+    let table = format!("verify_{}_{}", cfg.seed, std::process::id());
+    expect_ok(
+        c.cmd(&["TABLE.CREATE", &table]).map_err(io)?,
+        "TABLE.CREATE",
+    )?;
+    expect_ok(c.cmd(&["PITR.ENABLE", &table]).map_err(io)?, "PITR.ENABLE")?;
+    let t0 = now_us();
+    let stop = Arc::new(AtomicBool::new(false));
+    let threads: Vec<_> = (0..cfg.writers)
+        .map(|id| {
+            let (stop, table) = (stop.clone(), table.clone());
+            let (addr, keys, seed) = (cfg.addr, cfg.keys_per_writer, cfg.seed);
+            std::thread::spawn(move || writer(addr, table, id, keys, seed, stop))
+        })
+        .collect();
+    std::thread::sleep(cfg.duration);
+    stop.store(true, Ordering::Relaxed);
+    let mut history: History = HashMap::new();
+    for t in threads {
+        let h = t.join().map_err(|_| "a writer panicked".to_string())??;
+        history.extend(h);
+    }
+    let t1 = now_us();
+    let mut report = VerifyReport {
+        writes: history.values().map(|w| w.len()).sum(),
+        ..Default::default()
+    };
+    let mut rng = SmallRng::seed_from_u64(cfg.seed);
+    let keys: Vec<&Vec<u8>> = history.keys().collect();
+    for i in 0..cfg.restores {
+        let t = rng.gen_range(t0..t1);
+        let target = format!("{table}_r{i}");
+        let at = format!("{}.{:06}", t / 1_000_000, t % 1_000_000);
+        let r = c
+            .cmd(&["PITR.RESTORE", &table, &target, "AT", &at, "SYNC"])
+            .map_err(io)?;
+        expect_ok(r, "PITR.RESTORE")?;
+        expect_ok(c.cmd(&["TABLE.USE", &target]).map_err(io)?, "TABLE.USE")?;
+        for chunk in keys.chunks(500) {
+            let mut args: Vec<&[u8]> = vec![b"MGET"];
+            args.extend(chunk.iter().map(|k| k.as_slice()));
+            c.send(&args).map_err(io)?;
+            let Value::Array(vals) = c.read().map_err(io)? else {
+                return Err("MGET did not answer an array".into());
+            };
+            for (k, v) in chunk.iter().zip(vals) {
+                let got = match v {
+                    Value::Bulk(b) => Some(b),
+                    _ => None,
+                };
+                report.keys_checked += 1;
+                let ok = allowed(&history[*k], t);
+                if !ok.contains(&got) && report.mismatches.len() < 10 {
+                    report.mismatches.push(format!(
+                        "restore to {t} us: {} = {:?}, allowed {:?}",
+                        String::from_utf8_lossy(k),
+                        got.as_deref().map(String::from_utf8_lossy),
+                        ok.iter()
+                            .map(|a| a.as_deref().map(String::from_utf8_lossy))
+                            .collect::<Vec<_>>()
+                    ));
+                }
+            }
+        }
+        expect_ok(
+            c.cmd(&["TABLE.USE", "default"]).map_err(io)?,
+            "TABLE.USE default",
+        )?;
+        let _ = c.cmd(&["TABLE.DROP", &target]);
+        report.restores += 1;
+    }
+    let _ = c.cmd(&["PITR.DISABLE", &table]);
+    let _ = c.cmd(&["TABLE.DROP", &table]);
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(v: &str, sent: u64, acked: u64) -> Write {
+        Write {
+            value: Some(v.as_bytes().to_vec()),
+            sent_us: sent,
+            acked_us: acked,
+        }
+    }
+
+    #[test]
+    fn the_model_allows_the_last_acknowledged_write_or_one_in_flight() {
+        let ws = vec![
+            w("a", 10, 20),
+            w("b", 30, 40),
+            Write {
+                value: None,
+                sent_us: 50,
+                acked_us: 60,
+            },
+        ];
+        assert_eq!(allowed(&ws, 5), vec![None]);
+        assert_eq!(allowed(&ws, 25), vec![Some(b"a".to_vec())]);
+        assert_eq!(
+            allowed(&ws, 35),
+            vec![Some(b"a".to_vec()), Some(b"b".to_vec())]
+        );
+        assert_eq!(allowed(&ws, 55), vec![Some(b"b".to_vec()), None]);
+        assert_eq!(allowed(&ws, 70), vec![None]);
+    }
+}
