@@ -20,6 +20,8 @@ use crate::stats::Stats;
 
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 const RECONNECT_PAUSE: Duration = Duration::from_millis(100);
+/// Below this, an open-loop connection yields instead of sleeping until a request is due.
+const TIMER_SLACK: Duration = Duration::from_micros(1500);
 
 #[derive(Debug, Clone)]
 pub struct RunConfig {
@@ -285,7 +287,14 @@ async fn connection(
                 sched.take_due(Instant::now(), cfg.pipeline, &mut due);
                 if due.is_empty() {
                     let next = sched.next_due().min(clock.end);
-                    tokio::time::sleep_until(next.into()).await;
+                    // Tokio's timer ticks in milliseconds: sleep to within one of the due
+                    // time, then yield until it, so the generator's own lateness stays out of
+                    // the latencies it reports.
+                    if next.saturating_duration_since(Instant::now()) > TIMER_SLACK {
+                        tokio::time::sleep_until((next - TIMER_SLACK).into()).await;
+                    } else {
+                        tokio::task::yield_now().await;
+                    }
                     continue;
                 }
                 due.len()
