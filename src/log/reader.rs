@@ -17,7 +17,7 @@ use super::index::{load_or_rebuild, IndexSource};
 use super::record::{RecordIter, RecordRef};
 use super::recovery::check_identity;
 use super::segment::{self, SegmentHeader, SEGMENT_HEADER_LEN};
-use super::stream::{next_header, BlockStream, StreamError};
+use super::stream::{check_order, next_header, BlockStream, StreamError};
 
 /// Which records to read: sequences from `from_seq`, commit times up to `until_us` inclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,22 +230,7 @@ pub fn scan_shard_with(
                     l.last_seq = h.first_seq.checked_sub(1);
                 }
             }
-            if let Some(want) = expected.filter(|&w| w != h.first_seq) {
-                return Err(LogError::SequenceGap {
-                    path: path.clone(),
-                    offset: block.offset,
-                    expected: want,
-                    found: h.first_seq,
-                });
-            }
-            if h.commit_us < last_commit_us {
-                return Err(LogError::TimeRegression {
-                    path: path.clone(),
-                    offset: block.offset,
-                    previous_us: last_commit_us,
-                    found_us: h.commit_us,
-                });
-            }
+            check_order(path, block.offset, &h, expected, last_commit_us)?;
             if h.commit_us > range.until_us || h.first_seq > range.until_seq {
                 return Ok((stats, lost));
             }

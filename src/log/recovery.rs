@@ -15,7 +15,7 @@ use super::error::{FormatError, LogError};
 use super::fsutil::sync_dir;
 use super::index::SecondIndex;
 use super::segment::{self, SegmentFile, SegmentHeader, SEGMENT_HEADER_LEN};
-use super::stream::{next_header, BlockStream, StreamError};
+use super::stream::{check_order, next_header, BlockStream, StreamError};
 
 /// The segment the writer continues in.
 #[derive(Debug)]
@@ -208,22 +208,7 @@ fn recover_last(
             resync = false;
             next_seq = h.first_seq;
         }
-        if h.first_seq != next_seq {
-            return Err(LogError::SequenceGap {
-                path: path.clone(),
-                offset: block.offset,
-                expected: next_seq,
-                found: h.first_seq,
-            });
-        }
-        if h.commit_us < last_commit_us {
-            return Err(LogError::TimeRegression {
-                path: path.clone(),
-                offset: block.offset,
-                previous_us: last_commit_us,
-                found_us: h.commit_us,
-            });
-        }
+        check_order(path, block.offset, &h, Some(next_seq), last_commit_us)?;
         index.note_block(h.commit_us, block.offset, h.first_seq);
         next_seq = h.last_seq() + 1;
         last_commit_us = h.commit_us;

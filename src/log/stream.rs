@@ -154,6 +154,35 @@ impl<'f> BlockStream<'f> {
     }
 }
 
+/// Checks that a block follows the one before it: the expected first sequence (when known)
+/// and a commit time that does not go back.
+pub fn check_order(
+    path: &std::path::Path,
+    offset: u64,
+    header: &BlockHeader,
+    expected_seq: Option<u64>,
+    previous_us: u64,
+) -> Result<(), super::error::LogError> {
+    use super::error::LogError;
+    if let Some(want) = expected_seq.filter(|&w| w != header.first_seq) {
+        return Err(LogError::SequenceGap {
+            path: path.to_path_buf(),
+            offset,
+            expected: want,
+            found: header.first_seq,
+        });
+    }
+    if header.commit_us < previous_us {
+        return Err(LogError::TimeRegression {
+            path: path.to_path_buf(),
+            offset,
+            previous_us,
+            found_us: header.commit_us,
+        });
+    }
+    Ok(())
+}
+
 /// Whether `[from, end)` of the file holds only zero bytes.
 fn zeros_to(file: &File, from: u64, end: u64) -> Result<bool, StreamError> {
     let mut buf = vec![0u8; 256 << 10];
