@@ -109,3 +109,19 @@ fn an_interrupted_restore_whose_source_is_gone_is_marked_failed() {
     db.drop_table(b"half").unwrap();
     assert!(db.meta("half").is_none());
 }
+
+#[test]
+fn a_checkpoint_interrupted_mid_write_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let (db, _) = Db::open(dir.path(), engine(), Arc::new(clock.clone())).unwrap();
+    fill(&db, &clock);
+    let shard0 = db.table("src").unwrap().dir.join("shard-0");
+    db.shutdown();
+    drop(db);
+    let stray = shard0.join("ckp-5-1764028800000000.tmp");
+    std::fs::write(&stray, b"RWNDCKP half").unwrap();
+    let (db, _) = Db::open(dir.path(), engine(), Arc::new(clock.clone())).unwrap();
+    assert!(!stray.exists(), "the temporary file is removed at start-up");
+    assert_eq!(db.table("src").unwrap().len(), 200);
+}

@@ -197,6 +197,7 @@ fn open_shard(
         }
         None => {
             let map = new_map();
+            remove_temporaries(&dir);
             // Start from the newest checkpoint, then replay the log after its start.
             if let Some((_, path)) = checkpoint::list(&dir)?.pop() {
                 let h = checkpoint::read(&path, meta.id, shard, |k, v| {
@@ -256,4 +257,21 @@ fn open_shard(
             lost,
         },
     ))
+}
+
+/// Removes what a crash left half-written: temporary checkpoint and index files (the real
+/// files are renamed into place only once whole).
+fn remove_temporaries(dir: &Path) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "tmp") {
+            match std::fs::remove_file(&p) {
+                Ok(()) => tracing::warn!("removed {}, left by an interrupted write", p.display()),
+                Err(err) => tracing::warn!("could not remove {}: {err}", p.display()),
+            }
+        }
+    }
 }
