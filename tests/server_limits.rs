@@ -102,5 +102,5 @@ fn non_loopback_listen_is_refused() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("without a password"));
 }

@@ -2,9 +2,19 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 
 use super::error::LogError;
+
+/// Creates a directory (and its parents) readable by the owner only.
+pub fn create_private_dir(dir: &Path) -> Result<(), LogError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| LogError::io(dir, e))
+}
 
 /// Opens a directory and fsyncs it, making entries created or renamed in it durable.
 pub fn sync_dir(dir: &Path) -> Result<(), LogError> {
@@ -21,6 +31,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
         .write(true)
         .create(true)
         .truncate(true)
+        .mode(0o600)
         .open(&tmp)
         .map_err(|e| LogError::io(&tmp, e))?;
     f.write_all(bytes)

@@ -121,7 +121,7 @@ impl ShardLog {
                 "segment_max_bytes >= 4096, max_batch_bytes and queue_depth > 0 needed: {config:?}"
             )));
         }
-        std::fs::create_dir_all(&config.dir).map_err(|e| LogError::io(&config.dir, e))?;
+        super::fsutil::create_private_dir(&config.dir)?;
         let recovered = recover_shard(&config.dir, config.table_id, config.shard, config.tolerant)?;
         let engine = open_engine(config.io)?;
         let report = OpenReport {

@@ -368,10 +368,12 @@ impl WriterThread {
 }
 
 fn create_file(path: &std::path::Path) -> Result<File, LogError> {
+    use std::os::unix::fs::OpenOptionsExt;
     OpenOptions::new()
         .read(true)
         .write(true)
         .create_new(true)
+        .mode(0o600)
         .open(path)
         .map_err(|e| LogError::io(path, e))
 }

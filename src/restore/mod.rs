@@ -104,7 +104,7 @@ pub fn run(spec: &RestoreSpec, progress: &RestoreProgress) -> Result<Vec<KvMap>,
 /// Writes a target shard's state as its first checkpoint: the target's own log starts at 1.
 fn write_target(spec: &RestoreSpec, shard: u32, map: &KvMap) -> Result<(), LogError> {
     let dir = target_shard_dir(&spec.target_dir, shard);
-    std::fs::create_dir_all(&dir).map_err(|e| LogError::io(&dir, e))?;
+    crate::log::fsutil::create_private_dir(&dir)?;
     let header = CheckpointHeader {
         table_id: spec.target_id,
         shard,

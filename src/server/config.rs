@@ -96,6 +96,13 @@ pub struct ServeArgs {
     /// zstd level for log blocks (0 stores them raw).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(0..=19))]
     pub zstd_level: i32,
+    /// Clients must AUTH with this password (user `default`) before any other command.
+    #[arg(long, env = "REWIND_REQUIREPASS", hide_env_values = true)]
+    pub requirepass: Option<String>,
+    /// Listen on a non-loopback address even without --requirepass (Redis's protected mode
+    /// off). Anyone who can reach the port can then read and write every table.
+    #[arg(long)]
+    pub no_protected_mode: bool,
     /// What start-up does with damaged log blocks.
     #[arg(long, value_enum, default_value = "strict")]
     pub recovery: RecoveryChoice,

@@ -24,6 +24,8 @@ pub struct Session {
     pub name: Option<String>,
     /// Set by `QUIT`: close once the replies are out.
     pub closing: bool,
+    /// False until AUTH succeeds when the server has a password.
+    pub authenticated: bool,
 }
 
 /// A reply that waits its turn behind pending writes.
@@ -94,6 +96,10 @@ impl<'s> Conn<'s> {
         };
         let spec = &COMMANDS[id];
         self.state.count_call(id);
+        if !self.session.authenticated && !matches!(spec.name, "auth" | "hello" | "quit") {
+            self.commit().await;
+            return self.error("NOAUTH Authentication required.");
+        }
         if !commands::arity_ok(spec, args.len()) {
             self.commit().await;
             let msg = format!("ERR wrong number of arguments for '{}' command", spec.name);

@@ -29,7 +29,7 @@ pub enum ServerError {
     },
     #[error("--io uring was given but io_uring cannot be set up here: {0} (use --io epoll)")]
     UringUnavailable(#[source] std::io::Error),
-    #[error("refusing to listen on {0}: rewind has no authentication yet, so it listens on loopback addresses only")]
+    #[error("refusing to listen on {0} without a password: set --requirepass, or --no-protected-mode to let anyone who reaches the port in")]
     NotLoopback(std::net::SocketAddr),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -73,7 +73,7 @@ fn resolve_io(choice: IoChoice, log: Option<LogIoChoice>) -> Result<(NetIo, IoMo
 /// Runs the server until SIGINT or SIGTERM, then stops accepting, lets connections finish,
 /// commits and syncs every log, and returns.
 pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
-    if !args.listen.ip().is_loopback() {
+    if !args.listen.ip().is_loopback() && args.requirepass.is_none() && !args.no_protected_mode {
         return Err(ServerError::NotLoopback(args.listen));
     }
     let (io, log_io) = resolve_io(args.io, args.log_io)?;
@@ -131,6 +131,7 @@ pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
         },
         net_threads,
         addr.port(),
+        args.requirepass.clone().map(String::into_bytes),
     ));
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let mut threads = Vec::new();

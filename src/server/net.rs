@@ -176,6 +176,7 @@ async fn serve_conn<S: NetStream>(
         proto: Proto::Resp2,
         name: None,
         closing: false,
+        authenticated: state.password.is_none(),
     };
     let mut conn = Conn::new(state, session);
     let mut rbuf = BytesMut::with_capacity(16 << 10);

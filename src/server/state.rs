@@ -31,6 +31,8 @@ pub struct ServerState {
     /// Calls per command, indexed like [`COMMANDS`].
     pub calls: Vec<AtomicU64>,
     pub rmw_locks: Vec<tokio::sync::Mutex<()>>,
+    /// `--requirepass`: clients must AUTH first.
+    pub password: Option<Vec<u8>>,
 }
 
 impl ServerState {
@@ -44,6 +46,7 @@ impl ServerState {
         net_io: &'static str,
         net_threads: u32,
         port: u16,
+        password: Option<Vec<u8>>,
     ) -> Self {
         ServerState {
             db,
@@ -63,7 +66,20 @@ impl ServerState {
             rmw_locks: (0..RMW_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
+            password,
         }
+    }
+
+    /// Whether `user`/`pass` open this server (user `default` only). Compares in constant
+    /// time for passwords of equal length.
+    pub fn check_password(&self, user: &[u8], pass: &[u8]) -> bool {
+        let Some(want) = &self.password else {
+            return true;
+        };
+        if user != b"default" || want.len() != pass.len() {
+            return false;
+        }
+        want.iter().zip(pass).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
     }
 
     pub fn count_call(&self, cmd: usize) {

@@ -34,10 +34,22 @@ pub fn start(dir: &Path, io: &str, extra: &[&str]) -> Server {
 
 /// Like [`start`], but returns what the server printed if it exits instead of getting ready.
 pub fn try_start(dir: &Path, io: &str, extra: &[&str]) -> Result<Server, String> {
+    let mut args = vec!["--listen", "127.0.0.1:0", "--io", io];
+    args.extend_from_slice(extra);
+    spawn(dir, &args)
+}
+
+/// Starts `rewind serve` with exactly these flags (plus the data directory).
+pub fn start_with(dir: &Path, args: &[&str]) -> Server {
+    spawn(dir, args).unwrap_or_else(|e| panic!("server did not start: {e}"))
+}
+
+fn spawn(dir: &Path, args: &[&str]) -> Result<Server, String> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rewind"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--io", io, "--data-dir"])
+        .arg("serve")
+        .args(args)
+        .arg("--data-dir")
         .arg(dir)
-        .args(extra)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -57,11 +69,9 @@ pub fn try_start(dir: &Path, io: &str, extra: &[&str]) -> Result<Server, String>
     loop {
         match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(line) => {
-                if let Some(rest) = line
-                    .split("ready to accept connections on 127.0.0.1:")
-                    .nth(1)
-                {
-                    let port = rest.split_whitespace().next().unwrap().parse().unwrap();
+                if let Some(rest) = line.split("ready to accept connections on ").nth(1) {
+                    let addr = rest.split_whitespace().next().unwrap();
+                    let port = addr.rsplit(':').next().unwrap().parse().unwrap();
                     return Ok(Server {
                         child,
                         port,

@@ -46,10 +46,30 @@ pub fn exec_admin(conn: &mut Conn<'_>, name: &str, args: &[&[u8]]) {
             w.bulk(now.subsec_micros().to_string().as_bytes());
         }
         "client" => client(conn, args),
-        "auth" => conn.error(
-            "ERR AUTH <password> called without any password configured for the default user",
-        ),
+        "auth" => auth(conn, args),
         other => unreachable!("{other} is not an admin command"),
+    }
+}
+
+const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+
+/// `AUTH [user] password`.
+fn auth(conn: &mut Conn<'_>, args: &[&[u8]]) {
+    if conn.state.password.is_none() {
+        return conn.error(
+            "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+        );
+    }
+    let (user, pass): (&[u8], &[u8]) = match args {
+        [_, pass] => (b"default", pass),
+        [_, user, pass] => (user, pass),
+        _ => return conn.error("ERR syntax error"),
+    };
+    if conn.state.check_password(user, pass) {
+        conn.session.authenticated = true;
+        conn.reply().ok();
+    } else {
+        conn.error(WRONGPASS);
     }
 }
 
@@ -66,14 +86,22 @@ fn hello(conn: &mut Conn<'_>, args: &[&[u8]]) {
     let mut i = 2;
     while i < args.len() {
         match upper(args[i]).as_str() {
-            // No password is configured: like Redis's default user, any AUTH succeeds.
-            "AUTH" if i + 2 < args.len() => i += 3,
+            "AUTH" if i + 2 < args.len() => {
+                if !conn.state.check_password(args[i + 1], args[i + 2]) {
+                    return conn.error(WRONGPASS);
+                }
+                conn.session.authenticated = true;
+                i += 3;
+            }
             "SETNAME" if i + 1 < args.len() => {
                 conn.session.name = Some(String::from_utf8_lossy(args[i + 1]).into_owned());
                 i += 2;
             }
             _ => return conn.error("ERR syntax error in HELLO option"),
         }
+    }
+    if !conn.session.authenticated {
+        return conn.error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
     }
     conn.session.proto = proto;
     let id = conn.session.id as i64;
