@@ -104,3 +104,38 @@ fn non_loopback_listen_is_refused() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("without a password"));
 }
+
+#[test]
+fn idle_clients_and_clients_that_never_read_are_let_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(
+        dir.path(),
+        "auto",
+        &["--timeout", "1", "--write-timeout", "1"],
+    );
+    // Idle: closed after about a second.
+    let mut idle = srv.client();
+    assert_eq!(idle.cmd(&["PING"]), Value::Simple("PONG".into()));
+    std::thread::sleep(std::time::Duration::from_millis(1600));
+    assert!(idle.try_read().is_err(), "idle connection still open");
+    // Never reading: a 4 MiB value asked for 64 times fills the socket; the server gives up.
+    let mut c = srv.client();
+    let big = "x".repeat(4 << 20);
+    assert_eq!(c.cmd(&["SET", "big", &big]), Value::ok());
+    for _ in 0..64 {
+        c.send(&[b"GET", b"big"]);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    // Everyone else is still served, and the stuck client was disconnected.
+    let mut other = srv.client();
+    assert_eq!(other.cmd(&["PING"]), Value::Simple("PONG".into()));
+    let mut drained = 0usize;
+    while let Ok(v) = c.try_read() {
+        drained += 1;
+        assert!(matches!(v, Value::Bulk(_)));
+    }
+    assert!(
+        drained < 64,
+        "all 64 replies arrived: the client was never let go"
+    );
+}

@@ -103,6 +103,12 @@ pub struct ServeArgs {
     /// off). Anyone who can reach the port can then read and write every table.
     #[arg(long)]
     pub no_protected_mode: bool,
+    /// Close a client idle this many seconds (0: never), like Redis's `timeout`.
+    #[arg(long, default_value_t = 0)]
+    pub timeout: u64,
+    /// Close a client that does not read its replies for this many seconds.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub write_timeout: u64,
     /// What start-up does with damaged log blocks.
     #[arg(long, value_enum, default_value = "strict")]
     pub recovery: RecoveryChoice,

@@ -119,7 +119,7 @@ pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
         ..Limits::default()
     };
     let net_threads = args.net_threads();
-    let state = Arc::new(ServerState::new(
+    let mut state = ServerState::new(
         db.clone(),
         limits,
         args.max_key_bytes,
@@ -132,7 +132,10 @@ pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
         net_threads,
         addr.port(),
         args.requirepass.clone().map(String::into_bytes),
-    ));
+    );
+    state.idle_timeout = (args.timeout > 0).then(|| std::time::Duration::from_secs(args.timeout));
+    state.write_timeout = std::time::Duration::from_secs(args.write_timeout);
+    let state = Arc::new(state);
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let mut threads = Vec::new();
     for i in 0..net_threads {

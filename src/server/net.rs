@@ -211,7 +211,17 @@ async fn serve_conn<S: NetStream>(
         bytes::Buf::advance(&mut rbuf, pos);
         if !conn.out.is_empty() {
             let out = std::mem::take(&mut conn.out);
-            let (r, mut buf) = stream.write_all(out).await;
+            // A client that does not read its replies is let go after --write-timeout, as
+            // Redis's client-output-buffer-limit does, instead of holding memory forever.
+            let Ok((r, mut buf)) =
+                tokio::time::timeout(state.write_timeout, stream.write_all(out)).await
+            else {
+                tracing::info!(
+                    "closing a client that did not read its replies for {:?}",
+                    state.write_timeout
+                );
+                return;
+            };
             if r.is_err() {
                 return;
             }
@@ -221,6 +231,12 @@ async fn serve_conn<S: NetStream>(
         if conn.session.closing {
             return;
         }
+        let idle = async {
+            match state.idle_timeout {
+                Some(t) => tokio::time::sleep(t).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             (r, buf) = stream.read_more(rbuf) => {
                 rbuf = buf;
@@ -229,6 +245,7 @@ async fn serve_conn<S: NetStream>(
                     Ok(_) => {}
                 }
             }
+            _ = idle => return,
             _ = shutdown.changed() => return,
         }
     }

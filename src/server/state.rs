@@ -33,6 +33,10 @@ pub struct ServerState {
     pub rmw_locks: Vec<tokio::sync::Mutex<()>>,
     /// `--requirepass`: clients must AUTH first.
     pub password: Option<Vec<u8>>,
+    /// `--timeout`: idle clients are closed after this long.
+    pub idle_timeout: Option<std::time::Duration>,
+    /// `--write-timeout`: a client that does not take its replies this long is closed.
+    pub write_timeout: std::time::Duration,
 }
 
 impl ServerState {
@@ -67,6 +71,8 @@ impl ServerState {
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
             password,
+            idle_timeout: None,
+            write_timeout: std::time::Duration::from_secs(60),
         }
     }
 
