@@ -68,7 +68,7 @@ impl<'s> Conn<'s> {
         Conn {
             state,
             session,
-            out: BytesMut::with_capacity(16 << 10),
+            out: BytesMut::with_capacity(1024),
             pending: Pending {
                 batches: (0..shards).map(|_| RecordBatch::new()).collect(),
                 ..Pending::default()

@@ -110,6 +110,10 @@ pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
             source,
         })?;
     listener.set_nonblocking(true)?;
+    // std listens with a backlog of 128; a load test opening thousands of connections at once
+    // would see SYNs dropped and retried a second later. Listening again raises it.
+    // SAFETY: listen(2) on a socket this function owns.
+    unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(&listener), 4096) };
     let addr = listener.local_addr()?;
     // A bulk string may be as long as a whole request; keys and values are then checked
     // against their own limits with a message that names the setting.

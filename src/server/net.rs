@@ -179,7 +179,7 @@ async fn serve_conn<S: NetStream>(
         authenticated: state.password.is_none(),
     };
     let mut conn = Conn::new(state, session);
-    let mut rbuf = BytesMut::with_capacity(16 << 10);
+    let mut rbuf = BytesMut::with_capacity(1024);
     let mut spans = Vec::new();
     loop {
         // Run every whole command in the buffer on slices of it, then drop those bytes.

@@ -1,0 +1,77 @@
+//! 10,000 concurrent connections on loopback, each answered; the server's memory is reported.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use common::start;
+
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn ten_thousand_connections_are_held_and_answered() {
+    const N: usize = 10_000;
+    // SAFETY: raising this process's own open-file limit up to its hard limit.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        if lim.rlim_max < (N as u64 + 500) {
+            eprintln!(
+                "hard open-file limit {} is under {}: test skipped",
+                lim.rlim_max,
+                N + 500
+            );
+            return;
+        }
+        lim.rlim_cur = lim.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(dir.path(), "auto", &["--max-clients", "12000"]);
+    let before = rss_kb(srv.child.id());
+    let mut conns: Vec<TcpStream> = (0..N)
+        .map(|i| {
+            TcpStream::connect(("127.0.0.1", srv.port))
+                .unwrap_or_else(|e| panic!("connection {i}: {e}"))
+        })
+        .collect();
+    for c in &mut conns {
+        c.write_all(b"*1\r\n$4\r\nPING\r\n").unwrap();
+    }
+    for (i, c) in conns.iter_mut().enumerate() {
+        let mut buf = [0u8; 7];
+        c.read_exact(&mut buf)
+            .unwrap_or_else(|e| panic!("connection {i}: {e}"));
+        assert_eq!(&buf, b"+PONG\r\n");
+    }
+    let mut probe = srv.client();
+    let info = probe.cmd(&["INFO", "clients"]);
+    let common::Value::Bulk(info) = info else {
+        panic!()
+    };
+    let info = String::from_utf8(info).unwrap();
+    assert!(
+        info.contains(&format!("connected_clients:{}", N + 1)),
+        "{info}"
+    );
+    let after = rss_kb(srv.child.id());
+    eprintln!(
+        "{N} connections: server RSS {before} kB before, {after} kB with them ({:.1} kB each)",
+        (after - before) as f64 / N as f64
+    );
+    assert!(
+        after - before < 1_000_000,
+        "over 100 kB per idle connection"
+    );
+}
