@@ -144,18 +144,26 @@ impl<'s> Conn<'s> {
 
     /// Adds a put to the pending batch of its shard; returns the shard's bit.
     pub fn stage_put(&mut self, key: &[u8], value: &[u8]) -> u64 {
-        let shard = self.session.table.shard_for(key);
+        let shard = self.note_pending(key);
         self.pending.batches[shard].put(key, value);
-        self.pending.keys.insert(xxh3_64(key));
         1u64 << shard
     }
 
     /// Adds a delete to the pending batch of its shard; returns the shard's bit.
     pub fn stage_delete(&mut self, key: &[u8]) -> u64 {
-        let shard = self.session.table.shard_for(key);
+        let shard = self.note_pending(key);
         self.pending.batches[shard].delete(key);
-        self.pending.keys.insert(xxh3_64(key));
         1u64 << shard
+    }
+
+    /// Remembers a key as pending and returns its shard: one hash serves both (the shard is
+    /// the same xxh3 of the key, modulo the shard count).
+    fn note_pending(&mut self, key: &[u8]) -> usize {
+        let h = xxh3_64(key);
+        self.pending.keys.insert(h);
+        let shard = (h % self.session.table.shards.len() as u64) as usize;
+        debug_assert_eq!(shard, self.session.table.shard_for(key));
+        shard
     }
 
     /// Queues the reply of a staged write.
