@@ -80,6 +80,8 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    #[cfg(feature = "failpoints")]
+    rewind::log::failpoint::arm_from_env();
     match Cli::parse().command {
         Command::Serve(args) => match rewind::server::serve(args) {
             Ok(()) => ExitCode::SUCCESS,

@@ -15,6 +15,8 @@ pub mod checkpoint;
 pub mod clock;
 pub mod config;
 pub mod error;
+#[cfg(feature = "failpoints")]
+pub mod failpoint;
 pub mod fsutil;
 pub mod index;
 pub mod io;

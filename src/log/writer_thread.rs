@@ -211,7 +211,26 @@ impl WriterThread {
             seg.alloc_end = offset;
             return Err(CommitError::WriteFailed(Arc::new(e)));
         }
-        match self.engine.append(&seg.file, block, offset, sync) {
+        #[cfg(feature = "failpoints")]
+        let injected = super::failpoint::write_fault()
+            .map(IoFailure::Write)
+            .or_else(|| {
+                sync.then(super::failpoint::sync_fault)
+                    .flatten()
+                    .map(IoFailure::Sync)
+            });
+        #[cfg(not(feature = "failpoints"))]
+        let injected: Option<IoFailure> = None;
+        let outcome = match injected {
+            // An injected sync failure still writes the block, as a real one would have.
+            Some(IoFailure::Sync(e)) => self
+                .engine
+                .append(&seg.file, block, offset, false)
+                .and(Err(IoFailure::Sync(e))),
+            Some(f) => Err(f),
+            None => self.engine.append(&seg.file, block, offset, sync),
+        };
+        match outcome {
             Ok(()) => {}
             Err(IoFailure::Write(e)) => {
                 let err = Arc::new(LogError::io(&seg.path, e));
