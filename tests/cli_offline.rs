@@ -44,7 +44,7 @@ fn fill(dir: &Path) -> String {
         c.cmd(&["SET", &format!("k{i}"), &format!("{i}-{}", noise())]);
     }
     std::thread::sleep(std::time::Duration::from_millis(5));
-    let t = common::oracle::now_us();
+    let t = common::writers::now_us();
     std::thread::sleep(std::time::Duration::from_millis(5));
     for i in 0..400 {
         c.cmd(&["SET", &format!("k{i}"), "later"]);

@@ -8,8 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::oracle::{now_us, History};
-use common::writers::{read_keys, writer};
+use common::writers::{now_us, read_keys, writer, History};
 use common::{start, Value};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};

@@ -7,8 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::oracle::{now_us, History};
-use common::writers::{read_keys, writer};
+use common::writers::{now_us, read_keys, writer, History};
 use common::{start, Client, Value};
 
 fn sleep_ms(ms: u64) {

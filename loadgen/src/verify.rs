@@ -24,14 +24,71 @@ pub struct VerifyConfig {
     pub seed: u64,
 }
 
+/// One write: `value` None is a delete.
 #[derive(Debug, Clone)]
-struct Write {
-    value: Option<Vec<u8>>,
-    sent_us: u64,
-    acked_us: u64,
+pub struct Write {
+    pub value: Option<Vec<u8>>,
+    pub sent_us: u64,
+    pub acked_us: u64,
 }
 
-type History = HashMap<Vec<u8>, Vec<Write>>;
+/// Every key's writes, in the order its (single) writer issued them.
+#[derive(Debug, Default, Clone)]
+pub struct History {
+    pub keys: HashMap<Vec<u8>, Vec<Write>>,
+}
+
+impl History {
+    pub fn merge(&mut self, other: History) {
+        for (k, ws) in other.keys {
+            self.keys.entry(k).or_default().extend(ws);
+        }
+    }
+
+    pub fn writes(&self) -> usize {
+        self.keys.values().map(|w| w.len()).sum()
+    }
+
+    /// The values `key` may hold after a restore to `t` (None: absent): the last write
+    /// acknowledged before `t`, or any write in flight at `t`.
+    pub fn allowed(&self, key: &[u8], t: u64) -> Vec<Option<Vec<u8>>> {
+        match self.keys.get(key) {
+            Some(ws) => allowed(ws, t),
+            None => vec![None],
+        }
+    }
+
+    /// Describes every key whose restored value (`read`) the model does not allow at `t`.
+    pub fn check(&self, t: u64, mut read: impl FnMut(&[u8]) -> Option<Vec<u8>>) -> Vec<String> {
+        let mut bad = Vec::new();
+        for key in self.keys.keys() {
+            let got = read(key);
+            let ok = self.allowed(key, t);
+            if !ok.contains(&got) {
+                bad.push(format!(
+                    "restore to {t} us: {} = {:?}, allowed {:?}",
+                    String::from_utf8_lossy(key),
+                    got.as_deref().map(String::from_utf8_lossy),
+                    ok.iter()
+                        .map(|a| a.as_deref().map(String::from_utf8_lossy))
+                        .collect::<Vec<_>>()
+                ));
+            }
+        }
+        bad
+    }
+
+    /// How many keys must and may exist after a restore to `t`: (at least, at most).
+    pub fn count_bounds(&self, t: u64) -> (usize, usize) {
+        let (mut lo, mut hi) = (0, 0);
+        for k in self.keys.keys() {
+            let a = self.allowed(k, t);
+            lo += a.iter().all(|v| v.is_some()) as usize;
+            hi += a.iter().any(|v| v.is_some()) as usize;
+        }
+        (lo, hi)
+    }
+}
 
 /// What a verification found: restores done, keys checked, and the first mismatches.
 #[derive(Debug, Default)]
@@ -42,7 +99,8 @@ pub struct VerifyReport {
     pub mismatches: Vec<String>,
 }
 
-fn now_us() -> u64 {
+/// Wall-clock Unix microseconds, the clock the server's commit times use.
+pub fn now_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
@@ -60,7 +118,9 @@ fn expect_ok(v: Value, what: &str) -> Result<Value, String> {
     }
 }
 
-fn writer(
+/// One writer over keys `w<id>:k<0..keys>` of `table`: pipelines of 1..8 SETs and DELs until
+/// `stop`, recording when each was sent and acknowledged.
+pub fn writer(
     addr: SocketAddr,
     table: String,
     id: usize,
@@ -71,7 +131,7 @@ fn writer(
     let mut rng = SmallRng::seed_from_u64(seed ^ ((id as u64) << 20));
     let mut c = Client::connect(addr).map_err(io)?;
     expect_ok(c.cmd(&["TABLE.USE", &table]).map_err(io)?, "TABLE.USE")?;
-    let mut h: History = HashMap::new();
+    let mut h = History::default();
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let batch: Vec<(Vec<u8>, Option<Vec<u8>>)> = (0..rng.gen_range(1..8))
@@ -94,7 +154,7 @@ fn writer(
         for (k, value) in batch {
             let r = c.read().map_err(io)?;
             expect_ok(r, "write")?;
-            h.entry(k).or_default().push(Write {
+            h.keys.entry(k).or_default().push(Write {
                 value,
                 sent_us,
                 acked_us: now_us(),
@@ -138,18 +198,18 @@ pub fn verify(cfg: &VerifyConfig) -> Result<VerifyReport, String> {
         .collect();
     std::thread::sleep(cfg.duration);
     stop.store(true, Ordering::Relaxed);
-    let mut history: History = HashMap::new();
+    let mut history = History::default();
     for t in threads {
         let h = t.join().map_err(|_| "a writer panicked".to_string())??;
-        history.extend(h);
+        history.merge(h);
     }
     let t1 = now_us();
     let mut report = VerifyReport {
-        writes: history.values().map(|w| w.len()).sum(),
+        writes: history.writes(),
         ..Default::default()
     };
     let mut rng = SmallRng::seed_from_u64(cfg.seed);
-    let keys: Vec<&Vec<u8>> = history.keys().collect();
+    let keys: Vec<&Vec<u8>> = history.keys.keys().collect();
     for i in 0..cfg.restores {
         let t = rng.gen_range(t0..t1);
         let target = format!("{table}_r{i}");
@@ -159,6 +219,7 @@ pub fn verify(cfg: &VerifyConfig) -> Result<VerifyReport, String> {
             .map_err(io)?;
         expect_ok(r, "PITR.RESTORE")?;
         expect_ok(c.cmd(&["TABLE.USE", &target]).map_err(io)?, "TABLE.USE")?;
+        let mut restored: HashMap<Vec<u8>, Option<Vec<u8>>> = HashMap::new();
         for chunk in keys.chunks(500) {
             let mut args: Vec<&[u8]> = vec![b"MGET"];
             args.extend(chunk.iter().map(|k| k.as_slice()));
@@ -171,20 +232,13 @@ pub fn verify(cfg: &VerifyConfig) -> Result<VerifyReport, String> {
                     Value::Bulk(b) => Some(b),
                     _ => None,
                 };
-                report.keys_checked += 1;
-                let ok = allowed(&history[*k], t);
-                if !ok.contains(&got) && report.mismatches.len() < 10 {
-                    report.mismatches.push(format!(
-                        "restore to {t} us: {} = {:?}, allowed {:?}",
-                        String::from_utf8_lossy(k),
-                        got.as_deref().map(String::from_utf8_lossy),
-                        ok.iter()
-                            .map(|a| a.as_deref().map(String::from_utf8_lossy))
-                            .collect::<Vec<_>>()
-                    ));
-                }
+                restored.insert((*k).clone(), got);
             }
         }
+        report.keys_checked += restored.len();
+        let bad = history.check(t, |k| restored[k].clone());
+        let room = 10usize.saturating_sub(report.mismatches.len());
+        report.mismatches.extend(bad.into_iter().take(room));
         expect_ok(
             c.cmd(&["TABLE.USE", "default"]).map_err(io)?,
             "TABLE.USE default",

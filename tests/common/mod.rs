@@ -3,7 +3,6 @@
 
 #![allow(dead_code)]
 
-pub mod oracle;
 pub mod resp;
 pub mod writers;
 

@@ -1,17 +1,16 @@
-//! Writers that record the send and acknowledgement time of every write, for the oracle.
+//! The PITR oracle for tests is `rewind_loadgen::verify`'s: writers that record when each
+//! write was sent and acknowledged, and the check of a restored table against them. This
+//! module adds what the tests need around it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+#[allow(unused_imports)] // not every test binary uses both
+pub use rewind_loadgen::verify::{now_us, History};
 
-use super::oracle::{now_us, History, Write};
-use super::resp::encode;
 use super::{Client, Value};
 
-/// One writer over keys `w<id>:k<0..keys>` of `table`: pipelines of 1..8 SETs and DELs until
-/// `stop`, recording each write. Returns early (keeping what it recorded) if the server dies.
+/// One writer over keys `w<id>:k<0..keys>` of `table` on the server at `port`.
 pub fn writer(
     port: u16,
     table: &str,
@@ -20,56 +19,9 @@ pub fn writer(
     seed: u64,
     stop: Arc<AtomicBool>,
 ) -> History {
-    let mut rng = SmallRng::seed_from_u64(seed ^ (id << 20));
-    let mut c = Client::connect(port);
-    assert_eq!(c.cmd(&["TABLE.USE", table]), Value::ok());
-    let mut h = History::default();
-    let mut n = 0u64;
-    while !stop.load(Ordering::Relaxed) {
-        let batch: Vec<(Vec<u8>, Option<Vec<u8>>)> = (0..rng.gen_range(1..8))
-            .map(|_| {
-                n += 1;
-                let key = format!("w{id}:k{}", rng.gen_range(0..keys)).into_bytes();
-                let value = (!rng.gen_ratio(1, 8)).then(|| format!("w{id}-v{n}").into_bytes());
-                (key, value)
-            })
-            .collect();
-        let mut wire = Vec::new();
-        for (k, v) in &batch {
-            wire.extend(match v {
-                Some(v) => encode(&[b"SET", k, v]),
-                None => encode(&[b"DEL", k]),
-            });
-        }
-        let sent_us = now_us();
-        c.send_raw(&wire);
-        for (k, v) in batch {
-            match c.try_read() {
-                Ok(Value::Error(e)) => panic!("write refused: {e}"),
-                Ok(_) => h.record(
-                    &k,
-                    Write {
-                        value: v,
-                        sent_us,
-                        acked_us: now_us(),
-                    },
-                ),
-                Err(_) => {
-                    // Unanswered: in flight forever.
-                    h.record(
-                        &k,
-                        Write {
-                            value: v,
-                            sent_us,
-                            acked_us: u64::MAX,
-                        },
-                    );
-                    return h;
-                }
-            }
-        }
-    }
-    h
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    rewind_loadgen::verify::writer(addr, table.to_string(), id as usize, keys, seed, stop)
+        .unwrap_or_else(|e| panic!("writer {id}: {e}"))
 }
 
 /// Reads every key of `history` from `table` (MGET in chunks).
@@ -88,14 +40,12 @@ pub fn read_keys(
             panic!("MGET")
         };
         for (k, v) in chunk.iter().zip(vals) {
-            out.insert(
-                (*k).clone(),
-                match v {
-                    Value::Bulk(b) => Some(b),
-                    Value::Null => None,
-                    other => panic!("{other:?}"),
-                },
-            );
+            let v = match v {
+                Value::Bulk(b) => Some(b),
+                Value::Null => None,
+                other => panic!("{other:?}"),
+            };
+            out.insert((*k).clone(), v);
         }
     }
     out
