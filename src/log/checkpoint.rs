@@ -179,7 +179,10 @@ pub struct CheckpointWriter {
     dir: PathBuf,
     path: PathBuf,
     tmp: PathBuf,
-    out: BufWriter<File>,
+    /// `None` once `finish` took it.
+    out: Option<BufWriter<File>>,
+    /// True once the file is in place under its final name.
+    renamed: bool,
     header: CheckpointHeader,
     salt: u64,
     encoder: BlockEncoder,
@@ -214,7 +217,8 @@ impl CheckpointWriter {
             dir: dir.to_path_buf(),
             path,
             tmp,
-            out,
+            out: Some(out),
+            renamed: false,
             header: *header,
             salt: header.salt(),
             encoder,
@@ -247,9 +251,12 @@ impl CheckpointWriter {
                 &[self.batch.bytes()],
             )
             .map_err(|e| LogError::io(&self.tmp, e))?;
+        let tmp = self.tmp.clone();
         self.out
+            .as_mut()
+            .expect("writer is open until finish")
             .write_all(block)
-            .map_err(|e| LogError::io(&self.tmp, e))?;
+            .map_err(|e| LogError::io(&tmp, e))?;
         self.first = self.count + 1;
         self.batch = RecordBatch::new();
         Ok(())
@@ -267,6 +274,10 @@ impl CheckpointWriter {
     /// Writes the footer, syncs, renames into place and syncs the directory.
     pub fn finish(mut self) -> Result<(PathBuf, u64), LogError> {
         self.flush_block()?;
+        #[cfg(feature = "failpoints")]
+        if let Some(e) = super::failpoint::checkpoint_fault() {
+            return Err(LogError::io(&self.tmp, e));
+        }
         let mut footer = [0u8; FOOTER_LEN];
         footer[0..7].copy_from_slice(&FOOTER_MAGIC);
         footer[7] = CHECKPOINT_VERSION;
@@ -275,14 +286,30 @@ impl CheckpointWriter {
         footer[16..24].copy_from_slice(&sum.to_le_bytes());
         let tmp = self.tmp.clone();
         let io = |e| LogError::io(&tmp, e);
-        self.out.write_all(&footer).map_err(io)?;
-        let file = self.out.into_inner().map_err(|e| io(e.into_error()))?;
+        self.out().write_all(&footer).map_err(io)?;
+        let out = self.out.take().expect("writer is open until finish");
+        let file = out.into_inner().map_err(|e| io(e.into_error()))?;
         file.write_all_at(&self.header.encode(), 0).map_err(io)?;
         file.sync_all().map_err(io)?;
         drop(file);
         std::fs::rename(&self.tmp, &self.path).map_err(|e| LogError::io(&self.path, e))?;
+        self.renamed = true;
         sync_dir(&self.dir)?;
-        Ok((self.path, self.count))
+        Ok((self.path.clone(), self.count))
+    }
+
+    fn out(&mut self) -> &mut BufWriter<File> {
+        self.out.as_mut().expect("writer is open until finish")
+    }
+}
+
+impl Drop for CheckpointWriter {
+    /// A checkpoint that failed or was abandoned leaves no temporary file behind.
+    fn drop(&mut self) {
+        if !self.renamed {
+            self.out = None;
+            let _ = std::fs::remove_file(&self.tmp);
+        }
     }
 }
 

@@ -215,6 +215,15 @@ impl WriterThread {
         let injected = super::failpoint::write_fault()
             .map(IoFailure::Write)
             .or_else(|| {
+                // Half the block reaches the file before the error, as with a disk that
+                // fills up in the middle of a write.
+                super::failpoint::short_write_fault().map(|e| {
+                    let half = &block[..block.len() / 2];
+                    let _ = self.engine.append(&seg.file, half, offset, false);
+                    IoFailure::Write(e)
+                })
+            })
+            .or_else(|| {
                 sync.then(super::failpoint::sync_fault)
                     .flatten()
                     .map(IoFailure::Sync)

@@ -149,6 +149,10 @@ impl Db {
     }
 
     pub(super) fn save_catalog(&self, c: &Catalog) -> Result<(), DbError> {
+        #[cfg(feature = "failpoints")]
+        if let Some(e) = crate::log::failpoint::catalog_fault() {
+            return Err(crate::log::LogError::io(self.dir.join("catalog.tmp"), e).into());
+        }
         write_atomic(&self.dir.join("catalog"), &catalog::encode(c)).map_err(DbError::from)
     }
 

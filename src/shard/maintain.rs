@@ -16,6 +16,8 @@ pub struct MaintainReport {
     pub deleted: Vec<PathBuf>,
     /// Dropped tables whose recovery period ended, removed for good.
     pub expired_tables: Vec<String>,
+    /// Checkpoints that failed (table/shard: error); retried on the next pass.
+    pub failed: Vec<String>,
 }
 
 /// Writes a fuzzy checkpoint of one shard while writes go on. `None` when nothing changed
@@ -66,8 +68,19 @@ impl Db {
                 let due = written >= self.cfg.checkpoint_bytes
                     || now.saturating_sub(last_us) >= self.cfg.checkpoint_interval_us;
                 if due {
-                    if let Some(p) = checkpoint_shard(&table, k, now, self.cfg.zstd_level)? {
-                        report.checkpoints.push(p);
+                    // A failed checkpoint costs nothing but time: the log still holds
+                    // everything, retention keeps what the last good checkpoint needs, and
+                    // the next pass tries again. Other shards and tables go on.
+                    match checkpoint_shard(&table, k, now, self.cfg.zstd_level) {
+                        Ok(Some(p)) => report.checkpoints.push(p),
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::error!(
+                                "checkpoint of table '{}' shard {k} failed: {e}",
+                                table.name()
+                            );
+                            report.failed.push(format!("{}/{k}: {e}", table.name()));
+                        }
                     }
                 }
             }
