@@ -65,16 +65,53 @@ impl History {
             let got = read(key);
             let ok = self.allowed(key, t);
             if !ok.contains(&got) {
-                bad.push(format!(
-                    "restore to {t} us: {} = {:?}, allowed {:?}",
-                    String::from_utf8_lossy(key),
-                    got.as_deref().map(String::from_utf8_lossy),
-                    ok.iter()
-                        .map(|a| a.as_deref().map(String::from_utf8_lossy))
-                        .collect::<Vec<_>>()
-                ));
+                bad.push(format!("restore to {t} us: {}", mismatch(key, &got, &ok)));
             }
         }
+        bad
+    }
+
+    /// After a crash at `kill_us`, settles every write whose reply never came, by what the
+    /// restarted server holds (`read`): the writes up to the one whose value it holds were
+    /// committed (acknowledged, at the latest, at the kill), the rest were lost. Returns the
+    /// keys whose value is neither the last acknowledged one nor one in flight: a lost
+    /// acknowledged write, or a value never sent.
+    pub fn resolve_in_flight(
+        &mut self,
+        kill_us: u64,
+        mut read: impl FnMut(&[u8]) -> Option<Vec<u8>>,
+    ) -> Vec<String> {
+        let mut bad = Vec::new();
+        for (key, ws) in self.keys.iter_mut() {
+            let first = ws.iter().position(|w| w.acked_us == NEVER_ACKED);
+            let got = read(key);
+            let Some(first) = first else {
+                let last = ws.last().and_then(|w| w.value.clone());
+                if got != last {
+                    bad.push(mismatch(key, &got, &[last]));
+                }
+                continue;
+            };
+            // One writer per key, one connection: acknowledged writes precede the rest.
+            match ws[first..].iter().rposition(|w| w.value == got) {
+                Some(j) => {
+                    ws.truncate(first + j + 1);
+                    for w in &mut ws[first..] {
+                        w.acked_us = kill_us;
+                    }
+                }
+                None => {
+                    let last = ws[..first].last().and_then(|w| w.value.clone());
+                    if got != last {
+                        let mut ok = vec![last];
+                        ok.extend(ws[first..].iter().map(|w| w.value.clone()));
+                        bad.push(mismatch(key, &got, &ok));
+                    }
+                    ws.truncate(first);
+                }
+            }
+        }
+        self.keys.retain(|_, ws| !ws.is_empty());
         bad
     }
 
@@ -128,6 +165,36 @@ pub fn writer(
     seed: u64,
     stop: Arc<AtomicBool>,
 ) -> Result<History, String> {
+    write_loop(addr, table, id, keys, seed, stop, false)
+}
+
+/// Like [`writer`], for a server that is going to be killed: when the connection breaks, the
+/// writes whose replies never came are kept with `acked_us == NEVER_ACKED` (they may or may
+/// not have been committed) and the history so far is returned. See
+/// [`History::resolve_in_flight`].
+pub fn crash_writer(
+    addr: SocketAddr,
+    table: String,
+    id: usize,
+    keys: u64,
+    seed: u64,
+    stop: Arc<AtomicBool>,
+) -> Result<History, String> {
+    write_loop(addr, table, id, keys, seed, stop, true)
+}
+
+/// `acked_us` of a write whose reply never came.
+pub const NEVER_ACKED: u64 = u64::MAX;
+
+fn write_loop(
+    addr: SocketAddr,
+    table: String,
+    id: usize,
+    keys: u64,
+    seed: u64,
+    stop: Arc<AtomicBool>,
+    until_disconnect: bool,
+) -> Result<History, String> {
     let mut rng = SmallRng::seed_from_u64(seed ^ ((id as u64) << 20));
     let mut c = Client::connect(addr).map_err(io)?;
     expect_ok(c.cmd(&["TABLE.USE", &table]).map_err(io)?, "TABLE.USE")?;
@@ -150,18 +217,42 @@ pub fn writer(
             }
         }
         let sent_us = now_us();
-        c.send_raw(&wire).map_err(io)?;
+        let mut replies = c.send_raw(&wire).map(|_| ());
         for (k, value) in batch {
-            let r = c.read().map_err(io)?;
-            expect_ok(r, "write")?;
+            let acked_us = match replies.and_then(|_| c.read()) {
+                Ok(r) => {
+                    expect_ok(r, "write")?;
+                    replies = Ok(());
+                    now_us()
+                }
+                Err(e) if until_disconnect => {
+                    replies = Err(e);
+                    NEVER_ACKED
+                }
+                Err(e) => return Err(io(e)),
+            };
             h.keys.entry(k).or_default().push(Write {
                 value,
                 sent_us,
-                acked_us: now_us(),
+                acked_us,
             });
+        }
+        if replies.is_err() {
+            break;
         }
     }
     Ok(h)
+}
+
+fn mismatch(key: &[u8], got: &Option<Vec<u8>>, ok: &[Option<Vec<u8>>]) -> String {
+    format!(
+        "{} = {:?}, allowed {:?}",
+        String::from_utf8_lossy(key),
+        got.as_deref().map(String::from_utf8_lossy),
+        ok.iter()
+            .map(|a| a.as_deref().map(String::from_utf8_lossy))
+            .collect::<Vec<_>>()
+    )
 }
 
 /// The values `key` may hold after a restore to `t` (None: absent).
@@ -282,5 +373,41 @@ mod tests {
         );
         assert_eq!(allowed(&ws, 55), vec![Some(b"b".to_vec()), None]);
         assert_eq!(allowed(&ws, 70), vec![None]);
+    }
+
+    #[test]
+    fn after_a_crash_in_flight_writes_settle_by_what_survived() {
+        let key = b"k".to_vec();
+        let history = |ws: Vec<Write>| History {
+            keys: HashMap::from([(key.clone(), ws)]),
+        };
+        let never = |v: &str, sent: u64| w(v, sent, NEVER_ACKED);
+        let b = |v: &str| Some(v.as_bytes().to_vec());
+        // The server holds the second in-flight write: both committed, the third lost.
+        let mut h = history(vec![
+            w("a", 1, 2),
+            never("b", 3),
+            never("c", 3),
+            never("d", 3),
+        ]);
+        assert!(h.resolve_in_flight(9, |_| b("c")).is_empty());
+        let vals: Vec<_> = h.keys[&key]
+            .iter()
+            .map(|w| (w.value.clone(), w.acked_us))
+            .collect();
+        assert_eq!(vals, vec![(b("a"), 2), (b("b"), 9), (b("c"), 9)]);
+        // None of them survived: all dropped, the acknowledged value stands.
+        let mut h = history(vec![w("a", 1, 2), never("b", 3)]);
+        assert!(h.resolve_in_flight(9, |_| b("a")).is_empty());
+        assert_eq!(h.keys[&key].len(), 1);
+        // A lost acknowledged write, or a value never sent, is reported.
+        let mut h = history(vec![w("a", 1, 2), never("b", 3)]);
+        assert_eq!(h.resolve_in_flight(9, |_| None).len(), 1);
+        let mut h = history(vec![w("a", 1, 2)]);
+        assert_eq!(h.resolve_in_flight(9, |_| b("zz")).len(), 1);
+        // A key whose only write was lost is forgotten.
+        let mut h = history(vec![never("b", 3)]);
+        assert!(h.resolve_in_flight(9, |_| None).is_empty());
+        assert!(h.keys.is_empty());
     }
 }
