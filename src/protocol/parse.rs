@@ -167,6 +167,12 @@ fn check_inline(
             i += 1;
         }
         if i > start {
+            if spans.len() == limits.max_args {
+                return Err(ProtocolError(format!(
+                    "inline request over the limit of {} arguments",
+                    limits.max_args
+                )));
+            }
             spans.push((start, i));
         }
     }
@@ -241,6 +247,8 @@ mod tests {
         assert!(parse(b"*4\r\n").is_err());
         assert!(parse(b"*2\r\n$10\r\n0123456789\r\n$10\r\n").is_err());
         assert!(parse(b"123456789").is_err());
+        assert!(parse(b"a b c d\n").is_err(), "inline arguments are bounded too");
+        assert!(parse(b"a b c\n").unwrap().is_some());
         assert!(parse(b"*1\r\n$-5\r\n").is_err());
         assert!(parse(b"*1\r\n$10\r\n").unwrap().is_none());
     }
