@@ -139,3 +139,34 @@ fn idle_clients_and_clients_that_never_read_are_let_go() {
         "all 64 replies arrived: the client was never let go"
     );
 }
+
+#[test]
+fn a_pipeline_of_large_reads_is_answered_with_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(dir.path(), "auto", &[]);
+    let mut c = srv.client();
+    let big = "x".repeat(4 << 20);
+    assert_eq!(c.cmd(&["SET", "big", &big]), Value::ok());
+    let base_kb = srv.rss_kb();
+    // 2,000 GETs of a 4 MiB value (8 GB of replies) in one write, not read for a while:
+    // without a bound the server would build gigabytes of replies from one read.
+    let mut wire = Vec::new();
+    for _ in 0..2000 {
+        wire.extend(common::resp::encode(&[b"GET", b"big"]));
+    }
+    c.send_raw(&wire);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let held_kb = srv.rss_kb();
+    assert!(
+        held_kb < base_kb + 64 * 1024,
+        "server grew from {base_kb} KiB to {held_kb} KiB for one unread pipeline"
+    );
+    // Every reply still arrives, in order, once the client reads.
+    for i in 0..2000 {
+        match c.read() {
+            Value::Bulk(b) => assert_eq!(b.len(), 4 << 20, "reply {i}"),
+            other => panic!("reply {i}: {other:?}"),
+        }
+    }
+    assert_eq!(c.cmd(&["PING"]), Value::Simple("PONG".into()));
+}

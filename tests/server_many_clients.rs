@@ -7,15 +7,6 @@ use std::net::TcpStream;
 
 use common::start;
 
-fn rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap()
-}
-
 #[test]
 fn ten_thousand_connections_are_held_and_answered() {
     const N: usize = 10_000;
@@ -39,7 +30,7 @@ fn ten_thousand_connections_are_held_and_answered() {
     }
     let dir = tempfile::tempdir().unwrap();
     let srv = start(dir.path(), "auto", &["--max-clients", "12000"]);
-    let before = rss_kb(srv.child.id());
+    let before = srv.rss_kb();
     let mut conns: Vec<TcpStream> = (0..N)
         .map(|i| {
             TcpStream::connect(("127.0.0.1", srv.port))
@@ -65,7 +56,7 @@ fn ten_thousand_connections_are_held_and_answered() {
         info.contains(&format!("connected_clients:{}", N + 1)),
         "{info}"
     );
-    let after = rss_kb(srv.child.id());
+    let after = srv.rss_kb();
     eprintln!(
         "{N} connections: server RSS {before} kB before, {after} kB with them ({:.1} kB each)",
         (after - before) as f64 / N as f64

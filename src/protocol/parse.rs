@@ -247,7 +247,10 @@ mod tests {
         assert!(parse(b"*4\r\n").is_err());
         assert!(parse(b"*2\r\n$10\r\n0123456789\r\n$10\r\n").is_err());
         assert!(parse(b"123456789").is_err());
-        assert!(parse(b"a b c d\n").is_err(), "inline arguments are bounded too");
+        assert!(
+            parse(b"a b c d\n").is_err(),
+            "inline arguments are bounded too"
+        );
         assert!(parse(b"a b c\n").unwrap().is_some());
         assert!(parse(b"*1\r\n$-5\r\n").is_err());
         assert!(parse(b"*1\r\n$10\r\n").unwrap().is_none());

@@ -76,6 +76,11 @@ impl<'s> Conn<'s> {
         }
     }
 
+    /// Reply bytes waiting to be written, those of reads answered ahead of writes included.
+    pub fn buffered_bytes(&self) -> usize {
+        self.out.len() + self.pending.ready.len()
+    }
+
     pub fn reply(&mut self) -> ReplyWriter<'_> {
         ReplyWriter::new(&mut self.out, self.session.proto)
     }

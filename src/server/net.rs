@@ -160,6 +160,11 @@ async fn accept_uring(
     drain(&local).await;
 }
 
+/// Replies buffered past this are written before more commands run, so a pipeline of large
+/// reads holds at most this much plus one reply per connection (Redis lets it grow without
+/// bound for normal clients unless client-output-buffer-limit is set).
+const OUTPUT_FLUSH_BYTES: usize = 1 << 20;
+
 /// One connection: read, run every complete command, commit pending writes, reply, repeat.
 async fn serve_conn<S: NetStream>(
     mut stream: S,
@@ -185,6 +190,9 @@ async fn serve_conn<S: NetStream>(
         // Run every whole command in the buffer on slices of it, then drop those bytes.
         let mut pos = 0;
         let mut argv: Vec<&[u8]> = Vec::new();
+        // Set when replies filled the output buffer before the input ran out: write them,
+        // then go on with the commands already received before reading more.
+        let mut more = false;
         loop {
             match parse_frame(&rbuf[pos..], &state.limits, &mut spans) {
                 Ok(Some(len)) => {
@@ -194,6 +202,10 @@ async fn serve_conn<S: NetStream>(
                     pos += len;
                     conn.execute(&argv).await;
                     if conn.session.closing {
+                        break;
+                    }
+                    if conn.buffered_bytes() >= OUTPUT_FLUSH_BYTES {
+                        more = true;
                         break;
                     }
                 }
@@ -230,6 +242,9 @@ async fn serve_conn<S: NetStream>(
         }
         if conn.session.closing {
             return;
+        }
+        if more {
+            continue;
         }
         let idle = async {
             match state.idle_timeout {
