@@ -36,6 +36,8 @@ fn protocol_errors_close_only_that_connection() {
             b"*2\r\n$3\r\nGET\r\n:1\r\n",
             b"*1\r\n$2000\r\n",
             b"*99999999999\r\n",
+            // Nested arrays are not requests.
+            b"*1\r\n*1\r\n$1\r\nx\r\n",
         ] {
             let mut c = srv.client();
             c.send_raw(bad);
@@ -169,4 +171,32 @@ fn a_pipeline_of_large_reads_is_answered_with_bounded_memory() {
         }
     }
     assert_eq!(c.cmd(&["PING"]), Value::Simple("PONG".into()));
+}
+
+#[test]
+fn declared_lengths_reserve_no_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(dir.path(), "auto", &[]);
+    let base_kb = srv.rss_kb();
+    // 300 clients each announce a 500 MB value (under the 512 MB bulk limit) and a
+    // million-argument command, then send a few bytes and wait: 150 GB declared.
+    let mut held = Vec::new();
+    for i in 0..300 {
+        let mut c = srv.client();
+        if i % 2 == 0 {
+            c.send_raw(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$500000000\r\nabc");
+        } else {
+            c.send_raw(b"*1000000\r\n$4\r\nPING\r\n");
+        }
+        held.push(c);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let kb = srv.rss_kb();
+    assert!(
+        kb < base_kb + 32 * 1024,
+        "server grew from {base_kb} KiB to {kb} KiB on declared lengths"
+    );
+    let mut c = srv.client();
+    assert_eq!(c.cmd(&["PING"]), Value::Simple("PONG".into()));
+    assert_eq!(c.cmd(&["EXISTS", "k"]).as_int(), 0);
 }
