@@ -68,6 +68,23 @@ pub fn summary_table(total: &Stats, seconds: f64) -> String {
     out
 }
 
+/// Percentiles written as the latency distribution (for percentile plots): denser towards
+/// the tail, as HdrHistogram's percentile plots are.
+const DISTRIBUTION: [f64; 20] = [
+    0.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 97.5, 99.0, 99.5, 99.75, 99.9, 99.95, 99.975, 99.99,
+    99.995, 99.999, 99.9995, 99.9999, 100.0,
+];
+
+/// `[[percentile, latency ms], ...]` of a histogram of microseconds (a rewind-loadgen
+/// extension of memtier's layout).
+fn distribution(h: &hdrhistogram::Histogram<u64>) -> Value {
+    let points: Vec<Value> = DISTRIBUTION
+        .iter()
+        .map(|&p| json!([p, ms(h.value_at_quantile(p / 100.0))]))
+        .collect();
+    Value::Array(points)
+}
+
 fn stats_json(s: &Summary, seconds: f64, series: Option<Value>) -> Value {
     let mut v = json!({
         "Count": s.count,
@@ -122,16 +139,14 @@ pub fn json_report(
     let mut all = Map::new();
     for (i, name) in names.iter().enumerate() {
         let ts = series(per_second, |s| s.latency[i].clone());
-        all.insert(
-            name.to_string(),
-            stats_json(&summarize(&total.latency[i]), seconds, Some(ts)),
-        );
+        let mut v = stats_json(&summarize(&total.latency[i]), seconds, Some(ts));
+        v["Percentile Distribution"] = distribution(&total.latency[i]);
+        all.insert(name.to_string(), v);
     }
     let ts = series(per_second, |s| s.total());
-    all.insert(
-        "Totals".into(),
-        stats_json(&summarize(&total.total()), seconds, Some(ts)),
-    );
+    let mut v = stats_json(&summarize(&total.total()), seconds, Some(ts));
+    v["Percentile Distribution"] = distribution(&total.total());
+    all.insert("Totals".into(), v);
     all.insert("Errors".into(), json!(total.errors));
     json!({
         "configuration": config,
@@ -206,6 +221,12 @@ mod tests {
                 > 0.0
         );
         assert_eq!(all["Totals"]["Time-Serie"]["1"]["Count"], 0);
+        // The distribution runs from the fastest to the slowest SET, never decreasing.
+        let d = all["Sets"]["Percentile Distribution"].as_array().unwrap();
+        let lat: Vec<f64> = d.iter().map(|p| p[1].as_f64().unwrap()).collect();
+        assert!(lat.windows(2).all(|w| w[0] <= w[1]), "{lat:?}");
+        assert!((lat[0] - 0.1).abs() < 0.001 && (lat[lat.len() - 1] - 0.3).abs() < 0.001);
+        assert_eq!(d.last().unwrap()[0], 100.0);
         assert_eq!(all["Errors"]["ERR"], 1);
         assert_eq!(j["run information"]["Total duration"], 2000);
         assert_eq!(j["configuration"]["clients"], 4);

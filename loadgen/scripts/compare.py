@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""rewind against Redis on this machine, in one command.
+
+Builds the release binaries, installs Redis (Debian's redis-server and redis-tools) if
+missing, probes the disk's fdatasync latency, then for every server configuration -- Redis
+with appendfsync always / everysec / persistence off, rewind with --fsync always / everysec /
+never, and rewind --fsync always with --io uring and --io epoll -- starts it on loopback with a
+fresh directory and runs the cells (SET and GET x 100 B and 4 KiB values x pipeline 1 and 16,
+50 connections) with both redis-benchmark and rewind-loadgen. Then memory per key and disk
+bytes per logical byte after loading 1M keys, and restore time against Redis's AOF load.
+Writes results.md, results.json and one SVG latency plot per cell into --out, and prints the
+report.
+
+Usage: loadgen/scripts/compare.py [--out bench-results] [--seconds 2] [--quick]
+       [--restore-writes 3000000] [--no-build]
+"""
+import argparse, json, os, shlex, shutil, subprocess, sys, tempfile, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench import cells, extras, machine, plot, report  # noqa: E402
+from bench.servers import ROOT, lineup  # noqa: E402
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def ensure_redis():
+    if shutil.which("redis-server") and shutil.which("redis-benchmark") and shutil.which("redis-cli"):
+        return
+    log("installing redis-server and redis-tools (apt-get)")
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(sudo + ["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(sudo + ["apt-get", "install", "-y", "-qq", "redis-server", "redis-tools"],
+                   check=True, env=env)
+    # The package starts a system Redis on 6379; the harness uses its own ports.
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench-results"))
+    ap.add_argument("--seconds", type=float, default=2.0, help="per cell and tool")
+    ap.add_argument("--quick", action="store_true", help="100 B only, no I/O-mode servers, "
+                    "smaller memory and restore runs (a smoke test of the harness)")
+    ap.add_argument("--restore-writes", type=int, default=3_000_000)
+    ap.add_argument("--memory-keys", type=int, default=1_000_000)
+    ap.add_argument("--no-build", action="store_true")
+    args = ap.parse_args()
+    started = time.time()
+    ensure_redis()
+    if not args.no_build:
+        log("building release binaries")
+        subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "rewind", "-p", "rewind-loadgen"],
+                       cwd=ROOT, check=True)
+    base = tempfile.mkdtemp(prefix="rewind-compare-")
+    os.makedirs(os.path.join(args.out, "plots"), exist_ok=True)
+    try:
+        log("probing the machine and the disk's fdatasync latency")
+        info = machine.describe(base)
+        fsync = machine.fsync_latency_us(base)
+        sizes = (100,) if args.quick else (100, 4096)
+        servers = lineup(base, io_modes=() if args.quick else ("uring", "epoll"))
+        grid = [(cmd, size, pipe) for size in sizes for pipe in (1, 16) for cmd in ("SET", "GET")]
+        res = {}
+        for i, srv in enumerate(servers):
+            log(f"[{i + 1}/{len(servers)}] {srv.name}")
+            srv.start()
+            try:
+                for size in sizes:
+                    for pipe in (1, 16):
+                        rb = cells.redis_benchmark(srv, pipe, size, args.seconds)
+                        for cmd in ("SET", "GET"):
+                            res[(srv.name, "redis-benchmark", cmd, size, pipe)] = rb[cmd]
+                    cells.fill(srv, size)
+                    for pipe in (1, 16):
+                        for cmd in ("SET", "GET"):
+                            r = cells.loadgen(srv, cmd, pipe, size, args.seconds)
+                            res[(srv.name, "rewind-loadgen", cmd, size, pipe)] = r
+                            log(f"    {cmd} {size} B -P {pipe}: {r['ops']:,.0f} ops/s, "
+                                f"p99 {r['p99']:.3f} ms")
+            finally:
+                srv.stop()
+        ext = {}
+        log("memory per key and disk bytes per logical byte")
+        ext["memory"] = extras.memory_and_disk(base, keys=args.memory_keys // (10 if args.quick else 1))
+        log("restore against Redis's AOF load")
+        writes = args.restore_writes // (10 if args.quick else 1)
+        ext["restore"] = extras.restore(writes, shards=os.cpu_count())
+        for cmd, size, pipe in grid:
+            for dur in ("always", "everysec", "off"):
+                series = [(name, r["dist"]) for (name, tool, c, s, p), r in res.items()
+                          if tool == "rewind-loadgen" and (c, s, p) == (cmd, size, pipe)
+                          and any(x.name == name and x.durability == dur for x in servers)]
+                if series:
+                    title = f"{cmd} {size} B, pipeline {pipe}, durability {dur} (rewind-loadgen)"
+                    fname = f"{cmd.lower()}-{size}b-p{pipe}-{dur}.svg"
+                    with open(os.path.join(args.out, "plots", fname), "w") as f:
+                        f.write(plot.svg(title, series))
+        minutes = (time.time() - started) / 60
+        command = "python3 loadgen/scripts/compare.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        md = report.markdown(info, fsync, res, grid, ext, command.strip(), minutes)
+        with open(os.path.join(args.out, "results.md"), "w") as f:
+            f.write(md)
+        with open(os.path.join(args.out, "results.json"), "w") as f:
+            json.dump({"machine": info, "fsync_us": fsync, "extras": ext,
+                       "cells": [{"server": k[0], "tool": k[1], "cmd": k[2], "size": k[3],
+                                  "pipeline": k[4], **{x: y for x, y in v.items() if x != "dist"}}
+                                 for k, v in res.items()]}, f, indent=1)
+        print(md)
+        log(f"done in {minutes:.1f} minutes; results in {args.out}")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
