@@ -78,9 +78,9 @@ fn open_and_read(dir: &Path) -> Result<Contents, String> {
     let t = db.table("default").unwrap();
     let mut out = Contents::new();
     for s in &t.shards {
-        for e in s.map.iter() {
-            out.insert(e.key().to_vec(), e.value().to_vec());
-        }
+        s.map.for_each(|k, v| {
+            out.insert(k.to_vec(), v.to_vec());
+        });
     }
     drop(t);
     db.shutdown();

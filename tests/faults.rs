@@ -146,11 +146,10 @@ fn db_config() -> EngineConfig {
 
 fn table_contents(db: &Db, name: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
     let t = db.table(name).unwrap();
-    let mut out: Vec<_> = t.shards[0]
+    let mut out = Vec::new();
+    t.shards[0]
         .map
-        .iter()
-        .map(|e| (e.key().to_vec(), e.value().to_vec()))
-        .collect();
+        .for_each(|k, v| out.push((k.to_vec(), v.to_vec())));
     out.sort();
     out
 }

@@ -84,7 +84,7 @@ fn an_interrupted_restore_runs_again_at_start_up() {
     assert_eq!(db.meta("half").unwrap().status, TableStatus::Active);
     assert_eq!(t.len(), 200);
     for s in &t.shards {
-        assert!(s.map.iter().all(|e| &**e.value() == b"old"));
+        s.map.for_each(|_, v| assert_eq!(v, b"old"));
     }
 }
 

@@ -43,9 +43,9 @@ fn restore_and_read(db: &Arc<Db>, name: &str, t: u64) -> HashMap<Vec<u8>, Vec<u8
     let table = db.table(name).unwrap();
     let mut out = HashMap::new();
     for s in &table.shards {
-        for e in s.map.iter() {
-            out.insert(e.key().to_vec(), e.value().to_vec());
-        }
+        s.map.for_each(|k, v| {
+            out.insert(k.to_vec(), v.to_vec());
+        });
     }
     out
 }

@@ -114,9 +114,7 @@ fn write_target(spec: &RestoreSpec, shard: u32, map: &KvMap) -> Result<(), LogEr
         created_us: crate::log::Clock::now_us(&crate::log::SystemClock),
     };
     let mut w = CheckpointWriter::create(&dir, &header, spec.zstd_level)?;
-    for e in map.iter() {
-        w.put(e.key(), e.value())?;
-    }
+    map.try_for_each(|k, v| w.put(k, v))?;
     w.finish()?;
     Ok(())
 }

@@ -1,52 +1,29 @@
 //! The in-memory map of one table shard, and how log records change it.
+//!
+//! A fixed number of lock-striped hash tables (`hashbrown::HashTable`) whose slots are single
+//! 8-byte pointers to an [`Entry`] holding key and value together. Readers (net threads) take
+//! a stripe's read lock; the shard's writer thread is the only writer.
+//! (`DashMap<Box<[u8]>, Box<[u8]>>` before: two allocations per key and 32-byte slots, and no
+//! way to reuse an entry's value bytes in place once key and value share an allocation.)
 
-use dashmap::DashMap;
+use hashbrown::hash_table::{self, HashTable};
+use parking_lot::{MappedRwLockReadGuard, RwLock, RwLockReadGuard};
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
+use super::entry::Entry;
 use crate::log::RecordRef;
 
-/// Keys and values are exact-size boxes copied out of the receive buffer, so a stored value
-/// never pins a client's whole read buffer.
-pub type KvMap = DashMap<Box<[u8]>, Box<[u8]>, KeyHashBuilder>;
+/// Lock stripes per map: enough that readers on a few net threads rarely meet the writer.
+const STRIPES: usize = 16;
 
-/// Hashes a byte-string key with one seeded xxh3 call. (xxhash-rust's streaming `Xxh3`
-/// hasher measured 1.6x slower here on 16-byte keys, with most of the time in key
-/// comparisons: see `benches/map_apply.rs`.)
-#[derive(Clone)]
-pub struct KeyHashBuilder {
+pub struct KvMap {
+    /// Per-map random seed: hash flooding cannot target a known function.
     seed: u64,
+    stripes: Box<[RwLock<HashTable<Entry>>]>,
 }
 
-pub struct KeyHasher {
-    seed: u64,
-    hash: u64,
-}
-
-impl std::hash::BuildHasher for KeyHashBuilder {
-    type Hasher = KeyHasher;
-    fn build_hasher(&self) -> KeyHasher {
-        KeyHasher {
-            seed: self.seed,
-            hash: 0,
-        }
-    }
-}
-
-impl std::hash::Hasher for KeyHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        self.hash = xxh3_64_with_seed(bytes, self.seed ^ self.hash);
-    }
-
-    /// The length prefix `[u8]` hashes first adds nothing the bytes do not already tell.
-    #[inline]
-    fn write_usize(&mut self, _len: usize) {}
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.hash
-    }
-}
+/// A stored value, readable while the guard lives (it holds a stripe's read lock).
+pub type ValueRef<'a> = MappedRwLockReadGuard<'a, [u8]>;
 
 pub fn new_map() -> KvMap {
     with_capacity(0)
@@ -54,40 +31,123 @@ pub fn new_map() -> KvMap {
 
 /// A map with room for `keys` entries before it grows (growing a large map rehashes it).
 pub fn with_capacity(keys: usize) -> KvMap {
-    // A per-process random seed keeps hash flooding from degrading the map.
     let seed = xxh3_64(&std::process::id().to_le_bytes())
         ^ std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
-    DashMap::with_capacity_and_hasher(keys, KeyHashBuilder { seed })
+    let per = keys.div_ceil(STRIPES);
+    KvMap {
+        seed,
+        stripes: (0..STRIPES)
+            .map(|_| RwLock::new(HashTable::with_capacity(per)))
+            .collect(),
+    }
+}
+
+impl KvMap {
+    #[inline]
+    fn hash(&self, key: &[u8]) -> u64 {
+        xxh3_64_with_seed(key, self.seed)
+    }
+
+    /// The stripe of a hash: bits the table itself does not use for small tables (it takes
+    /// the low bits for the slot and the top 7 for its tag).
+    #[inline]
+    fn stripe(&self, hash: u64) -> &RwLock<HashTable<Entry>> {
+        &self.stripes[(hash >> 32) as usize % STRIPES]
+    }
+
+    pub fn get(&self, key: &[u8]) -> Option<ValueRef<'_>> {
+        let h = self.hash(key);
+        let guard = self.stripe(h).read();
+        RwLockReadGuard::try_map(guard, |t| t.find(h, |e| e.key() == key).map(Entry::value)).ok()
+    }
+
+    pub fn contains_key(&self, key: &[u8]) -> bool {
+        let h = self.hash(key);
+        self.stripe(h).read().find(h, |e| e.key() == key).is_some()
+    }
+
+    pub fn len(&self) -> usize {
+        self.stripes.iter().map(|s| s.read().len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sets `key` to `value`; returns the change in stored key and value bytes. An overwrite
+    /// of the same length reuses the entry.
+    pub fn put(&self, key: &[u8], value: &[u8]) -> i64 {
+        let h = self.hash(key);
+        let seed = self.seed;
+        let mut t = self.stripe(h).write();
+        match t.entry(h, |e| e.key() == key, |e| xxh3_64_with_seed(e.key(), seed)) {
+            hash_table::Entry::Occupied(mut o) => {
+                let e = o.get_mut();
+                let delta = value.len() as i64 - e.value().len() as i64;
+                if e.value().len() == value.len() {
+                    e.value_mut().copy_from_slice(value);
+                } else {
+                    *e = Entry::new(key, value);
+                }
+                delta
+            }
+            hash_table::Entry::Vacant(v) => {
+                v.insert(Entry::new(key, value));
+                (key.len() + value.len()) as i64
+            }
+        }
+    }
+
+    /// Removes `key`; returns the change in stored bytes (0 when it was absent).
+    pub fn remove(&self, key: &[u8]) -> i64 {
+        let h = self.hash(key);
+        let mut t = self.stripe(h).write();
+        match t.find_entry(h, |e| e.key() == key) {
+            Ok(o) => {
+                let (e, _) = o.remove();
+                -((e.key().len() + e.value().len()) as i64)
+            }
+            Err(_) => 0,
+        }
+    }
+
+    /// Calls `f` for every entry, one stripe's read lock at a time (writes to other stripes
+    /// go on meanwhile); stops at the first error.
+    pub fn try_for_each<E>(
+        &self,
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        for s in self.stripes.iter() {
+            for e in s.read().iter() {
+                f(e.key(), e.value())?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn for_each(&self, mut f: impl FnMut(&[u8], &[u8])) {
+        let _ = self.try_for_each(|k, v| {
+            f(k, v);
+            Ok::<(), ()>(())
+        });
+    }
+
+    /// Key and value bytes held, counted entry by entry.
+    pub fn bytes(&self) -> u64 {
+        let mut n = 0u64;
+        self.for_each(|k, v| n += (k.len() + v.len()) as u64);
+        n
+    }
 }
 
 /// Applies one record; returns the change in stored key and value bytes.
 pub fn apply_ref(map: &KvMap, r: RecordRef<'_>) -> i64 {
     match r {
-        RecordRef::Put { key, value } => {
-            // Overwrites reuse the key, and the value's allocation when the size matches.
-            if let Some(mut old) = map.get_mut(key) {
-                let delta = value.len() as i64 - old.len() as i64;
-                if old.len() == value.len() {
-                    old.copy_from_slice(value);
-                } else {
-                    *old = Box::from(value);
-                }
-                return delta;
-            }
-            let added = (key.len() + value.len()) as i64;
-            match map.insert(Box::from(key), Box::from(value)) {
-                // Another thread cannot have added it: one writer thread owns the shard.
-                Some(old) => added - (key.len() + old.len()) as i64,
-                None => added,
-            }
-        }
-        RecordRef::Delete { key } => match map.remove(key) {
-            Some((k, v)) => -((k.len() + v.len()) as i64),
-            None => 0,
-        },
+        RecordRef::Put { key, value } => map.put(key, value),
+        RecordRef::Delete { key } => map.remove(key),
     }
 }
 
@@ -129,5 +189,37 @@ mod tests {
             counts[shard_of(format!("k{i}").as_bytes(), 4)] += 1;
         }
         assert!(counts.iter().all(|&c| c > 800), "{counts:?}");
+    }
+
+    #[test]
+    fn growth_overwrites_and_removals_keep_every_key_findable() {
+        let m = new_map();
+        let mut bytes = 0i64;
+        for i in 0..20_000u32 {
+            let k = format!("key:{i:012}");
+            bytes += m.put(k.as_bytes(), &i.to_le_bytes());
+        }
+        for i in (0..20_000u32).step_by(2) {
+            let k = format!("key:{i:012}");
+            bytes += m.put(k.as_bytes(), b"longer value");
+        }
+        for i in (0..20_000u32).step_by(3) {
+            bytes += m.remove(format!("key:{i:012}").as_bytes());
+        }
+        assert_eq!(bytes as u64, m.bytes());
+        for i in 0..20_000u32 {
+            let k = format!("key:{i:012}");
+            let got = m.get(k.as_bytes()).map(|v| v.to_vec());
+            let want = match (i % 3, i % 2) {
+                (0, _) => None,
+                (_, 0) => Some(b"longer value".to_vec()),
+                _ => Some(i.to_le_bytes().to_vec()),
+            };
+            assert_eq!(got, want, "{k}");
+        }
+        let mut n = 0;
+        m.for_each(|_, _| n += 1);
+        assert_eq!(n, m.len());
+        assert_eq!(m.len(), 20_000 - 20_000usize.div_ceil(3));
     }
 }

@@ -2,6 +2,7 @@
 
 mod config;
 mod db;
+mod entry;
 mod error;
 mod lock;
 mod maintain;
@@ -12,9 +13,10 @@ mod table;
 
 pub use config::EngineConfig;
 pub use db::{Db, OpenSummary, DEFAULT_TABLE};
+pub use entry::Entry;
 pub use error::DbError;
 pub use lock::DirLock;
 pub use maintain::{checkpoint_shard, MaintainReport};
-pub use map::{apply_ref, new_map, with_capacity, KvMap};
+pub use map::{apply_ref, new_map, with_capacity, KvMap, ValueRef};
 pub use pitr::{RestoreAt, RestoreHandle, Window, MAX_DAYS, US_PER_DAY};
 pub use table::{shard_dir, Table, TableShard};

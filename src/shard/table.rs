@@ -189,10 +189,7 @@ fn open_shard(
     let mut last_ckp = (0, 0, 0);
     let map = match preloaded {
         Some(map) => {
-            delta = map
-                .iter()
-                .map(|e| (e.key().len() + e.value().len()) as i64)
-                .sum();
+            delta = map.bytes() as i64;
             map
         }
         None => {
