@@ -123,10 +123,12 @@ impl StoredSchema {
                 "S" => KeyType::S,
                 "N" => KeyType::N,
                 "B" => KeyType::B,
-                other => return Err(invalid(format!(
+                other => {
+                    return Err(invalid(format!(
                     "Member must satisfy enum value set: [B, N, S] (AttributeType '{other}' of {})",
                     e.attribute_name
-                ))),
+                )))
+                }
             };
             Ok(KeyAttr {
                 name: e.attribute_name.clone(),
