@@ -209,4 +209,13 @@ fn raw_http_errors_limits_and_keep_alive() {
     );
     assert_eq!(s, 200, "{b}");
     assert!(b.contains("\"AttributeType\":\"B\""), "{b}");
+    // SIGTERM with an idle keep-alive connection open: a clean, prompt exit.
+    let started = std::time::Instant::now();
+    assert!(srv.stop().success());
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(conn);
 }

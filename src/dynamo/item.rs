@@ -2,14 +2,18 @@
 //! `docs/FORMAT.md`):
 //!
 //! ```text
-//! schema key  0x00 "rewind.dynamodb.schema"          value 0xD8 0x01 JSON{KeySchema, AttributeDefinitions}
-//! item key    0x01 T(pk) len(pk):u16be pk [T(sk) sk]  value 0xD7 0x01 JSON{name: AttributeValue...}
+//! schema key  0x00 "rewind.dynamodb.schema"          value 0xD8 0x01 xxh3 JSON{KeySchema, AttributeDefinitions}
+//! item key    0x01 T(pk) len(pk):u16be pk [T(sk) sk]  value 0xD7 0x01 xxh3 JSON{name: AttributeValue...}
 //! ```
 //!
 //! `T` is `S`, `N` or `B`; string keys are their UTF-8 bytes, binary keys the decoded bytes,
 //! number keys their canonical text (so `1` and `1.0` are one key). The partition key carries
 //! its length and the sort key runs to the end, so no two different keys encode alike, and
 //! the reserved schema key (first byte 0x00) can never be an item key (first byte 0x01).
+//! `xxh3` is the xxh3-64 of the JSON (u64 little-endian): a value changed behind the API's
+//! back (a Redis client's `SET`, damage) is refused, not misread.
+
+use xxhash_rust::xxh3::xxh3_64;
 
 use super::attr::{canonical_number, decode_b64, AttributeValue, Item};
 use super::error::DynamoError;
@@ -155,16 +159,26 @@ pub fn item_key(schema: &Schema, item: &Item, exact: bool) -> Result<Vec<u8>, Dy
     Ok(encode_key(&hash, range.as_ref()))
 }
 
+/// `magic(2) xxh3_64(json) as u64 LE (8) json`.
 fn with_magic(magic: [u8; 2], json: Vec<u8>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(2 + json.len());
+    let mut out = Vec::with_capacity(10 + json.len());
     out.extend_from_slice(&magic);
+    out.extend_from_slice(&xxh3_64(&json).to_le_bytes());
     out.extend_from_slice(&json);
     out
 }
 
 fn strip_magic<'a>(magic: [u8; 2], what: &str, value: &'a [u8]) -> Result<&'a [u8], String> {
     match value.split_first_chunk::<2>() {
-        Some((m, rest)) if *m == magic => Ok(rest),
+        Some((m, rest)) if *m == magic => {
+            let (sum, json) = rest
+                .split_first_chunk::<8>()
+                .ok_or_else(|| format!("{what} value is truncated"))?;
+            if u64::from_le_bytes(*sum) != xxh3_64(json) {
+                return Err(format!("{what} value is damaged (checksum mismatch)"));
+            }
+            Ok(json)
+        }
         Some(([m, v], _)) if *m == magic[0] => Err(format!(
             "{what} has format version {v}; this rewind reads version {}",
             magic[1]
@@ -276,15 +290,15 @@ mod tests {
         let bytes = encode_item(&item);
         assert_eq!(&bytes[..2], &ITEM_MAGIC);
         assert_eq!(decode_item(&bytes).unwrap(), item);
-        // A flipped byte anywhere is refused or reads as a different (still valid) item; it
-        // never panics.
+        // A flipped bit anywhere is refused.
         for i in 0..bytes.len() {
-            let mut bad = bytes.clone();
-            bad[i] ^= 0x20;
-            if let Ok(other) = decode_item(&bad) {
-                assert_ne!(other, item, "flip at {i}");
+            for bit in 0..8 {
+                let mut bad = bytes.clone();
+                bad[i] ^= 1 << bit;
+                assert!(decode_item(&bad).is_err(), "flip of bit {bit} at {i}");
             }
         }
+        assert!(decode_item(&bytes[..bytes.len() - 1]).is_err(), "truncated");
         let mut v2 = bytes.clone();
         v2[1] = 2;
         assert!(decode_item(&v2).unwrap_err().contains("version 2"));
@@ -299,6 +313,10 @@ mod tests {
             assert!(decode_item(garbage).is_err(), "{garbage:?}");
         }
         assert!(decode_schema(&bytes).is_err(), "an item is not a schema");
+        // A sound checksum over JSON that is not an item is refused too.
+        for json in [&b"[1]"[..], br#"{"a":{"Q":"x"}}"#, b"{"] {
+            assert!(decode_item(&with_magic(ITEM_MAGIC, json.to_vec())).is_err());
+        }
     }
 
     #[test]
