@@ -1,5 +1,6 @@
 pub mod catalog;
 pub mod cli;
+pub mod dynamo;
 pub mod log;
 pub mod protocol;
 pub mod restore;

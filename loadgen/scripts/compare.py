@@ -6,12 +6,13 @@ missing, probes the disk's fdatasync latency, then for every server configuratio
 with appendfsync always / everysec / persistence off, rewind with --fsync always / everysec /
 never, and rewind --fsync always with --io uring and --io epoll -- starts it on loopback with a
 fresh directory and runs the cells (SET and GET x 100 B and 4 KiB values x pipeline 1 and 16,
-50 connections) with both redis-benchmark and rewind-loadgen. Then memory per key and disk
+50 connections) with both redis-benchmark and rewind-loadgen. All servers run at once and each cell visits
+them in turn, so noise on a shared machine spreads over servers alike. Then memory per key and disk
 bytes per logical byte after loading 1M keys, and restore time against Redis's AOF load.
 Writes results.md, results.json and one SVG latency plot per cell into --out, and prints the
 report.
 
-Usage: loadgen/scripts/compare.py [--out bench-results] [--seconds 2] [--quick]
+Usage: loadgen/scripts/compare.py [--out bench-results] [--seconds 2] [--rounds 1] [--quick]
        [--restore-writes 3000000] [--no-build]
 """
 import argparse, json, os, shlex, shutil, subprocess, sys, tempfile, time
@@ -37,12 +38,18 @@ def ensure_redis():
     # The package starts a system Redis on 6379; the harness uses its own ports.
 
 
+def median_run(rs):
+    """The run with the median throughput (its latencies stay those of one real run)."""
+    return sorted(rs, key=lambda r: r["ops"])[len(rs) // 2]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join(ROOT, "bench-results"))
     ap.add_argument("--seconds", type=float, default=2.0, help="per cell and tool")
     ap.add_argument("--quick", action="store_true", help="100 B only, no I/O-mode servers, "
                     "smaller memory and restore runs (a smoke test of the harness)")
+    ap.add_argument("--rounds", type=int, default=1, help="runs per cell; the median is kept")
     ap.add_argument("--restore-writes", type=int, default=3_000_000)
     ap.add_argument("--memory-keys", type=int, default=1_000_000)
     ap.add_argument("--no-build", action="store_true")
@@ -62,25 +69,31 @@ def main():
         sizes = (100,) if args.quick else (100, 4096)
         servers = lineup(base, io_modes=() if args.quick else ("uring", "epoll"))
         grid = [(cmd, size, pipe) for size in sizes for pipe in (1, 16) for cmd in ("SET", "GET")]
-        res = {}
-        for i, srv in enumerate(servers):
-            log(f"[{i + 1}/{len(servers)}] {srv.name}")
+        # Every server runs for the whole comparison; each cell visits them one after the
+        # other, so a burst of noise on this shared machine hits one cell, not one server.
+        runs = {}
+        for srv in servers:
             srv.start()
-            try:
+        try:
+            for rnd in range(args.rounds):
                 for size in sizes:
+                    for srv in servers:
+                        cells.fill(srv, size)
                     for pipe in (1, 16):
-                        rb = cells.redis_benchmark(srv, pipe, size, args.seconds)
-                        for cmd in ("SET", "GET"):
-                            res[(srv.name, "redis-benchmark", cmd, size, pipe)] = rb[cmd]
-                    cells.fill(srv, size)
-                    for pipe in (1, 16):
-                        for cmd in ("SET", "GET"):
-                            r = cells.loadgen(srv, cmd, pipe, size, args.seconds)
-                            res[(srv.name, "rewind-loadgen", cmd, size, pipe)] = r
-                            log(f"    {cmd} {size} B -P {pipe}: {r['ops']:,.0f} ops/s, "
-                                f"p99 {r['p99']:.3f} ms")
-            finally:
+                        log(f"round {rnd + 1}/{args.rounds}: {size} B values, pipeline {pipe}")
+                        for srv in servers:
+                            rb = cells.redis_benchmark(srv, pipe, size, args.seconds)
+                            for cmd in ("SET", "GET"):
+                                runs.setdefault((srv.name, "redis-benchmark", cmd, size, pipe), []).append(rb[cmd])
+                            for cmd in ("SET", "GET"):
+                                r = cells.loadgen(srv, cmd, pipe, size, args.seconds)
+                                runs.setdefault((srv.name, "rewind-loadgen", cmd, size, pipe), []).append(r)
+                                log(f"    {srv.name:26} {cmd} {size} B -P {pipe}: {r['ops']:>12,.0f} ops/s, "
+                                    f"p99 {r['p99']:.3f} ms")
+        finally:
+            for srv in servers:
                 srv.stop()
+        res = {k: median_run(v) for k, v in runs.items()}
         ext = {}
         log("memory per key and disk bytes per logical byte")
         ext["memory"] = extras.memory_and_disk(base, keys=args.memory_keys // (10 if args.quick else 1))

@@ -121,6 +121,15 @@ pub struct ServeArgs {
     /// Seconds between maintenance passes (checkpoints due, retention).
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub maintenance_secs: u64,
+    /// Also serve the DynamoDB JSON API (HTTP) on this address, sharing the same tables (off
+    /// unless given; port 0 picks a free port and the log line names it). See docs/DYNAMODB.md.
+    #[arg(long)]
+    pub dynamodb_listen: Option<SocketAddr>,
+    /// DynamoDB API: accept only these access key ids (the `Credential=KEYID/...` of the SigV4
+    /// Authorization header), comma-separated; others get UnrecognizedClientException. Only
+    /// the key id is checked, not the signature. Default: any signature is accepted.
+    #[arg(long, env = "REWIND_DYNAMODB_ACCESS_KEYS", value_delimiter = ',')]
+    pub dynamodb_access_keys: Vec<String>,
     /// Segment files close at this size, in MiB.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub segment_mib: u64,

@@ -31,6 +31,8 @@ pub enum ServerError {
     UringUnavailable(#[source] std::io::Error),
     #[error("refusing to listen on {0} without a password: set --requirepass, or --no-protected-mode to let anyone who reaches the port in")]
     NotLoopback(std::net::SocketAddr),
+    #[error("refusing to serve the DynamoDB API on {0} without --dynamodb-access-keys: set them, or --no-protected-mode to let anyone who reaches the port in")]
+    DynamoNotLoopback(std::net::SocketAddr),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -75,6 +77,12 @@ fn resolve_io(choice: IoChoice, log: Option<LogIoChoice>) -> Result<(NetIo, IoMo
 pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
     if !args.listen.ip().is_loopback() && args.requirepass.is_none() && !args.no_protected_mode {
         return Err(ServerError::NotLoopback(args.listen));
+    }
+    if let Some(d) = args.dynamodb_listen {
+        if !d.ip().is_loopback() && args.dynamodb_access_keys.is_empty() && !args.no_protected_mode
+        {
+            return Err(ServerError::DynamoNotLoopback(d));
+        }
     }
     let (io, log_io) = resolve_io(args.io, args.log_io)?;
     let cfg = EngineConfig {
@@ -150,6 +158,32 @@ pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
                 .spawn(move || net::run_thread(io, l, st, sd))?,
         );
     }
+    let dynamo = match args.dynamodb_listen {
+        None => None,
+        Some(daddr) => {
+            let l = std::net::TcpListener::bind(daddr).map_err(|source| ServerError::Bind {
+                addr: daddr,
+                source,
+            })?;
+            let bound = l.local_addr()?;
+            let d = Arc::new(crate::dynamo::Dynamo {
+                db: db.clone(),
+                access_keys: args.dynamodb_access_keys.clone(),
+                max_connections: args.max_clients,
+                requests: Default::default(),
+            });
+            let t = crate::dynamo::spawn(l, d, shutdown_rx.clone())?;
+            tracing::info!(
+                "DynamoDB API listening on http://{bound} ({})",
+                if args.dynamodb_access_keys.is_empty() {
+                    "any access key accepted"
+                } else {
+                    "access key ids checked"
+                }
+            );
+            Some(t)
+        }
+    };
     tracing::info!(
         "rewind {} ready to accept connections on {addr} (sockets {}, log {}, {net_threads} net threads, {} shards, fsync {:?}, data {})",
         env!("CARGO_PKG_VERSION"),
@@ -164,6 +198,11 @@ pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
     tracing::info!("shutting down: no new connections, finishing in-flight commands");
     let _ = shutdown_tx.send(true);
     let _ = maintenance.join();
+    if let Some(t) = dynamo {
+        if t.join().is_err() {
+            tracing::error!("DynamoDB listener panicked");
+        }
+    }
     for t in threads {
         match t.join() {
             Ok(Ok(())) => {}

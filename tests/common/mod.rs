@@ -21,6 +21,8 @@ pub const IO_MODES: [&str; 3] = ["uring", "epoll", "auto"];
 pub struct Server {
     pub child: Child,
     pub port: u16,
+    /// The DynamoDB API's port, when started with `--dynamodb-listen`.
+    pub dynamodb_port: Option<u16>,
     pub dir: PathBuf,
     /// Lines the server logged after the ready line, for tests that check messages.
     pub log: mpsc::Receiver<String>,
@@ -65,15 +67,21 @@ fn spawn(dir: &Path, args: &[&str]) -> Result<Server, String> {
         }
     });
     let mut seen = Vec::new();
+    let mut dynamodb_port = None;
     loop {
         match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(line) => {
+                if let Some(rest) = line.split("DynamoDB API listening on http://").nth(1) {
+                    let addr = rest.split_whitespace().next().unwrap();
+                    dynamodb_port = addr.rsplit(':').next().unwrap().parse().ok();
+                }
                 if let Some(rest) = line.split("ready to accept connections on ").nth(1) {
                     let addr = rest.split_whitespace().next().unwrap();
                     let port = addr.rsplit(':').next().unwrap().parse().unwrap();
                     return Ok(Server {
                         child,
                         port,
+                        dynamodb_port,
                         dir: dir.to_path_buf(),
                         log: rx,
                     });

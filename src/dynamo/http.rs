@@ -1,0 +1,226 @@
+//! The HTTP/1.1 side: hyper 1 on a single-threaded tokio runtime of its own thread, with
+//! keep-alive (the SDKs reuse connections), a 1 MiB request body limit, the optional
+//! access-key check, and graceful shutdown with the rest of the server.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::sync::watch;
+
+use super::error::DynamoError;
+use super::{dispatch, Dynamo, MAX_BODY_BYTES};
+
+const CONTENT_TYPE_JSON: &str = "application/x-amz-json-1.0";
+const TARGET_PREFIX: &str = "DynamoDB_20120810.";
+
+/// Runs the DynamoDB listener on its own thread until `shutdown` turns true.
+pub fn spawn(
+    listener: std::net::TcpListener,
+    dynamo: Arc<Dynamo>,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    listener.set_nonblocking(true)?;
+    std::thread::Builder::new()
+        .name("dynamodb".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => return tracing::error!("DynamoDB listener cannot start: {e}"),
+            };
+            rt.block_on(accept_loop(listener, dynamo, shutdown));
+        })
+}
+
+async fn accept_loop(
+    listener: std::net::TcpListener,
+    dynamo: Arc<Dynamo>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => return tracing::error!("DynamoDB listener: {e}"),
+    };
+    let mut conns = tokio::task::JoinSet::new();
+    while !*shutdown.borrow() {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    while conns.try_join_next().is_some() {}
+                    if conns.len() >= dynamo.max_connections {
+                        tracing::warn!("DynamoDB API: refusing {peer}: {} connections open", conns.len());
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    conns.spawn(serve_conn(stream, dynamo.clone(), shutdown.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!("DynamoDB API accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = shutdown.changed() => {}
+        }
+    }
+    // Requests in flight finish (their writes are answered); idle connections close.
+    let drain = async { while conns.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(10), drain)
+        .await
+        .is_err()
+    {
+        tracing::warn!("DynamoDB API: connections still busy after 10 s at shutdown");
+    }
+}
+
+async fn serve_conn(
+    stream: tokio::net::TcpStream,
+    dynamo: Arc<Dynamo>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let svc = service_fn(move |req| {
+        let dynamo = dynamo.clone();
+        async move { Ok::<_, Infallible>(handle(&dynamo, req).await) }
+    });
+    let conn = http1::Builder::new()
+        .keep_alive(true)
+        .max_buf_size(64 * 1024)
+        .serve_connection(TokioIo::new(stream), svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!("DynamoDB API connection: {e}");
+            }
+        }
+        _ = shutdown.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+fn respond(status: u16, body: String, request_id: u64) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = r.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_JSON));
+    if let Ok(v) = HeaderValue::from_str(&format!("REWIND{request_id:020}")) {
+        h.insert("x-amzn-requestid", v);
+    }
+    r
+}
+
+/// The access key id of a SigV4 `Authorization` header
+/// (`AWS4-HMAC-SHA256 Credential=KEYID/date/region/service/aws4_request, ...`).
+pub fn access_key_id(authorization: &str) -> Option<&str> {
+    let cred = authorization.split("Credential=").nth(1)?;
+    let id = cred.split('/').next()?;
+    (!id.is_empty() && !id.contains([',', ' '])).then_some(id)
+}
+
+/// With `--dynamodb-access-keys`, the key id must be one of them. Only the key id is
+/// checked: the signature itself is not verified.
+fn check_auth(dynamo: &Dynamo, req: &Request<Incoming>) -> Result<(), DynamoError> {
+    if dynamo.access_keys.is_empty() {
+        return Ok(());
+    }
+    let header = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            DynamoError::MissingAuthenticationToken(
+                "Request is missing Authentication Token".into(),
+            )
+        })?;
+    match access_key_id(header) {
+        Some(id) if dynamo.access_keys.iter().any(|k| k == id) => Ok(()),
+        _ => Err(DynamoError::UnrecognizedClient(
+            "The security token included in the request is invalid.".into(),
+        )),
+    }
+}
+
+async fn handle(dynamo: &Dynamo, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let id = dynamo
+        .requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    match answer(dynamo, req).await {
+        Ok(body) => respond(200, body.to_string(), id),
+        Err(e) => {
+            let (status, _) = e.status_and_name();
+            respond(status, e.body(), id)
+        }
+    }
+}
+
+async fn answer(dynamo: &Dynamo, req: Request<Incoming>) -> Result<serde_json::Value, DynamoError> {
+    if req.method() != Method::POST {
+        return Err(DynamoError::UnknownOperation(format!(
+            "rewind's DynamoDB API takes POST / with an X-Amz-Target header, not {} {}",
+            req.method(),
+            req.uri().path()
+        )));
+    }
+    check_auth(dynamo, &req)?;
+    let target = req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let Some(op) = target.strip_prefix(TARGET_PREFIX) else {
+        return Err(DynamoError::UnknownOperation(format!(
+            "unknown X-Amz-Target '{target}': expected {TARGET_PREFIX}<Operation>"
+        )));
+    };
+    let too_large = |n: &dyn std::fmt::Display| {
+        DynamoError::TooLarge(format!(
+            "Request body of {n} bytes is over rewind's limit of {MAX_BODY_BYTES} bytes"
+        ))
+    };
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(n) = declared.filter(|&n| n > MAX_BODY_BYTES as u64) {
+        return Err(too_large(&n));
+    }
+    let body = Limited::new(req.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                too_large(&"more than")
+            } else {
+                DynamoError::Serialization(format!("could not read the request body: {e}"))
+            }
+        })?
+        .to_bytes();
+    dispatch(&dynamo.db, op, &body).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_id_from_a_sigv4_header() {
+        let h = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/dynamodb/aws4_request, SignedHeaders=host;x-amz-date, Signature=5d672d79";
+        assert_eq!(access_key_id(h), Some("AKIDEXAMPLE"));
+        assert_eq!(access_key_id("Bearer x"), None);
+        assert_eq!(access_key_id("AWS4-HMAC-SHA256 Credential=/x"), None);
+    }
+}

@@ -1,0 +1,84 @@
+//! The DynamoDB-compatible HTTP API (`rewind serve --dynamodb-listen ADDR`): the JSON
+//! protocol of DynamoDB (`POST /`, `X-Amz-Target: DynamoDB_20120810.<Operation>`), enough
+//! for the AWS SDKs' table, item and point-in-time-recovery calls. Items live in the same
+//! tables the Redis protocol serves; `docs/DYNAMODB.md` describes the operations, the
+//! encoding and the limits.
+//!
+//! - `http.rs`: listener, connections, auth check, body limit
+//! - `wire.rs`: request shapes and body parsing
+//! - `error.rs`: DynamoDB error types and statuses
+//! - `attr.rs`, `schema.rs`, `item.rs`: attribute values, key schemas, storage encoding
+//! - `store.rs`: table lookup and the durable write
+//! - `describe.rs`: `TableDescription` and `ContinuousBackupsDescription`
+//! - `ops_tables.rs`, `ops_items.rs`, `ops_pitr.rs`: the operations
+
+mod attr;
+mod describe;
+mod error;
+mod http;
+mod item;
+mod ops_items;
+mod ops_pitr;
+mod ops_tables;
+mod schema;
+mod store;
+mod wire;
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+pub use error::DynamoError;
+pub use http::spawn;
+pub use item::{decode_item, decode_key, encode_item, encode_key, KeyPart, SCHEMA_KEY};
+
+use crate::shard::Db;
+
+/// Largest request body accepted (DynamoDB's items are at most 400 KB).
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// The operations rewind answers.
+pub const SUPPORTED: [&str; 10] = [
+    "CreateTable",
+    "DeleteTable",
+    "DescribeTable",
+    "ListTables",
+    "PutItem",
+    "GetItem",
+    "DeleteItem",
+    "UpdateContinuousBackups",
+    "DescribeContinuousBackups",
+    "RestoreTableToPointInTime",
+];
+
+/// What the DynamoDB listener shares between its connections.
+pub struct Dynamo {
+    pub db: Arc<Db>,
+    /// `--dynamodb-access-keys`: when not empty, the SigV4 key id must be one of these.
+    pub access_keys: Vec<String>,
+    /// Connections beyond this are closed at once.
+    pub max_connections: usize,
+    /// Request counter, for `x-amzn-RequestId`.
+    pub requests: AtomicU64,
+}
+
+/// Runs operation `op` on a request body; the JSON answer or a DynamoDB error.
+pub async fn dispatch(db: &Arc<Db>, op: &str, body: &[u8]) -> Result<Value, DynamoError> {
+    match op {
+        "CreateTable" => ops_tables::create_table(db, body).await,
+        "DeleteTable" => ops_tables::delete_table(db, body),
+        "DescribeTable" => ops_tables::describe_table(db, body),
+        "ListTables" => ops_tables::list_tables(db, body),
+        "PutItem" => ops_items::put_item(db, body).await,
+        "GetItem" => ops_items::get_item(db, body),
+        "DeleteItem" => ops_items::delete_item(db, body).await,
+        "UpdateContinuousBackups" => ops_pitr::update_continuous_backups(db, body),
+        "DescribeContinuousBackups" => ops_pitr::describe_continuous_backups(db, body),
+        "RestoreTableToPointInTime" => ops_pitr::restore_table_to_point_in_time(db, body),
+        other => Err(DynamoError::UnknownOperation(format!(
+            "Operation {other} is not supported by rewind's DynamoDB API (supported: {})",
+            SUPPORTED.join(", ")
+        ))),
+    }
+}

@@ -1,0 +1,221 @@
+//! The DynamoDB API (`--dynamodb-listen`) against the real AWS SDK for Python: boto3 runs
+//! `tests/dynamodb/boto3_e2e.py` against the real server. boto3 is required (CI installs it
+//! in `.ci/run`): without it these tests fail, saying how to install it. The raw-HTTP test
+//! needs nothing but TCP.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
+
+use common::Value;
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/dynamodb/boto3_e2e.py");
+
+fn boto3(args: &[&str]) -> String {
+    let out = Command::new("python3")
+        .arg(SCRIPT)
+        .args(args)
+        .env_remove("AWS_PROFILE")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run python3 (install it and boto3): {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.code() == Some(3) {
+        panic!("boto3 is not installed: run `python3 -m pip install boto3` (.ci/run does)\n{text}");
+    }
+    assert!(
+        out.status.success(),
+        "boto3 script {args:?} failed:\n{text}"
+    );
+    assert!(text.contains("ALL OK"), "{text}");
+    text
+}
+
+fn names(v: &Value) -> Vec<String> {
+    match v {
+        Value::Array(items) => items
+            .iter()
+            .map(|i| match i {
+                Value::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+                other => panic!("{other:?}"),
+            })
+            .collect(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn boto3_tables_items_pitr_and_errors_then_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = common::start(dir.path(), "auto", &["--dynamodb-listen", "127.0.0.1:0"]);
+    let endpoint = format!(
+        "http://127.0.0.1:{}",
+        srv.dynamodb_port.expect("DynamoDB port")
+    );
+    let mut redis = srv.client();
+    assert_eq!(redis.cmd(&["TABLE.CREATE", "from_redis"]), Value::ok());
+    let out = boto3(&["main", &endpoint, "from_redis"]);
+    println!("{out}");
+    // Tables made through DynamoDB are tables like any other on the Redis side.
+    let listed = names(&redis.cmd(&["TABLE.LIST"]));
+    for t in [
+        "orders",
+        "orders_at",
+        "orders_latest",
+        "from_redis",
+        "default",
+    ] {
+        assert!(
+            listed.contains(&t.to_string()),
+            "{t} missing from {listed:?}"
+        );
+    }
+    assert!(!listed.contains(&"nopitr".to_string()), "{listed:?}");
+    assert_eq!(redis.cmd(&["TABLE.USE", "orders_at"]), Value::ok());
+    // 16 items as of the restore point, plus the reserved schema key.
+    assert_eq!(redis.cmd(&["DBSIZE"]), Value::Int(17));
+    drop(redis);
+    assert!(srv.stop().success());
+
+    let srv = common::start(dir.path(), "auto", &["--dynamodb-listen", "127.0.0.1:0"]);
+    let endpoint = format!("http://127.0.0.1:{}", srv.dynamodb_port.unwrap());
+    boto3(&["restart", &endpoint]);
+}
+
+#[test]
+fn access_key_ids_are_checked_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = common::start(
+        dir.path(),
+        "epoll",
+        &[
+            "--dynamodb-listen",
+            "127.0.0.1:0",
+            "--dynamodb-access-keys",
+            "AKIDGOOD,AKIDOTHER",
+        ],
+    );
+    let endpoint = format!("http://127.0.0.1:{}", srv.dynamodb_port.unwrap());
+    boto3(&["auth", &endpoint, "AKIDGOOD"]);
+}
+
+/// Sends one request on `conn` and reads the response: (status, body).
+fn request(conn: &mut BufReader<TcpStream>, target: &str, body: &[u8]) -> (u16, String) {
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: localhost\r\nX-Amz-Target: {target}\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let s = conn.get_mut();
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    read_response(conn)
+}
+
+fn read_response(conn: &mut BufReader<TcpStream>) -> (u16, String) {
+    let mut line = String::new();
+    conn.read_line(&mut line).unwrap();
+    let status: u16 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let mut len = 0;
+    loop {
+        let mut h = String::new();
+        conn.read_line(&mut h).unwrap();
+        if h == "\r\n" {
+            break;
+        }
+        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0; len];
+    conn.read_exact(&mut body).unwrap();
+    (status, String::from_utf8(body).unwrap())
+}
+
+fn error_type(body: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    let t = v["__type"].as_str().unwrap();
+    assert!(t.starts_with("com.amazonaws.dynamodb.v20120810#"), "{body}");
+    assert!(
+        v["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    t.rsplit('#').next().unwrap().to_string()
+}
+
+#[test]
+fn raw_http_errors_limits_and_keep_alive() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = common::start(dir.path(), "epoll", &["--dynamodb-listen", "127.0.0.1:0"]);
+    let stream = TcpStream::connect(("127.0.0.1", srv.dynamodb_port.unwrap())).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut conn = BufReader::new(stream);
+    // Several requests on one connection (keep-alive), each error of its own kind.
+    let (s, b) = request(&mut conn, "DynamoDB_20120810.ListTables", b"{}");
+    assert_eq!(s, 200, "{b}");
+    assert!(b.contains("\"default\""), "{b}");
+    let (s, b) = request(&mut conn, "DynamoDB_20120810.ListTables", b"{nope");
+    assert_eq!(
+        (s, error_type(&b).as_str()),
+        (400, "SerializationException")
+    );
+    let (s, b) = request(&mut conn, "DynamoDB_20120810.Frobnicate", b"{}");
+    assert_eq!(
+        (s, error_type(&b).as_str()),
+        (400, "UnknownOperationException")
+    );
+    let (s, b) = request(&mut conn, "DynamoDB_20120810.UpdateItem", b"{}");
+    assert_eq!(
+        (s, error_type(&b).as_str()),
+        (400, "UnknownOperationException")
+    );
+    assert!(b.contains("not supported by rewind"), "{b}");
+    let (s, b) = request(&mut conn, "DynamoDB_20120810.DescribeTable", b"{}");
+    assert_eq!((s, error_type(&b).as_str()), (400, "ValidationException"));
+    let (s, b) = request(
+        &mut conn,
+        "DynamoDB_20120810.CreateTable",
+        br#"{"TableName":"tb1","KeySchema":[{"AttributeName":"k","KeyType":"HASH"}],"AttributeDefinitions":[{"AttributeName":"k","AttributeType":"B"}]}"#,
+    );
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = request(
+        &mut conn,
+        "DynamoDB_20120810.PutItem",
+        br#"{"TableName":"tb1","Item":{"k":{"B":"AAE="},"v":{"N":"12a"}}}"#,
+    );
+    assert_eq!((s, error_type(&b).as_str()), (400, "ValidationException"));
+    // Over the body limit: refused by its declared length, with 413.
+    let big = vec![b' '; (1 << 20) + 1];
+    let (s, b) = request(&mut conn, "DynamoDB_20120810.ListTables", &big);
+    assert_eq!((s, error_type(&b).as_str()), (413, "ValidationException"));
+    // A fresh connection still works afterwards.
+    let stream = TcpStream::connect(("127.0.0.1", srv.dynamodb_port.unwrap())).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut conn = BufReader::new(stream);
+    let (s, b) = request(
+        &mut conn,
+        "DynamoDB_20120810.DescribeTable",
+        br#"{"TableName":"tb1"}"#,
+    );
+    assert_eq!(s, 200, "{b}");
+    assert!(b.contains("\"AttributeType\":\"B\""), "{b}");
+    // SIGTERM with an idle keep-alive connection open: a clean, prompt exit.
+    let started = std::time::Instant::now();
+    assert!(srv.stop().success());
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(conn);
+}
