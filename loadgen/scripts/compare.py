@@ -38,6 +38,24 @@ def ensure_redis():
     # The package starts a system Redis on 6379; the harness uses its own ports.
 
 
+def pick(servers, names, base):
+    """The named servers of the line-up; `rewind FLAGS` adds a rewind with those flags,
+    paired with Redis at the durability its --fsync names."""
+    from bench.servers import Server
+    out = []
+    for n in names:
+        known = [s for s in servers if s.name == n]
+        if known:
+            out += known
+        elif n.startswith("rewind "):
+            flags = n.split()[1:]
+            fsync = flags[flags.index("--fsync") + 1] if "--fsync" in flags else "always"
+            out.append(Server(n, "rewind", {"never": "off"}.get(fsync, fsync), flags, base))
+        else:
+            raise SystemExit(f"unknown server {n!r}")
+    return out
+
+
 def median_run(rs):
     """The run with the median throughput (its latencies stay those of one real run)."""
     return sorted(rs, key=lambda r: r["ops"])[len(rs) // 2]
@@ -53,6 +71,11 @@ def main():
     ap.add_argument("--restore-writes", type=int, default=3_000_000)
     ap.add_argument("--memory-keys", type=int, default=1_000_000)
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--servers", help="only these (comma-separated names as in the report, "
+                    "e.g. 'rewind always,redis always'), or 'rewind FLAGS' for extra rewind variants")
+    ap.add_argument("--values", help="only these value sizes, e.g. 100")
+    ap.add_argument("--pipelines", help="only these pipeline depths, e.g. 16")
+    ap.add_argument("--no-extras", action="store_true", help="skip memory, disk and restore")
     args = ap.parse_args()
     started = time.time()
     ensure_redis()
@@ -67,8 +90,13 @@ def main():
         info = machine.describe(base)
         fsync = machine.fsync_latency_us(base)
         sizes = (100,) if args.quick else (100, 4096)
+        if args.values:
+            sizes = tuple(int(v) for v in args.values.split(","))
+        pipes = (1, 16) if not args.pipelines else tuple(int(p) for p in args.pipelines.split(","))
         servers = lineup(base, io_modes=() if args.quick else ("uring", "epoll"))
-        grid = [(cmd, size, pipe) for size in sizes for pipe in (1, 16) for cmd in ("SET", "GET")]
+        if args.servers:
+            servers = pick(servers, [n.strip() for n in args.servers.split(",")], base)
+        grid = [(cmd, size, pipe) for size in sizes for pipe in pipes for cmd in ("SET", "GET")]
         # Every server runs for the whole comparison; each cell visits them one after the
         # other, so a burst of noise on this shared machine hits one cell, not one server.
         runs = {}
@@ -79,7 +107,7 @@ def main():
                 for size in sizes:
                     for srv in servers:
                         cells.fill(srv, size)
-                    for pipe in (1, 16):
+                    for pipe in pipes:
                         log(f"round {rnd + 1}/{args.rounds}: {size} B values, pipeline {pipe}")
                         for srv in servers:
                             rb = cells.redis_benchmark(srv, pipe, size, args.seconds)
@@ -95,11 +123,12 @@ def main():
                 srv.stop()
         res = {k: median_run(v) for k, v in runs.items()}
         ext = {}
-        log("memory per key and disk bytes per logical byte")
-        ext["memory"] = extras.memory_and_disk(base, keys=args.memory_keys // (10 if args.quick else 1))
-        log("restore against Redis's AOF load")
-        writes = args.restore_writes // (10 if args.quick else 1)
-        ext["restore"] = extras.restore(writes, shards=os.cpu_count())
+        if not args.no_extras:
+            log("memory per key and disk bytes per logical byte")
+            ext["memory"] = extras.memory_and_disk(base, keys=args.memory_keys // (10 if args.quick else 1))
+            log("restore against Redis's AOF load")
+            writes = args.restore_writes // (10 if args.quick else 1)
+            ext["restore"] = extras.restore(writes, shards=os.cpu_count())
         for cmd, size, pipe in grid:
             for dur in ("always", "everysec", "off"):
                 series = [(name, r["dist"]) for (name, tool, c, s, p), r in res.items()
@@ -112,7 +141,8 @@ def main():
                         f.write(plot.svg(title, series))
         minutes = (time.time() - started) / 60
         command = "python3 loadgen/scripts/compare.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        md = report.markdown(info, fsync, res, grid, ext, command.strip(), minutes)
+        md = report.markdown(info, fsync, res, grid, ext, command.strip(), minutes,
+                             report.pairs_of(servers))
         with open(os.path.join(args.out, "results.md"), "w") as f:
             f.write(md)
         with open(os.path.join(args.out, "results.json"), "w") as f:

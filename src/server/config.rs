@@ -10,8 +10,8 @@ use crate::log::FsyncPolicy;
 /// Which I/O path the server uses for sockets and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum IoChoice {
-    /// epoll sockets, io_uring logs where io_uring can be set up (else pwrite, with one log
-    /// line saying why): the fastest mix measured.
+    /// The fastest mix measured on the reference box: today epoll sockets and pwrite logs,
+    /// the same as `epoll` (io_uring measured slower for both there; see docs/DESIGN.md).
     Auto,
     /// io_uring sockets (tokio-uring) and logs, or refuse to start.
     Uring,

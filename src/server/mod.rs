@@ -41,25 +41,21 @@ pub enum ServerError {
 ///
 /// - `uring`: io_uring for both, or refuse to start.
 /// - `epoll`: epoll sockets and `pwrite` + `fdatasync` logs.
-/// - `auto`: epoll sockets and io_uring logs (linked write + fdatasync), or `pwrite` where
-///   io_uring cannot be set up. Sockets stay on epoll because tokio-uring's socket path
-///   measured about twice the server CPU per request at pipeline 1 on the reference box
-///   (15 µs vs 8 µs per GET) and 0.67x the GET throughput; see `docs/DESIGN.md`.
+/// - `auto`: what measured fastest on the reference box (2 cores, ext4 on virtio): epoll
+///   sockets and `pwrite` + `fdatasync` logs. tokio-uring's socket path cost about twice the
+///   server CPU per request at pipeline 1 (15 µs vs 8 µs per GET); the io_uring log engine
+///   (linked write + fdatasync) hands buffered ext4 writes to io-wq workers and gave 0.82x
+///   (rewind-loadgen) and 0.92x (redis-benchmark) of pwrite's SET throughput at pipeline 16,
+///   medians of 3 rounds, with 16% more CPU per write. See docs/DESIGN.md and
+///   docs/BENCHMARKS.md; `--log-io uring` keeps the io_uring log with epoll sockets.
 fn resolve_io(choice: IoChoice, log: Option<LogIoChoice>) -> Result<(NetIo, IoMode), ServerError> {
     let probe = || io_uring::IoUring::new(4).map(|_| ());
     let (net, default_log) = match choice {
-        IoChoice::Epoll => (NetIo::Epoll, IoMode::Std),
+        IoChoice::Epoll | IoChoice::Auto => (NetIo::Epoll, IoMode::Std),
         IoChoice::Uring => {
             probe().map_err(ServerError::UringUnavailable)?;
             (NetIo::Uring, IoMode::Uring)
         }
-        IoChoice::Auto => match probe() {
-            Ok(()) => (NetIo::Epoll, IoMode::Uring),
-            Err(e) => {
-                tracing::warn!("io_uring unavailable ({e}); logs use pwrite + fdatasync");
-                (NetIo::Epoll, IoMode::Std)
-            }
-        },
     };
     let log = match log {
         None => default_log,

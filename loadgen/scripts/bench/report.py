@@ -1,9 +1,18 @@
 """The markdown report: machine, the side-by-side table with ratios, memory/disk/restore, and
 each target of issue 6 with its figure and whether it was met."""
 
-PAIRS = [("rewind always", "redis always"), ("rewind everysec", "redis everysec"),
-         ("rewind never", "redis off"), ("rewind always --io uring", "redis always"),
-         ("rewind always --io epoll", "redis always")]
+def pairs_of(servers):
+    """Each rewind server against the Redis of the same durability (or, with no such Redis in
+    the run, against the first server)."""
+    out = []
+    for s in servers:
+        if s.kind != "rewind":
+            continue
+        partner = next((r for r in servers if r.kind == "redis" and r.durability == s.durability),
+                       servers[0])
+        if partner is not s:
+            out.append((s.name, partner.name))
+    return out
 
 
 def fmt_ms(v):
@@ -14,17 +23,17 @@ def cell_name(cmd, size, pipe):
     return f"{cmd} {size} B -P {pipe}"
 
 
-def table(res, tool, cells):
+def table(res, tool, cells, pairs):
     out = [f"### {tool}", "",
-           "| cell | rewind | Redis | rewind ops/s | Redis ops/s | ratio | p99 ms rewind / Redis | "
-           "p99.9 ms rewind / Redis | server CPU µs/op rewind / Redis |",
+           "| cell | rewind | against | rewind ops/s | its ops/s | ratio | p99 ms rewind / it | "
+           "p99.9 ms rewind / it | server CPU µs/op rewind / it |",
            "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for cmd, size, pipe in cells:
-        for a, b in PAIRS:
+        for a, b in pairs:
             ra, rb = res.get((a, tool, cmd, size, pipe)), res.get((b, tool, cmd, size, pipe))
             if not ra or not rb:
                 continue
-            out.append(f"| {cell_name(cmd, size, pipe)} | {a[7:]} | {b[6:]} | {ra['ops']:,.0f} | "
+            out.append(f"| {cell_name(cmd, size, pipe)} | {a.removeprefix('rewind ')} | {b} | {ra['ops']:,.0f} | "
                        f"{rb['ops']:,.0f} | {ra['ops'] / rb['ops']:.2f}x | {fmt_ms(ra['p99'])} / "
                        f"{fmt_ms(rb['p99'])} | {fmt_ms(ra['p999'])} / {fmt_ms(rb['p999'])} | "
                        f"{ra['cpu_us']:.2f} / {rb['cpu_us']:.2f} |")
@@ -74,7 +83,7 @@ def targets(res, extras):
     return rows
 
 
-def markdown(machine, fsync, res, cells, extras, command, minutes):
+def markdown(machine, fsync, res, cells, extras, command, minutes, pairs):
     out = ["# rewind vs Redis, side by side", "",
            f"Command: `{command}` ({minutes:.1f} minutes end to end).", "",
            f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['mem_gib']} GiB, "
@@ -86,7 +95,7 @@ def markdown(machine, fsync, res, cells, extras, command, minutes):
            "redis-benchmark's (`-d`) are constant bytes. `ratio` = rewind / Redis ops/s. "
            "Server CPU from /proc/PID/stat over the run.", ""]
     for tool in ("rewind-loadgen", "redis-benchmark"):
-        out += table(res, tool, cells) + [""]
+        out += table(res, tool, cells, pairs) + [""]
     mem = extras.get("memory")
     if mem:
         out += ["### Memory and disk after loading 1,000,000 keys of 100 random letters", "",
