@@ -43,6 +43,18 @@ fn window_error(name: &str, t: u64, w: &Window, why: &str) -> DbError {
     ))
 }
 
+/// The zstd level of a restored table's first checkpoint: zstd's fast mode (-3) unless the
+/// server stores raw (0) or asked for something faster. Writing that checkpoint is part of
+/// every restore's time: on 3M writes of 100 random letters (2 cores) level 1 took 1.23 s
+/// end to end, -3 1.14 s, raw 1.06 s; later checkpoints use the configured level.
+fn restore_zstd_level(configured: i32) -> i32 {
+    if configured == 0 {
+        0
+    } else {
+        configured.min(-3)
+    }
+}
+
 impl Db {
     /// The catalog entry of a table that exists (not dropped).
     pub fn meta(&self, name: &str) -> Option<TableMeta> {
@@ -231,7 +243,7 @@ impl Db {
             threads: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
-            zstd_level: self.cfg.zstd_level,
+            zstd_level: restore_zstd_level(self.cfg.zstd_level),
         };
         let progress = Arc::new(RestoreProgress::new(
             meta.restore_at_us,
