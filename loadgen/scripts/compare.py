@@ -4,7 +4,8 @@
 Builds the release binaries, installs Redis (Debian's redis-server and redis-tools) if
 missing, probes the disk's fdatasync latency, then for every server configuration -- Redis
 with appendfsync always / everysec / persistence off, rewind with --fsync always / everysec /
-never, and rewind --fsync always with --io uring and --io epoll -- starts it on loopback with a
+never (epoll sockets, pwrite logs), and rewind --fsync always with --io uring and with
+--log-io uring -- starts it on loopback with a
 fresh directory and runs the cells (SET and GET x 100 B and 4 KiB values x pipeline 1 and 16,
 50 connections) with both redis-benchmark and rewind-loadgen. All servers run at once and each cell visits
 them in turn, so noise on a shared machine spreads over servers alike. Then memory per key and disk
@@ -93,7 +94,7 @@ def main():
         if args.values:
             sizes = tuple(int(v) for v in args.values.split(","))
         pipes = (1, 16) if not args.pipelines else tuple(int(p) for p in args.pipelines.split(","))
-        servers = lineup(base, io_modes=() if args.quick else ("uring", "epoll"))
+        servers = lineup(base, io_modes=()) if args.quick else lineup(base)
         if args.servers:
             servers = pick(servers, [n.strip() for n in args.servers.split(",")], base)
         grid = [(cmd, size, pipe) for size in sizes for pipe in pipes for cmd in ("SET", "GET")]

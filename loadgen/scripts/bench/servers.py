@@ -84,9 +84,10 @@ class Server:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def lineup(base_dir, io_modes=("uring", "epoll")):
+def lineup(base_dir, io_modes=(("--io", "uring"), ("--log-io", "uring"))):
     """The servers of the comparison: Redis at three durability levels, rewind at the matching
-    three, and rewind's I/O modes at `--fsync always`."""
+    three (default I/O: epoll sockets, pwrite logs), and rewind's io_uring paths at
+    `--fsync always`: all io_uring, and the io_uring log engine alone."""
     out = [
         Server("redis always", "redis", "always", ["--appendonly", "yes", "--appendfsync", "always"], base_dir),
         Server("redis everysec", "redis", "everysec", ["--appendonly", "yes", "--appendfsync", "everysec"], base_dir),
@@ -95,7 +96,7 @@ def lineup(base_dir, io_modes=("uring", "epoll")):
         Server("rewind everysec", "rewind", "everysec", ["--fsync", "everysec"], base_dir),
         Server("rewind never", "rewind", "off", ["--fsync", "never"], base_dir),
     ]
-    for io in io_modes:
-        out.append(Server(f"rewind always --io {io}", "rewind", "always",
-                          ["--fsync", "always", "--io", io], base_dir))
+    for flag, mode in io_modes:
+        out.append(Server(f"rewind always {flag} {mode}", "rewind", "always",
+                          ["--fsync", "always", flag, mode], base_dir))
     return out
