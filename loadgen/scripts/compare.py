@@ -149,7 +149,7 @@ def main():
         with open(os.path.join(args.out, "results.json"), "w") as f:
             json.dump({"machine": info, "fsync_us": fsync, "extras": ext,
                        "cells": [{"server": k[0], "tool": k[1], "cmd": k[2], "size": k[3],
-                                  "pipeline": k[4], **{x: y for x, y in v.items() if x != "dist"}}
+                                  "pipeline": k[4], **v}
                                  for k, v in res.items()]}, f, indent=1)
         print(md)
         log(f"done in {minutes:.1f} minutes; results in {args.out}")

@@ -3,7 +3,7 @@ percentile on a "nines" scale (50, 90, 99, 99.9, ...), y the latency in ms on a 
 one line per server."""
 import math
 
-W, H, L, R, T, B = 720, 420, 70, 190, 40, 50
+W, H, L, R, T, B = 800, 420, 70, 270, 40, 50
 COLORS = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
 MAX_NINES = 5  # 99.999
 
