@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::writers::{now_us, read_keys, History};
+use common::writers::{check_restored, now_us, read_keys, History};
 use common::{start, Client, Value, IO_MODES};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -31,23 +31,6 @@ fn env_u64(name: &str, default: u64) -> u64 {
 
 fn at(t: u64) -> String {
     format!("{}.{:06}", t / 1_000_000, t % 1_000_000)
-}
-
-/// Checks `table` (a restore to `t`) against the history: every key allowed, key count in
-/// bounds.
-fn check_restored(c: &mut Client, table: &str, t: u64, h: &History, what: &str) {
-    let got = read_keys(c, table, h);
-    let bad = h.check(t, |k| got[k].clone());
-    assert!(
-        bad.is_empty(),
-        "{what}: {} mismatches, first {:?}",
-        bad.len(),
-        &bad[..bad.len().min(3)]
-    );
-    let (lo, hi) = h.count_bounds(t);
-    let n = c.cmd(&["DBSIZE"]).as_int() as usize;
-    assert!(lo <= n && n <= hi, "{what}: {n} keys, expected {lo}..={hi}");
-    assert_eq!(c.cmd(&["TABLE.USE", "default"]), Value::ok());
 }
 
 /// Waits for a restore to leave RESTORING; panics if it fails or takes over a minute.
@@ -118,6 +101,7 @@ fn sigkill_rounds_keep_every_acknowledged_write_and_every_restore_exact() {
             if let Some((target, t)) = pending.take() {
                 wait_active(&mut c, &target, &what);
                 check_restored(&mut c, &target, t, &h, &format!("{what}, resumed restore"));
+                assert_eq!(c.cmd(&["TABLE.USE", "default"]), Value::ok());
                 restores_checked += 1;
             }
             let newest = newest_restorable(&h);
@@ -127,6 +111,7 @@ fn sigkill_rounds_keep_every_acknowledged_write_and_every_restore_exact() {
                 let r = c.cmd(&["PITR.RESTORE", "default", &target, "AT", &at(t), "SYNC"]);
                 assert_eq!(r.field("status"), Value::bulk("ACTIVE"), "{what}: {r:?}");
                 check_restored(&mut c, &target, t, &h, &format!("{what}, restore"));
+                assert_eq!(c.cmd(&["TABLE.USE", "default"]), Value::ok());
                 restores_checked += 1;
                 assert_eq!(c.cmd(&["TABLE.DROP", &target]), Value::ok());
             }

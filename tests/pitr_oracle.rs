@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::writers::{now_us, read_keys, writer, History};
+use common::writers::{check_restored, now_us, writer, History};
 use common::{start, Value};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -45,19 +45,12 @@ fn oracle(seed: u64, io: &str) {
             Value::bulk("ACTIVE"),
             "seed {seed}: {r:?}"
         );
-        let got = read_keys(&mut c, &name, &h);
-        let bad = h.check(t, |k| got[k].clone());
-        assert!(
-            bad.is_empty(),
-            "seed {seed}, io {io}, T={t}: {} mismatches: {:?}",
-            bad.len(),
-            &bad[..bad.len().min(3)]
-        );
-        let (lo, hi) = h.count_bounds(t);
-        let n = c.cmd(&["DBSIZE"]).as_int() as usize;
-        assert!(
-            lo <= n && n <= hi,
-            "seed {seed}: {n} keys at T={t}, expected {lo}..={hi}"
+        check_restored(
+            &mut c,
+            &name,
+            t,
+            &h,
+            &format!("seed {seed}, io {io}, T={t}"),
         );
     }
 }

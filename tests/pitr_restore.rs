@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::writers::{now_us, read_keys, writer, History};
+use common::writers::{check_restored, now_us, read_keys, writer, History};
 use common::{start, Client, Value};
 
 fn sleep_ms(ms: u64) {
@@ -165,17 +165,7 @@ fn restore_while_writers_keep_writing_matches_the_oracle() {
     for w in ws {
         h.merge(w.join().unwrap());
     }
-    let got = read_keys(&mut c, "during", &h);
-    let bad = h.check(t, |k| got[k].clone());
-    assert!(
-        bad.is_empty(),
-        "{} mismatches, first: {:?}",
-        bad.len(),
-        &bad[..bad.len().min(3)]
-    );
-    let (lo, hi) = h.count_bounds(t);
-    let n = c.cmd(&["DBSIZE"]).as_int() as usize;
-    assert!(lo <= n && n <= hi, "{n} keys, expected {lo}..={hi}");
+    check_restored(&mut c, "during", t, &h, "restore during writes");
 }
 
 #[test]

@@ -50,3 +50,20 @@ pub fn read_keys(
     }
     out
 }
+
+/// Checks `table`, a restore to `t`, against `history`: every key holds a value the oracle
+/// allows and the key count is within its bounds. Leaves the client on `table`.
+#[allow(dead_code)] // not every test binary uses it
+pub fn check_restored(c: &mut Client, table: &str, t: u64, history: &History, what: &str) {
+    let got = read_keys(c, table, history);
+    let bad = history.check(t, |k| got[k].clone());
+    assert!(
+        bad.is_empty(),
+        "{what}: {} mismatches, first {:?}",
+        bad.len(),
+        &bad[..bad.len().min(3)]
+    );
+    let (lo, hi) = history.count_bounds(t);
+    let n = c.cmd(&["DBSIZE"]).as_int() as usize;
+    assert!(lo <= n && n <= hi, "{what}: {n} keys, expected {lo}..={hi}");
+}
