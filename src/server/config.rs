@@ -130,6 +130,16 @@ pub struct ServeArgs {
     /// the key id is checked, not the signature. Default: any signature is accepted.
     #[arg(long, env = "REWIND_DYNAMODB_ACCESS_KEYS", value_delimiter = ',')]
     pub dynamodb_access_keys: Vec<String>,
+    /// Also serve RESP over TLS on this address (Redis's `--tls-port`), with
+    /// --tls-cert-file and --tls-key-file. Needs the epoll socket path (`--io auto|epoll`).
+    #[arg(long, requires_all = ["tls_cert_file", "tls_key_file"])]
+    pub tls_listen: Option<SocketAddr>,
+    /// PEM certificate chain for --tls-listen, leaf first.
+    #[arg(long, requires = "tls_listen")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) for --tls-listen.
+    #[arg(long, requires = "tls_listen")]
+    pub tls_key_file: Option<PathBuf>,
     /// Segment files close at this size, in MiB.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub segment_mib: u64,

@@ -6,6 +6,7 @@ mod conn;
 mod net;
 mod state;
 mod stream;
+mod tls;
 
 use std::sync::Arc;
 
@@ -33,6 +34,10 @@ pub enum ServerError {
     NotLoopback(std::net::SocketAddr),
     #[error("refusing to serve the DynamoDB API on {0} without --dynamodb-access-keys: set them, or --no-protected-mode to let anyone who reaches the port in")]
     DynamoNotLoopback(std::net::SocketAddr),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("--tls-listen needs the epoll socket path: use --io auto or --io epoll")]
+    TlsNeedsEpoll,
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -74,6 +79,11 @@ pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
     if !args.listen.ip().is_loopback() && args.requirepass.is_none() && !args.no_protected_mode {
         return Err(ServerError::NotLoopback(args.listen));
     }
+    if let Some(t) = args.tls_listen {
+        if !t.ip().is_loopback() && args.requirepass.is_none() && !args.no_protected_mode {
+            return Err(ServerError::NotLoopback(t));
+        }
+    }
     if let Some(d) = args.dynamodb_listen {
         if !d.ip().is_loopback() && args.dynamodb_access_keys.is_empty() && !args.no_protected_mode
         {
@@ -81,6 +91,14 @@ pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
         }
     }
     let (io, log_io) = resolve_io(args.io, args.log_io)?;
+    if args.tls_listen.is_some() && io != NetIo::Epoll {
+        return Err(ServerError::TlsNeedsEpoll);
+    }
+    // Certificate and key are read before anything opens, so a bad file fails fast.
+    let tls_acceptor = match (&args.tls_cert_file, &args.tls_key_file) {
+        (Some(c), Some(k)) if args.tls_listen.is_some() => Some(tls::acceptor(c, k)?),
+        _ => None,
+    };
     let cfg = EngineConfig {
         shards: args.shards(),
         fsync: args.fsync.into(),
@@ -119,6 +137,20 @@ pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
     // SAFETY: listen(2) on a socket this function owns.
     unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(&listener), 4096) };
     let addr = listener.local_addr()?;
+    let tls_listener = match (args.tls_listen, &tls_acceptor) {
+        (Some(taddr), Some(acceptor)) => {
+            let l = std::net::TcpListener::bind(taddr).map_err(|source| ServerError::Bind {
+                addr: taddr,
+                source,
+            })?;
+            l.set_nonblocking(true)?;
+            // SAFETY: listen(2) on a socket this function owns (see above).
+            unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(&l), 4096) };
+            tracing::info!("TLS listening on {}", l.local_addr()?);
+            Some((l, acceptor.clone()))
+        }
+        _ => None,
+    };
     // A bulk string may be as long as a whole request; keys and values are then checked
     // against their own limits with a message that names the setting.
     let limits = Limits {
@@ -148,10 +180,14 @@ pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
     let mut threads = Vec::new();
     for i in 0..net_threads {
         let (l, st, sd) = (listener.try_clone()?, state.clone(), shutdown_rx.clone());
+        let tls = match &tls_listener {
+            Some((tl, acceptor)) => Some((tl.try_clone()?, acceptor.clone())),
+            None => None,
+        };
         threads.push(
             std::thread::Builder::new()
                 .name(format!("net-{i}"))
-                .spawn(move || net::run_thread(io, l, st, sd))?,
+                .spawn(move || net::run_thread(io, l, tls, st, sd))?,
         );
     }
     let dynamo = match args.dynamodb_listen {

@@ -9,10 +9,12 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
 use super::conn::{Conn, Session};
 use super::state::ServerState;
 use super::stream::{EpollStream, NetStream, UringStream};
+use super::tls::{TlsNetStream, HANDSHAKE_TIMEOUT};
 use crate::protocol::{parse_frame, Proto};
 use crate::shard::DEFAULT_TABLE;
 
@@ -28,9 +30,11 @@ pub enum NetIo {
 }
 
 /// Runs one net thread until shutdown is signalled and its connections have drained.
+/// With `tls`, the thread also accepts RESP over TLS on that listener (epoll only).
 pub fn run_thread(
     io: NetIo,
     listener: std::net::TcpListener,
+    tls: Option<(std::net::TcpListener, TlsAcceptor)>,
     state: Arc<ServerState>,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
@@ -42,7 +46,15 @@ pub fn run_thread(
             let local = tokio::task::LocalSet::new();
             local.block_on(&rt, async move {
                 let listener = tokio::net::TcpListener::from_std(listener)?;
-                accept_epoll(listener, state, shutdown).await;
+                let plain = accept_epoll(listener, None, state.clone(), shutdown.clone());
+                match tls {
+                    None => plain.await,
+                    Some((l, acceptor)) => {
+                        let l = tokio::net::TcpListener::from_std(l)?;
+                        let secure = accept_epoll(l, Some(acceptor), state, shutdown);
+                        tokio::join!(plain, secure);
+                    }
+                }
                 Ok(())
             })
         }
@@ -96,6 +108,7 @@ async fn drain(local: &Rc<Cell<usize>>) {
 
 async fn accept_epoll(
     listener: tokio::net::TcpListener,
+    tls: Option<TlsAcceptor>,
     state: Arc<ServerState>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -107,9 +120,19 @@ async fn accept_epoll(
                     let _ = s.set_nodelay(true);
                     match admit(&state, &local) {
                         Some(guard) => {
-                            let (state, sd) = (state.clone(), shutdown.clone());
+                            let (state, sd, tls) = (state.clone(), shutdown.clone(), tls.clone());
                             tokio::task::spawn_local(async move {
-                                serve_conn(EpollStream(s), &state, sd).await;
+                                match tls {
+                                    None => serve_conn(EpollStream(s), &state, sd).await,
+                                    Some(acceptor) => {
+                                        let hs = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(s));
+                                        match hs.await {
+                                            Ok(Ok(t)) => serve_conn(TlsNetStream(t), &state, sd).await,
+                                            Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
+                                            Err(_) => tracing::debug!("TLS handshake timed out"),
+                                        }
+                                    }
+                                }
                                 drop(guard);
                             });
                         }

@@ -18,7 +18,7 @@ pub(crate) trait NetStream {
     async fn write_all(&mut self, buf: BytesMut) -> (io::Result<()>, BytesMut);
 }
 
-fn reserve(buf: &mut BytesMut) {
+pub(crate) fn reserve(buf: &mut BytesMut) {
     if buf.capacity() - buf.len() < READ_LOW_WATER {
         buf.reserve(READ_RESERVE);
     }

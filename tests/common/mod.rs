@@ -23,6 +23,9 @@ pub struct Server {
     pub port: u16,
     /// The DynamoDB API's port, when started with `--dynamodb-listen`.
     pub dynamodb_port: Option<u16>,
+    /// The `--tls-listen` port, when the server was given one.
+    #[allow(dead_code)] // not every test binary uses it
+    pub tls_port: Option<u16>,
     pub dir: PathBuf,
     /// Lines the server logged after the ready line, for tests that check messages.
     pub log: mpsc::Receiver<String>,
@@ -68,13 +71,18 @@ fn spawn(dir: &Path, args: &[&str]) -> Result<Server, String> {
     });
     let mut seen = Vec::new();
     let mut dynamodb_port = None;
+    let mut tls_port = None;
+    let port_after = |line: &str, marker: &str| -> Option<u16> {
+        let rest = line.split(marker).nth(1)?;
+        let addr = rest.split_whitespace().next()?;
+        addr.rsplit(':').next()?.parse().ok()
+    };
     loop {
         match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(line) => {
-                if let Some(rest) = line.split("DynamoDB API listening on http://").nth(1) {
-                    let addr = rest.split_whitespace().next().unwrap();
-                    dynamodb_port = addr.rsplit(':').next().unwrap().parse().ok();
-                }
+                dynamodb_port =
+                    dynamodb_port.or(port_after(&line, "DynamoDB API listening on http://"));
+                tls_port = tls_port.or(port_after(&line, "TLS listening on "));
                 if let Some(rest) = line.split("ready to accept connections on ").nth(1) {
                     let addr = rest.split_whitespace().next().unwrap();
                     let port = addr.rsplit(':').next().unwrap().parse().unwrap();
@@ -82,6 +90,7 @@ fn spawn(dir: &Path, args: &[&str]) -> Result<Server, String> {
                         child,
                         port,
                         dynamodb_port,
+                        tls_port,
                         dir: dir.to_path_buf(),
                         log: rx,
                     });
