@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
-    Serve(rewind::server::ServeArgs),
+    Serve(Box<rewind::server::ServeArgs>),
     /// Restore a table to a point in time without a running server (takes the data-directory
     /// lock).
     Restore {
@@ -83,7 +83,7 @@ fn main() -> ExitCode {
     #[cfg(feature = "failpoints")]
     rewind::log::failpoint::arm_from_env();
     match Cli::parse().command {
-        Command::Serve(args) => match rewind::server::serve(args) {
+        Command::Serve(args) => match rewind::server::serve(*args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("rewind serve: {e}");
