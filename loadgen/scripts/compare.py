@@ -40,8 +40,8 @@ def ensure_redis():
 
 
 def pick(servers, names, base):
-    """The named servers of the line-up; `rewind FLAGS` adds a rewind with those flags,
-    paired with Redis at the durability its --fsync names."""
+    """The named servers of the line-up; `rewind [VAR=VALUE ...] FLAGS` adds a rewind with
+    that environment and those flags, paired with Redis at the durability its --fsync names."""
     from bench.servers import Server
     out = []
     for n in names:
@@ -49,9 +49,11 @@ def pick(servers, names, base):
         if known:
             out += known
         elif n.startswith("rewind "):
-            flags = n.split()[1:]
+            words = n.split()[1:]
+            env = dict(w.split("=", 1) for w in words if "=" in w and not w.startswith("-"))
+            flags = [w for w in words if not ("=" in w and not w.startswith("-"))]
             fsync = flags[flags.index("--fsync") + 1] if "--fsync" in flags else "always"
-            out.append(Server(n, "rewind", {"never": "off"}.get(fsync, fsync), flags, base))
+            out.append(Server(n, "rewind", {"never": "off"}.get(fsync, fsync), flags, base, env))
         else:
             raise SystemExit(f"unknown server {n!r}")
     return out

@@ -38,9 +38,9 @@ class Server:
     """One configuration: `kind` is "rewind" or "redis"; `durability` is the name shared by a
     rewind/Redis pair (always, everysec, never/off); `flags` are extra command-line flags."""
 
-    def __init__(self, name, kind, durability, flags, base_dir):
+    def __init__(self, name, kind, durability, flags, base_dir, env=None):
         self.name, self.kind, self.durability, self.flags = name, kind, durability, flags
-        self.base_dir = base_dir
+        self.base_dir, self.env = base_dir, env or {}
         self.proc = None
 
     def argv(self):
@@ -55,7 +55,7 @@ class Server:
         self.dir = tempfile.mkdtemp(prefix=f"{self.kind}-", dir=self.base_dir)
         self.port = free_port()
         self.proc = subprocess.Popen(self.argv(), stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+                                     stderr=subprocess.DEVNULL, env={**os.environ, **self.env})
         deadline = time.time() + 60
         while time.time() < deadline:
             if self.proc.poll() is not None:
