@@ -11,7 +11,13 @@ else
   TOOLCHAIN=()
   export RUSTC_BOOTSTRAP=1
 fi
-for target in $(cargo "${TOOLCHAIN[@]}" fuzz list); do
+# A failing `fuzz list` must fail the run, not leave it with nothing to fuzz.
+targets=$(cargo "${TOOLCHAIN[@]}" fuzz list)
+if [ -z "$targets" ]; then
+  echo "no fuzz targets found" >&2
+  exit 1
+fi
+for target in $targets; do
   mkdir -p "corpus/$target"
   cp -n seeds/"$target"/* "corpus/$target/" 2>/dev/null || true
   echo "== fuzz $target for ${SECONDS_EACH}s"

@@ -4,8 +4,9 @@
 //!
 //! Checked on every input, besides "never panics": a frame's length and argument spans lie
 //! inside the buffer and in order; a complete frame parses the same alone as with bytes after
-//! it; the frame less its last byte is "incomplete", never an error; and a buffer consumed
-//! frame by frame, the way a connection does, always makes progress.
+//! it; the frame less its last byte is "incomplete", never an error; "incomplete" is never
+//! answered for more bytes than one frame can hold; and a buffer consumed frame by frame, the
+//! way a connection does, always makes progress.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -25,10 +26,29 @@ fn limits(a: u8, b: u8) -> Limits {
     }
 }
 
+/// The longest buffer that can still be the start of one frame within `limits`: a header of
+/// at most 24 characters, then at most `max_args` bulk strings of at most `max_bulk_bytes`.
+fn longest_frame(limits: &Limits) -> usize {
+    let header = 1 + 24 + 2;
+    let multibulk = header + limits.max_args * (header + limits.max_bulk_bytes + 2);
+    multibulk.max(limits.max_inline_bytes + 2)
+}
+
 fn check_one(buf: &[u8], limits: &Limits, spans: &mut Vec<(usize, usize)>) -> Option<usize> {
     let n = match parse_frame(buf, limits, spans) {
         Ok(Some(n)) => n,
-        Ok(None) | Err(_) => return None,
+        Ok(None) => {
+            // "Incomplete" only while a frame could still end: otherwise a client could make
+            // the server buffer without bound.
+            assert!(
+                buf.len() <= longest_frame(limits),
+                "{} bytes still incomplete, limit {}",
+                buf.len(),
+                longest_frame(limits)
+            );
+            return None;
+        }
+        Err(_) => return None,
     };
     assert!(n > 0 && n <= buf.len(), "frame length {n} of {}", buf.len());
     assert!(spans.len() <= limits.max_args, "{} args", spans.len());

@@ -58,6 +58,9 @@ pub fn parse_frame(
 fn line_end(buf: &[u8], at: usize, max: usize) -> Result<Option<usize>, ProtocolError> {
     let window = &buf[at..buf.len().min(at + max + 2)];
     match window.iter().position(|&b| b == b'\r') {
+        // A line longer than `max` is refused however it ends: were its '\r' the window's
+        // last byte, it would otherwise look incomplete forever while the client kept sending.
+        Some(i) if i > max => Err(ProtocolError("header line too long".into())),
         Some(i) if i + 1 < window.len() => {
             if window[i + 1] != b'\n' {
                 return Err(ProtocolError("expected '\\n' after '\\r'".into()));
@@ -252,6 +255,14 @@ mod tests {
             "inline arguments are bounded too"
         );
         assert!(parse(b"a b c\n").unwrap().is_some());
+        // Header lines one past the 24-character limit are refused, not waited on, whether
+        // the '\r' is the last byte seen so far or not.
+        let long = format!("*{}\r", "1".repeat(25));
+        assert!(parse(long.as_bytes()).is_err(), "{long:?}");
+        assert!(parse(format!("{long}\n").as_bytes()).is_err());
+        assert!(parse(format!("*1\r\n${}\r", "1".repeat(25)).as_bytes()).is_err());
+        let ok = format!("*{}\r", "0".repeat(24));
+        assert!(parse(ok.as_bytes()).unwrap().is_none(), "24 characters may still end");
         assert!(parse(b"*1\r\n$-5\r\n").is_err());
         assert!(parse(b"*1\r\n$10\r\n").unwrap().is_none());
     }
