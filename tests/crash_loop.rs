@@ -152,8 +152,9 @@ fn sigkill_rounds_keep_every_acknowledged_write_and_every_restore_exact() {
             }
         }
         std::thread::sleep(Duration::from_millis(rng.gen_range(0..300)));
-        kill_us = now_us();
+        // Taken once the process is gone: nothing commits after it.
         srv.kill9();
+        kill_us = now_us();
         stop.store(true, Ordering::Relaxed);
         for w in writers {
             let part = w.join().unwrap().unwrap_or_else(|e| panic!("{what}: {e}"));

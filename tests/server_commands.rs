@@ -112,7 +112,7 @@ fn admin(io: &str) {
     }
     let net = if io == "uring" { "uring" } else { "epoll" };
     assert!(info.contains(&format!("io_mode:{net}")), "{info}");
-    let log = if io == "uring" { "uring" } else { "std" };
+    let log = if io == "epoll" { "std" } else { "uring" };
     assert!(info.contains(&format!("log_io_engine:{log}")), "{info}");
     let Value::Bulk(one) = c.cmd(&["INFO", "keyspace"]) else {
         panic!()

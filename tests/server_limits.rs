@@ -38,6 +38,9 @@ fn protocol_errors_close_only_that_connection() {
             b"*99999999999\r\n",
             // Nested arrays are not requests.
             b"*1\r\n*1\r\n$1\r\nx\r\n",
+            // A header line one past the limit (it once looked incomplete forever).
+            b"*1111111111111111111111111\r\n",
+            b"*1\r\n$1111111111111111111111111\r\n",
         ] {
             let mut c = srv.client();
             c.send_raw(bad);

@@ -205,7 +205,10 @@ fn write_loop(
             .map(|_| {
                 n += 1;
                 let key = format!("w{id}:k{}", rng.gen_range(0..keys)).into_bytes();
-                let value = (!rng.gen_ratio(1, 8)).then(|| format!("w{id}-v{n}").into_bytes());
+                // The seed is in the value: writers of different rounds (seeds) over the same
+                // keys never write equal values, so the oracle can tell their writes apart.
+                let value =
+                    (!rng.gen_ratio(1, 8)).then(|| format!("w{id}-{seed:x}-v{n}").into_bytes());
                 (key, value)
             })
             .collect();

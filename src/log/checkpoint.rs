@@ -307,7 +307,10 @@ impl Drop for CheckpointWriter {
     /// A checkpoint that failed or was abandoned leaves no temporary file behind.
     fn drop(&mut self) {
         if !self.renamed {
-            self.out = None;
+            // Discard what is still buffered instead of flushing it into a file about to go.
+            if let Some(out) = self.out.take() {
+                drop(out.into_parts());
+            }
             let _ = std::fs::remove_file(&self.tmp);
         }
     }

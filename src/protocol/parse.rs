@@ -262,7 +262,10 @@ mod tests {
         assert!(parse(format!("{long}\n").as_bytes()).is_err());
         assert!(parse(format!("*1\r\n${}\r", "1".repeat(25)).as_bytes()).is_err());
         let ok = format!("*{}\r", "0".repeat(24));
-        assert!(parse(ok.as_bytes()).unwrap().is_none(), "24 characters may still end");
+        assert!(
+            parse(ok.as_bytes()).unwrap().is_none(),
+            "24 characters may still end"
+        );
         assert!(parse(b"*1\r\n$-5\r\n").is_err());
         assert!(parse(b"*1\r\n$10\r\n").unwrap().is_none());
     }

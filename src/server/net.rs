@@ -125,11 +125,16 @@ async fn accept_epoll(
                                 match tls {
                                     None => serve_conn(EpollStream(s), &state, sd).await,
                                     Some(acceptor) => {
+                                        let mut stop = sd.clone();
                                         let hs = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(s));
-                                        match hs.await {
-                                            Ok(Ok(t)) => serve_conn(TlsNetStream(t), &state, sd).await,
-                                            Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
-                                            Err(_) => tracing::debug!("TLS handshake timed out"),
+                                        // Shutdown does not wait for a handshake to finish.
+                                        tokio::select! {
+                                            r = hs => match r {
+                                                Ok(Ok(t)) => serve_conn(TlsNetStream(t), &state, sd).await,
+                                                Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
+                                                Err(_) => tracing::debug!("TLS handshake timed out"),
+                                            },
+                                            _ = stop.changed() => {}
                                         }
                                     }
                                 }

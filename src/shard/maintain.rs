@@ -44,7 +44,9 @@ pub fn checkpoint_shard(
     };
     let dir = shard_dir(&table.dir, shard as u32);
     let mut w = CheckpointWriter::create(&dir, &header, zstd_level)?;
-    sh.map.try_for_each(|k, v| w.put(k, v))?;
+    // Copied out a stripe at a time: compression and disk writes happen outside the locks the
+    // writer thread and readers need.
+    sh.map.try_for_each_copied(|k, v| w.put(k, v))?;
     // Everything the image can hold was applied by now: the gate orders it.
     let (end_seq, end_us) = sh.applied.read();
     let (path, _) = w.finish_at(end_seq, end_us)?;

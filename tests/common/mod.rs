@@ -15,8 +15,10 @@ use std::time::Duration;
 
 pub use resp::{Client, Value};
 
-/// Every `--io` setting; server tests run on each (`auto` is epoll sockets with io_uring logs).
-pub const IO_MODES: [&str; 3] = ["uring", "epoll", "auto"];
+/// The I/O paths server tests run on: `uring` (io_uring sockets and logs), `epoll` (epoll
+/// sockets, pwrite logs; what `--io auto` picks) and `mixed` (epoll sockets, io_uring logs:
+/// `--io auto --log-io uring`).
+pub const IO_MODES: [&str; 3] = ["uring", "epoll", "mixed"];
 
 pub struct Server {
     pub child: Child,
@@ -38,7 +40,11 @@ pub fn start(dir: &Path, io: &str, extra: &[&str]) -> Server {
 
 /// Like [`start`], but returns what the server printed if it exits instead of getting ready.
 pub fn try_start(dir: &Path, io: &str, extra: &[&str]) -> Result<Server, String> {
-    let mut args = vec!["--listen", "127.0.0.1:0", "--io", io];
+    let mut args = vec!["--listen", "127.0.0.1:0"];
+    match io {
+        "mixed" => args.extend(["--io", "auto", "--log-io", "uring"]),
+        io => args.extend(["--io", io]),
+    }
     args.extend_from_slice(extra);
     spawn(dir, &args)
 }
