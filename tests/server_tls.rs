@@ -63,6 +63,25 @@ assert r.mget("a", "b", "nope") == [b"1", b"2", None]
 print("ok")
 "#;
 
+/// QUIT over TLS, then read to the end: without the server's close_notify, Python's ssl
+/// module (ragged EOFs not suppressed) raises SSLEOFError instead of returning b"".
+const QUIT_PY: &str = r#"
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+ctx.check_hostname = False
+# suppress_ragged_eofs=False: a TCP close without close_notify raises SSLEOFError.
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1]))), suppress_ragged_eofs=False)
+s.sendall(b"*1\r\n$4\r\nQUIT\r\n")
+data = b""
+while True:
+    d = s.recv(4096)
+    if not d:
+        break
+    data += d
+assert data == b"+OK\r\n", data
+print("ok")
+"#;
+
 #[test]
 fn redis_cli_and_redis_py_speak_resp_over_tls() {
     let c = certs();
@@ -88,6 +107,16 @@ fn redis_cli_and_redis_py_speak_resp_over_tls() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(plain.cmd(&["GET", "py"]), Value::bulk("over tls"));
+    // QUIT ends the TLS session cleanly (close_notify), not with a bare TCP close.
+    let out = Command::new("python3")
+        .args(["-c", QUIT_PY, &port.to_string(), &c.cert])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

@@ -197,6 +197,15 @@ const OUTPUT_FLUSH_BYTES: usize = 1 << 20;
 async fn serve_conn<S: NetStream>(
     mut stream: S,
     state: &ServerState,
+    shutdown: watch::Receiver<bool>,
+) {
+    serve_until_done(&mut stream, state, shutdown).await;
+    stream.close().await;
+}
+
+async fn serve_until_done<S: NetStream>(
+    stream: &mut S,
+    state: &ServerState,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let Some(table) = state.db.table(DEFAULT_TABLE) else {

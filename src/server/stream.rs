@@ -16,6 +16,9 @@ pub(crate) trait NetStream {
     async fn read_more(&mut self, buf: BytesMut) -> (io::Result<usize>, BytesMut);
     /// Writes all of `buf`; gives it back (contents unspecified) for reuse.
     async fn write_all(&mut self, buf: BytesMut) -> (io::Result<()>, BytesMut);
+    /// Ends the connection politely where the protocol has a way to (TLS's close_notify);
+    /// plain TCP just closes when dropped.
+    async fn close(&mut self) {}
 }
 
 pub(crate) fn reserve(buf: &mut BytesMut) {

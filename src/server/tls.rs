@@ -72,6 +72,11 @@ impl NetStream for TlsNetStream {
         };
         (r, buf)
     }
+
+    /// Sends close_notify, bounded in time: a peer that stopped reading cannot hold it up.
+    async fn close(&mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.0.shutdown()).await;
+    }
 }
 
 #[cfg(test)]
