@@ -97,23 +97,20 @@ fn redis_cli_and_redis_py_speak_resp_over_tls() {
     let mut plain = srv.client();
     assert_eq!(plain.cmd(&["GET", "k"]), Value::bulk("v"));
     // redis-py 8 with RESP3 over TLS, verifying the certificate.
+    python_ok(REDIS_PY, port, &c.cert);
+    assert_eq!(plain.cmd(&["GET", "py"]), Value::bulk("over tls"));
+    // QUIT ends the TLS session cleanly (close_notify), not with a bare TCP close.
+    python_ok(QUIT_PY, port, &c.cert);
+}
+
+/// Runs a Python script with the TLS port and CA file; it must exit 0 and print "ok".
+fn python_ok(script: &str, port: u16, ca: &str) {
     let out = Command::new("python3")
-        .args(["-c", REDIS_PY, &port.to_string(), &c.cert])
+        .args(["-c", script, &port.to_string(), ca])
         .output()
         .unwrap();
     assert!(
         out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(plain.cmd(&["GET", "py"]), Value::bulk("over tls"));
-    // QUIT ends the TLS session cleanly (close_notify), not with a bare TCP close.
-    let out = Command::new("python3")
-        .args(["-c", QUIT_PY, &port.to_string(), &c.cert])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -324,6 +324,17 @@ fn damaged(path: &Path, offset: u64, source: FormatError) -> LogError {
     }
 }
 
+fn malformed(path: &Path, offset: u64, detail: String) -> LogError {
+    damaged(
+        path,
+        offset,
+        FormatError::Malformed {
+            what: "checkpoint",
+            detail,
+        },
+    )
+}
+
 /// Reads the header of a checkpoint file.
 pub fn read_header(path: &Path) -> Result<CheckpointHeader, LogError> {
     let file = File::open(path).map_err(|e| LogError::io(path, e))?;
@@ -407,14 +418,7 @@ pub fn read(
                 h.first_seq,
                 seen + 1
             );
-            return Err(damaged(
-                path,
-                at,
-                FormatError::Malformed {
-                    what: "checkpoint",
-                    detail,
-                },
-            ));
+            return Err(malformed(path, at, detail));
         }
         let raw = decoder
             .decode(&h, block.payload, salt)
@@ -423,15 +427,7 @@ pub fn read(
             match r.map_err(|e| damaged(path, at, e))? {
                 super::RecordRef::Put { key, value } => visit(key, value),
                 super::RecordRef::Delete { .. } => {
-                    let detail = "a delete in a checkpoint".to_string();
-                    return Err(damaged(
-                        path,
-                        at,
-                        FormatError::Malformed {
-                            what: "checkpoint",
-                            detail,
-                        },
-                    ));
+                    return Err(malformed(path, at, "a delete in a checkpoint".into()));
                 }
             }
             seen += 1;

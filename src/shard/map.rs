@@ -19,7 +19,14 @@ const STRIPES: usize = 16;
 pub struct KvMap {
     /// Per-map random seed: hash flooding cannot target a known function.
     seed: u64,
-    stripes: Box<[RwLock<HashTable<Entry>>]>,
+    stripes: Box<[RwLock<Stripe>]>,
+}
+
+/// One lock's share of the map, with the key and value bytes it holds (kept under the same
+/// lock, so counting costs no atomic operation per write).
+struct Stripe {
+    table: HashTable<Entry>,
+    bytes: i64,
 }
 
 /// A stored value, readable while the guard lives (it holds a stripe's read lock).
@@ -40,7 +47,12 @@ pub fn with_capacity(keys: usize) -> KvMap {
     KvMap {
         seed,
         stripes: (0..STRIPES)
-            .map(|_| RwLock::new(HashTable::with_capacity(per)))
+            .map(|_| {
+                RwLock::new(Stripe {
+                    table: HashTable::with_capacity(per),
+                    bytes: 0,
+                })
+            })
             .collect(),
     }
 }
@@ -54,23 +66,30 @@ impl KvMap {
     /// The stripe of a hash: bits the table itself does not use for small tables (it takes
     /// the low bits for the slot and the top 7 for its tag).
     #[inline]
-    fn stripe(&self, hash: u64) -> &RwLock<HashTable<Entry>> {
+    fn stripe(&self, hash: u64) -> &RwLock<Stripe> {
         &self.stripes[(hash >> 32) as usize % STRIPES]
     }
 
     pub fn get(&self, key: &[u8]) -> Option<ValueRef<'_>> {
         let h = self.hash(key);
         let guard = self.stripe(h).read();
-        RwLockReadGuard::try_map(guard, |t| t.find(h, |e| e.key() == key).map(Entry::value)).ok()
+        RwLockReadGuard::try_map(guard, |s| {
+            s.table.find(h, |e| e.key() == key).map(Entry::value)
+        })
+        .ok()
     }
 
     pub fn contains_key(&self, key: &[u8]) -> bool {
         let h = self.hash(key);
-        self.stripe(h).read().find(h, |e| e.key() == key).is_some()
+        self.stripe(h)
+            .read()
+            .table
+            .find(h, |e| e.key() == key)
+            .is_some()
     }
 
     pub fn len(&self) -> usize {
-        self.stripes.iter().map(|s| s.read().len()).sum()
+        self.stripes.iter().map(|s| s.read().table.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -82,8 +101,11 @@ impl KvMap {
     pub fn put(&self, key: &[u8], value: &[u8]) -> i64 {
         let h = self.hash(key);
         let seed = self.seed;
-        let mut t = self.stripe(h).write();
-        match t.entry(h, |e| e.key() == key, |e| xxh3_64_with_seed(e.key(), seed)) {
+        let mut stripe = self.stripe(h).write();
+        let entry = stripe
+            .table
+            .entry(h, |e| e.key() == key, |e| xxh3_64_with_seed(e.key(), seed));
+        let delta = match entry {
             hash_table::Entry::Occupied(mut o) => {
                 let e = o.get_mut();
                 let delta = value.len() as i64 - e.value().len() as i64;
@@ -98,20 +120,24 @@ impl KvMap {
                 v.insert(Entry::new(key, value));
                 (key.len() + value.len()) as i64
             }
-        }
+        };
+        stripe.bytes += delta;
+        delta
     }
 
     /// Removes `key`; returns the change in stored bytes (0 when it was absent).
     pub fn remove(&self, key: &[u8]) -> i64 {
         let h = self.hash(key);
-        let mut t = self.stripe(h).write();
-        match t.find_entry(h, |e| e.key() == key) {
+        let mut stripe = self.stripe(h).write();
+        let delta = match stripe.table.find_entry(h, |e| e.key() == key) {
             Ok(o) => {
                 let (e, _) = o.remove();
                 -((e.key().len() + e.value().len()) as i64)
             }
             Err(_) => 0,
-        }
+        };
+        stripe.bytes += delta;
+        delta
     }
 
     /// Calls `f` for every entry, one stripe's read lock at a time (writes to other stripes
@@ -121,7 +147,7 @@ impl KvMap {
         mut f: impl FnMut(&[u8], &[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
         for s in self.stripes.iter() {
-            for e in s.read().iter() {
+            for e in s.read().table.iter() {
                 f(e.key(), e.value())?;
             }
         }
@@ -143,7 +169,7 @@ impl KvMap {
             spans.clear();
             {
                 let t = s.read();
-                for e in t.iter() {
+                for e in t.table.iter() {
                     let at = bytes.len();
                     bytes.extend_from_slice(e.key());
                     bytes.extend_from_slice(e.value());
@@ -164,11 +190,13 @@ impl KvMap {
         });
     }
 
-    /// Key and value bytes held, counted entry by entry.
+    /// Key and value bytes held (kept by `put` and `remove`).
     pub fn bytes(&self) -> u64 {
-        let mut n = 0u64;
-        self.for_each(|k, v| n += (k.len() + v.len()) as u64);
-        n
+        self.stripes
+            .iter()
+            .map(|s| s.read().bytes)
+            .sum::<i64>()
+            .max(0) as u64
     }
 }
 
@@ -236,6 +264,9 @@ mod tests {
             bytes += m.remove(format!("key:{i:012}").as_bytes());
         }
         assert_eq!(bytes as u64, m.bytes());
+        let mut counted = 0u64;
+        m.for_each(|k, v| counted += (k.len() + v.len()) as u64);
+        assert_eq!(counted, m.bytes(), "the kept count matches the entries");
         for i in 0..20_000u32 {
             let k = format!("key:{i:012}");
             let got = m.get(k.as_bytes()).map(|v| v.to_vec());

@@ -2,7 +2,7 @@
 //! replays it into the map, all shards in parallel.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::config::EngineConfig;
@@ -16,8 +16,6 @@ use crate::log::{
 
 pub struct TableShard {
     pub map: Arc<KvMap>,
-    /// Bytes of keys and values in `map`.
-    pub bytes: Arc<AtomicI64>,
     /// What the map holds: the commit hook applies under its gate.
     pub applied: Arc<Applied>,
     /// The newest checkpoint of this shard: (end_seq, created_us, log bytes written then).
@@ -144,10 +142,7 @@ impl Table {
 
     /// Bytes of keys and values held.
     pub fn bytes(&self) -> u64 {
-        self.shards
-            .iter()
-            .map(|s| s.bytes.load(Ordering::Relaxed).max(0) as u64)
-            .sum()
+        self.shards.iter().map(|s| s.map.bytes()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -184,21 +179,17 @@ fn open_shard(
     lc.zstd_level = cfg.zstd_level;
     lc.segment_max_bytes = cfg.segment_max_bytes;
     lc.tolerant = cfg.tolerant;
-    let mut delta = 0;
     let mut from_seq = 0;
     let mut last_ckp = (0, 0, 0);
     let map = match preloaded {
-        Some(map) => {
-            delta = map.bytes() as i64;
-            map
-        }
+        Some(map) => map,
         None => {
             let map = new_map();
             remove_temporaries(&dir);
             // Start from the newest checkpoint, then replay the log after its start.
             if let Some((_, path)) = checkpoint::list(&dir)?.pop() {
                 let h = checkpoint::read(&path, meta.id, shard, |k, v| {
-                    delta += apply_ref(&map, RecordRef::Put { key: k, value: v })
+                    apply_ref(&map, RecordRef::Put { key: k, value: v });
                 })?;
                 from_seq = h.start_seq + 1;
                 last_ckp = (h.end_seq, h.created_us, 0);
@@ -207,18 +198,15 @@ fn open_shard(
         }
     };
     let map = Arc::new(map);
-    let bytes = Arc::new(AtomicI64::new(0));
     let applied = Arc::new(Applied::default());
-    let (hook_map, hook_bytes, hook_applied) = (map.clone(), bytes.clone(), applied.clone());
+    let (hook_map, hook_applied) = (map.clone(), applied.clone());
     // Runs on the writer thread after each commit, in log order, before the client is
     // answered: a connection always reads its own acknowledged writes.
     let hook: CommitHook = Box::new(move |info, records| {
         let _g = hook_applied.gate.lock().unwrap_or_else(|e| e.into_inner());
-        let delta: i64 = records
-            .iter()
-            .map(|r| apply_ref(&hook_map, r.expect("batches are built by RecordBatch")))
-            .sum();
-        hook_bytes.fetch_add(delta, Ordering::Relaxed);
+        for r in records.iter() {
+            apply_ref(&hook_map, r.expect("batches are built by RecordBatch"));
+        }
         let last = info.first_seq + records.len() as u64 - 1;
         hook_applied.seq.store(last, Ordering::Release);
         hook_applied.us.store(info.commit_us, Ordering::Release);
@@ -236,13 +224,11 @@ fn open_shard(
         ..ScanRange::ALL
     };
     let (stats, lost) = scan_shard_with(&dir, meta.id, shard, range, opts, |_, _, r| {
-        delta += apply_ref(&map, r)
+        apply_ref(&map, r);
     })?;
-    bytes.fetch_add(delta, Ordering::Relaxed);
     Ok((
         TableShard {
             map,
-            bytes,
             applied,
             last_checkpoint: std::sync::Mutex::new(last_ckp),
             log,
