@@ -256,3 +256,122 @@ fn a_failed_catalog_save_changes_nothing() {
     assert_eq!(table_contents(&db, "tbl").len(), 1);
     db.shutdown();
 }
+
+/// A restore slowed by a failpoint (1 ms a record) is seen in progress: `TABLE.DESCRIBE`
+/// reports RESTORING with the bytes to replay and records replayed so far, `TABLE.USE` is
+/// refused meanwhile, and the table then becomes ACTIVE with every key.
+#[test]
+fn an_async_restore_reports_progress_then_becomes_active() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    std::env::set_var("REWIND_FAILPOINTS", "restore_delay_us=1000");
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(dir.path(), "auto", &["--shards", "1"]);
+    std::env::remove_var("REWIND_FAILPOINTS");
+    let mut c = srv.client();
+    c.cmd(&["PITR.ENABLE", "default", "DAYS", "1"]);
+    for i in 0..2000 {
+        c.send(&[b"SET", format!("k{i}").as_bytes(), &[b'v'; 200]]);
+    }
+    for _ in 0..2000 {
+        c.read();
+    }
+    let r = c.cmd(&["PITR.RESTORE", "default", "copy", "LATEST"]);
+    assert_eq!(r.field("status"), Value::bulk("RESTORING"));
+    let (mut seen_restoring, mut seen_replayed) = (0, Vec::new());
+    for _ in 0..3000 {
+        let d = c.cmd(&["TABLE.DESCRIBE", "copy"]);
+        if d.field("status") == Value::bulk("ACTIVE") {
+            assert_eq!(d.field("items"), Value::Int(2000));
+            assert!(seen_restoring > 0, "the restore was never seen in progress");
+            assert!(
+                seen_replayed.iter().any(|&n| n > 0 && n < 2000),
+                "progress never moved between 0 and 2000: {seen_replayed:?}"
+            );
+            return;
+        }
+        assert_eq!(d.field("status"), Value::bulk("RESTORING"));
+        seen_restoring += 1;
+        let fields = d.fields();
+        let get = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+        if let Some(total) = get("restore_bytes_total") {
+            assert!(matches!(total, Value::Int(n) if *n > 0), "{d:?}");
+            match get("restore_records_replayed") {
+                Some(Value::Int(n)) => seen_replayed.push(*n),
+                other => panic!("restore_records_replayed: {other:?} in {d:?}"),
+            }
+        }
+        match c.cmd(&["TABLE.USE", "copy"]) {
+            Value::Error(e) => assert!(e.contains("RESTORING"), "{e}"),
+            ok => panic!("USE of a restoring table answered {ok:?}"),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("restore did not finish");
+}
+
+/// The power-cut rule for a new table: before its first write is acknowledged, every
+/// directory entry on the way to the block is durable — the data directory (catalog and
+/// `tables/`), `tables/` (the table's directory), the table's directory (its shard directory
+/// and `table.meta`) and the shard directory (the segment). A directory created but never
+/// fsynced into its parent can vanish with the power, taking synced files with it.
+#[test]
+fn a_new_tables_directories_are_durable_before_its_first_write_is_acknowledged() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    let (db, _) = Db::open(&root.join("data"), db_config(), Arc::new(SystemClock)).unwrap();
+    let at_open = rewind::log::failpoint::take_dir_syncs();
+    assert!(
+        at_open.contains(&root),
+        "the data directory's own entry: {at_open:?}"
+    );
+    let t = db.create_table(b"fresh").unwrap();
+    let shard = t.shard_for(b"k");
+    t.shards[shard].log.append(put(0)).unwrap();
+    let syncs = rewind::log::failpoint::take_dir_syncs();
+    let data = root.join("data");
+    let tdir = data.join("tables").join(t.meta.id.to_string());
+    for must in [
+        data.clone(),
+        data.join("tables"),
+        tdir.clone(),
+        tdir.join(format!("shard-{shard}")),
+    ] {
+        assert!(
+            syncs.contains(&must),
+            "{} never fsynced: {syncs:?}",
+            must.display()
+        );
+    }
+    assert!(tdir.join("table.meta").exists());
+    drop(t);
+    db.shutdown();
+}
+
+/// A restore worker that panics marks the target FAILED with the reason, and the server
+/// keeps serving (before, the target stayed RESTORING forever).
+#[test]
+fn a_restore_worker_that_panics_marks_the_target_failed() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    std::env::set_var("REWIND_FAILPOINTS", "restore_panic=1");
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(dir.path(), "auto", &["--shards", "1"]);
+    std::env::remove_var("REWIND_FAILPOINTS");
+    let mut c = srv.client();
+    c.cmd(&["PITR.ENABLE", "default", "DAYS", "1"]);
+    c.cmd(&["SET", "a", "1"]);
+    let r = c.cmd(&["PITR.RESTORE", "default", "copy", "LATEST", "SYNC"]);
+    assert!(r.is_error(), "{r:?}");
+    assert!(r.err_text().contains("panicked"), "{r:?}");
+    let d = c.cmd(&["TABLE.DESCRIBE", "copy"]);
+    assert_eq!(d.field("status"), Value::bulk("FAILED"), "{d:?}");
+    let Value::Bulk(failure) = d.field("failure") else {
+        panic!("no failure reason: {d:?}")
+    };
+    let failure = String::from_utf8(failure).unwrap();
+    assert!(failure.contains("injected restore panic"), "{failure}");
+    // The server goes on, and the next restore works.
+    assert_eq!(c.cmd(&["GET", "a"]), Value::bulk("1"));
+    let r = c.cmd(&["PITR.RESTORE", "default", "copy2", "LATEST", "SYNC"]);
+    assert_eq!(r.field("status"), Value::bulk("ACTIVE"), "{r:?}");
+}

@@ -108,3 +108,48 @@ fn protected_mode_and_owner_only_files() {
 fn try_start_any(data: &std::path::Path, args: &[&str]) -> common::Server {
     common::start_with(data, args)
 }
+
+/// Before AUTH, Redis's limits: at most 10 arguments and 16 KiB per bulk string; past them a
+/// protocol error and the connection closed. After AUTH the configured limits apply.
+#[test]
+fn unauthenticated_clients_get_small_limits() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(dir.path(), "auto", &["--requirepass", "s3cret"]);
+    let refused = |frame: Vec<u8>| {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        // Only the header: the server must refuse before the body arrives.
+        let _ = s.write_all(&frame);
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        String::from_utf8_lossy(&got).into_owned()
+    };
+    let reply = refused(b"*11\r\n".to_vec());
+    assert!(
+        reply.starts_with("-ERR Protocol error") && reply.contains("unauthenticated"),
+        "{reply}"
+    );
+    let reply = refused(b"*2\r\n$4\r\nAUTH\r\n$16385\r\n".to_vec());
+    assert!(reply.contains("bulk length 16385"), "{reply}");
+    // Ten arguments and 16 KiB are fine (the command itself then wants AUTH).
+    let mut c = srv.client();
+    let big = vec![b'x'; 16 << 10];
+    let mut args: Vec<&[u8]> = vec![b"MSET"];
+    for _ in 0..9 {
+        args.push(&big);
+    }
+    assert!(c.cmd_bytes(&args).err_text().starts_with("NOAUTH"));
+    // After AUTH, large requests are served.
+    assert_eq!(c.cmd(&["AUTH", "s3cret"]), Value::ok());
+    let huge = vec![b'y'; 1 << 20];
+    assert_eq!(c.cmd_bytes(&[b"SET", b"k", &huge]), Value::ok());
+    let mut args: Vec<Vec<u8>> = vec![b"MSET".to_vec()];
+    for i in 0..50 {
+        args.push(format!("k{i}").into_bytes());
+        args.push(b"v".to_vec());
+    }
+    let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+    assert_eq!(c.cmd_bytes(&refs), Value::ok());
+}

@@ -12,7 +12,11 @@ use common::{start, try_start, Value};
 fn segments(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for shard in std::fs::read_dir(dir.join("tables/1")).unwrap() {
-        for f in std::fs::read_dir(shard.unwrap().path()).unwrap() {
+        let shard = shard.unwrap().path();
+        if !shard.is_dir() {
+            continue; // table.meta
+        }
+        for f in std::fs::read_dir(shard).unwrap() {
             let p = f.unwrap().path();
             if p.extension().is_some_and(|e| e == "seg")
                 && std::fs::metadata(&p).unwrap().len() > 64

@@ -47,22 +47,64 @@ pub fn encode(c: &Catalog) -> Vec<u8> {
     out.extend_from_slice(&(c.tables.len() as u32).to_le_bytes());
     out.extend_from_slice(&[0; 4]);
     for t in &c.tables {
-        assert!(t.name.len() <= u16::MAX as usize, "names are validated");
-        out.extend_from_slice(&t.id.to_le_bytes());
-        out.extend_from_slice(&t.shards.to_le_bytes());
-        out.push(t.status as u8);
-        out.push(t.pitr_days);
-        out.extend_from_slice(&(t.name.len() as u16).to_le_bytes());
-        out.extend_from_slice(&t.created_us.to_le_bytes());
-        out.extend_from_slice(&t.pitr_since_us.to_le_bytes());
-        out.extend_from_slice(&t.dropped_us.to_le_bytes());
-        out.extend_from_slice(&t.restore_source_id.to_le_bytes());
-        out.extend_from_slice(&t.restore_at_us.to_le_bytes());
-        out.extend_from_slice(t.name.as_bytes());
+        encode_table(&mut out, t);
     }
     let sum = xxh3_64(&out);
     out.extend_from_slice(&sum.to_le_bytes());
     out
+}
+
+/// Appends one table entry (the `table` rows above).
+pub(super) fn encode_table(out: &mut Vec<u8>, t: &TableMeta) {
+    assert!(t.name.len() <= u16::MAX as usize, "names are validated");
+    out.extend_from_slice(&t.id.to_le_bytes());
+    out.extend_from_slice(&t.shards.to_le_bytes());
+    out.push(t.status as u8);
+    out.push(t.pitr_days);
+    out.extend_from_slice(&(t.name.len() as u16).to_le_bytes());
+    out.extend_from_slice(&t.created_us.to_le_bytes());
+    out.extend_from_slice(&t.pitr_since_us.to_le_bytes());
+    out.extend_from_slice(&t.dropped_us.to_le_bytes());
+    out.extend_from_slice(&t.restore_source_id.to_le_bytes());
+    out.extend_from_slice(&t.restore_at_us.to_le_bytes());
+    out.extend_from_slice(t.name.as_bytes());
+}
+
+/// Reads the table entry at `pos` of `body` (entry `i`, for messages) of a file named
+/// `what`; returns it and the position after it.
+pub(super) fn decode_table(
+    what: &'static str,
+    body: &[u8],
+    pos: usize,
+    i: u32,
+) -> Result<(TableMeta, usize), FormatError> {
+    let malformed = |detail: String| FormatError::Malformed { what, detail };
+    let fixed = body
+        .get(pos..pos + TABLE_FIXED_LEN)
+        .ok_or_else(|| malformed(format!("table {i} runs past the end")))?;
+    let name_len = u16::from_le_bytes([fixed[14], fixed[15]]) as usize;
+    let name = body
+        .get(pos + TABLE_FIXED_LEN..pos + TABLE_FIXED_LEN + name_len)
+        .ok_or_else(|| malformed(format!("name of table {i} runs past the end")))?;
+    let name = validate_table_name(name).map_err(&malformed)?.to_string();
+    let status = TableStatus::from_u8(fixed[12])
+        .ok_or_else(|| malformed(format!("table {name}: unknown status {}", fixed[12])))?;
+    let meta = TableMeta {
+        id: le_u64(fixed, 0),
+        shards: u32::from_le_bytes(fixed[8..12].try_into().expect("4 bytes")),
+        status,
+        pitr_days: fixed[13],
+        created_us: le_u64(fixed, 16),
+        pitr_since_us: le_u64(fixed, 24),
+        dropped_us: le_u64(fixed, 32),
+        restore_source_id: le_u64(fixed, 40),
+        restore_at_us: le_u64(fixed, 48),
+        name,
+    };
+    if meta.shards == 0 || meta.id == 0 || meta.pitr_days > 35 {
+        return Err(malformed(format!("table entry out of range: {meta:?}")));
+    }
+    Ok((meta, pos + TABLE_FIXED_LEN + name_len))
 }
 
 fn malformed(detail: String) -> FormatError {
@@ -72,7 +114,7 @@ fn malformed(detail: String) -> FormatError {
     }
 }
 
-fn le_u64(b: &[u8], at: usize) -> u64 {
+pub(super) fn le_u64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
 
@@ -111,33 +153,12 @@ pub fn decode(b: &[u8]) -> Result<Catalog, FormatError> {
     let mut pos = HEADER_LEN;
     let mut tables = Vec::new();
     for i in 0..count {
-        let fixed = body
-            .get(pos..pos + TABLE_FIXED_LEN)
-            .ok_or_else(|| malformed(format!("table {i} runs past the end")))?;
-        let name_len = u16::from_le_bytes([fixed[14], fixed[15]]) as usize;
-        let name = body
-            .get(pos + TABLE_FIXED_LEN..pos + TABLE_FIXED_LEN + name_len)
-            .ok_or_else(|| malformed(format!("name of table {i} runs past the end")))?;
-        let name = validate_table_name(name).map_err(malformed)?.to_string();
-        let status = TableStatus::from_u8(fixed[12])
-            .ok_or_else(|| malformed(format!("table {name}: unknown status {}", fixed[12])))?;
-        let meta = TableMeta {
-            id: le_u64(fixed, 0),
-            shards: u32::from_le_bytes(fixed[8..12].try_into().expect("4 bytes")),
-            status,
-            pitr_days: fixed[13],
-            created_us: le_u64(fixed, 16),
-            pitr_since_us: le_u64(fixed, 24),
-            dropped_us: le_u64(fixed, 32),
-            restore_source_id: le_u64(fixed, 40),
-            restore_at_us: le_u64(fixed, 48),
-            name,
-        };
-        if meta.shards == 0 || meta.id >= next_table_id || meta.pitr_days > 35 {
+        let (meta, next) = decode_table("catalog", body, pos, i)?;
+        if meta.id >= next_table_id {
             return Err(malformed(format!("table entry out of range: {meta:?}")));
         }
         tables.push(meta);
-        pos += TABLE_FIXED_LEN + name_len;
+        pos = next;
     }
     if pos != body.len() {
         return Err(malformed(format!("{} trailing bytes", body.len() - pos)));

@@ -1,11 +1,17 @@
 //! The catalog: which tables exist, their ids, shard counts, status and PITR settings.
-//! Kept in one file, `<data-dir>/catalog`, replaced atomically on every change.
+//! Kept in one file, `<data-dir>/catalog`, replaced atomically on every change; each table
+//! directory also holds its own entry (`table.meta`), from which a lost catalog is rebuilt.
 
 mod format;
 mod names;
+mod table_file;
 
 pub use format::{decode, encode, CATALOG_MAGIC, CATALOG_VERSION};
 pub use names::validate_table_name;
+pub use table_file::{
+    decode_table_file, encode_table_file, read_table_file, ReadTableFileError, TABLE_FILE,
+    TABLE_FILE_MAGIC, TABLE_FILE_VERSION,
+};
 
 /// A table's lifecycle state, as `TABLE.DESCRIBE` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

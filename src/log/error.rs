@@ -82,6 +82,16 @@ pub enum LogError {
     UringUnavailable(#[source] io::Error),
     #[error("invalid log configuration: {0}")]
     Config(String),
+    #[error("a worker panicked: {0}")]
+    Panicked(String),
+}
+
+/// The message of a caught panic.
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
 }
 
 impl LogError {

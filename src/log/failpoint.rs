@@ -1,7 +1,7 @@
 //! Fault injection for tests (cargo feature `failpoints`): make the next writes or syncs of
 //! the log, a checkpoint or the catalog fail the way a full disk or a dying one does.
 //! Process-wide; armed from tests, or at start-up from `REWIND_FAILPOINTS` (the server binary),
-//! e.g. `write_enospc=1,short_write=1,sync_eio=1,checkpoint_eio=1,catalog_eio=1`.
+//! e.g. `write_enospc=1,short_write=1,sync_eio=1,checkpoint_eio=1,catalog_eio=1,restore_delay_us=500`.
 
 use std::io;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -11,6 +11,8 @@ static SYNC_EIO: AtomicU32 = AtomicU32::new(0);
 static SHORT_WRITE: AtomicU32 = AtomicU32::new(0);
 static CHECKPOINT_EIO: AtomicU32 = AtomicU32::new(0);
 static CATALOG_EIO: AtomicU32 = AtomicU32::new(0);
+static RESTORE_DELAY_US: AtomicU32 = AtomicU32::new(0);
+static RESTORE_PANIC: AtomicU32 = AtomicU32::new(0);
 
 /// The next `n` log writes fail with ENOSPC.
 pub fn arm_write_enospc(n: u32) {
@@ -36,6 +38,44 @@ pub fn arm_checkpoint_eio(n: u32) {
 /// The next `n` catalog saves fail with EIO before the new catalog replaces the old one.
 pub fn arm_catalog_eio(n: u32) {
     CATALOG_EIO.store(n, Ordering::SeqCst);
+}
+
+/// Every record a restore replays first waits `us` microseconds (0: off), so a test can watch
+/// a restore in progress on any machine.
+pub fn arm_restore_delay_us(us: u32) {
+    RESTORE_DELAY_US.store(us, Ordering::SeqCst);
+}
+
+/// The next `n` records a restore replays make its worker panic.
+pub fn arm_restore_panic(n: u32) {
+    RESTORE_PANIC.store(n, Ordering::SeqCst);
+}
+
+pub fn restore_panic() -> bool {
+    take(&RESTORE_PANIC)
+}
+
+/// Sleeps as [`arm_restore_delay_us`] says.
+pub fn restore_delay() {
+    let us = RESTORE_DELAY_US.load(Ordering::Relaxed);
+    if us > 0 {
+        std::thread::sleep(std::time::Duration::from_micros(u64::from(us)));
+    }
+}
+
+static DIR_SYNCS: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Records a directory fsync, for tests that check what a power cut could lose.
+pub fn note_dir_sync(dir: &std::path::Path) {
+    let mut v = DIR_SYNCS.lock().unwrap_or_else(|e| e.into_inner());
+    if v.len() < 100_000 {
+        v.push(dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()));
+    }
+}
+
+/// The directories fsynced since the last call, in order; clears the record.
+pub fn take_dir_syncs() -> Vec<std::path::PathBuf> {
+    std::mem::take(&mut *DIR_SYNCS.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
 fn take(counter: &AtomicU32) -> bool {
@@ -80,6 +120,8 @@ pub fn arm_from_env() {
             "short_write" => arm_short_write(n),
             "checkpoint_eio" => arm_checkpoint_eio(n),
             "catalog_eio" => arm_catalog_eio(n),
+            "restore_delay_us" => arm_restore_delay_us(n),
+            "restore_panic" => arm_restore_panic(n),
             other => eprintln!("unknown failpoint {other:?}"),
         }
     }

@@ -7,17 +7,39 @@ use std::path::Path;
 
 use super::error::LogError;
 
-/// Creates a directory (and its parents) readable by the owner only.
+/// Creates a directory (and its parents) readable by the owner only, durably: each directory
+/// it makes is fsynced into its parent, so a power cut cannot lose a table directory whose
+/// files were synced.
 pub fn create_private_dir(dir: &Path) -> Result<(), LogError> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| LogError::io(dir, e))
+    if dir.is_dir() {
+        return Ok(());
+    }
+    // The missing ancestors, from the outermost down.
+    let mut missing = vec![dir];
+    let mut up = dir.parent();
+    while let Some(p) = up.filter(|p| !p.as_os_str().is_empty() && !p.is_dir()) {
+        missing.push(p);
+        up = p.parent();
+    }
+    for d in missing.into_iter().rev() {
+        match std::fs::DirBuilder::new().mode(0o700).create(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && d.is_dir() => continue,
+            Err(e) => return Err(LogError::io(d, e)),
+        }
+        sync_dir(
+            d.parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new(".")),
+        )?;
+    }
+    Ok(())
 }
 
 /// Opens a directory and fsyncs it, making entries created or renamed in it durable.
 pub fn sync_dir(dir: &Path) -> Result<(), LogError> {
+    #[cfg(feature = "failpoints")]
+    super::failpoint::note_dir_sync(dir);
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| LogError::io(dir, e))

@@ -23,6 +23,7 @@ pub mod io;
 pub mod reader;
 pub mod record;
 pub mod recovery;
+pub mod rmw;
 pub mod segment;
 pub mod stream;
 pub mod varint;
@@ -38,7 +39,8 @@ pub use reader::{
     ScanStats,
 };
 pub use record::{Record, RecordRef};
-pub use writer::{CommitHook, CommitInfo, OpenReport, ShardLog, StatsSnapshot};
+pub use rmw::{ReadHook, RmwDecision, RmwOp, RmwOutcome};
+pub use writer::{CommitHook, CommitInfo, OpenReport, RmwResult, ShardLog, StatsSnapshot};
 
 #[cfg(test)]
 mod recovery_tests;

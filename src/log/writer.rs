@@ -20,6 +20,7 @@ use super::error::{CommitError, LogError};
 use super::io::open_engine;
 use super::record::{Record, RecordBatch};
 use super::recovery::{recover_shard, TornTail};
+use super::rmw::{ReadHook, RmwOp, RmwOutcome};
 use super::writer_thread::WriterThread;
 
 /// What a producer learns when its records are durable (or, with a relaxed fsync policy,
@@ -37,13 +38,55 @@ pub type CommitResult = Result<CommitInfo, CommitError>;
 /// before the producer is answered.
 pub type CommitHook = Box<dyn FnMut(&CommitInfo, &RecordBatch) + Send>;
 
+/// What a read-modify-write submission learns: each operation's outcome, once the records it
+/// decided on are durable (or at once, when it decided on none).
+pub type RmwResult = Result<Vec<RmwOutcome>, CommitError>;
+
+/// Whom to answer for a submission, and how.
+pub(crate) enum Ack {
+    Plain(oneshot::Sender<CommitResult>),
+    Rmw(oneshot::Sender<RmwResult>, Vec<RmwOutcome>),
+}
+
+impl Ack {
+    pub fn ok(self, info: CommitInfo) {
+        match self {
+            Ack::Plain(tx) => {
+                let _ = tx.send(Ok(info));
+            }
+            Ack::Rmw(tx, outcomes) => {
+                let _ = tx.send(Ok(outcomes));
+            }
+        }
+    }
+
+    pub fn err(self, e: CommitError) {
+        match self {
+            Ack::Plain(tx) => {
+                let _ = tx.send(Err(e));
+            }
+            Ack::Rmw(tx, _) => {
+                let _ = tx.send(Err(e));
+            }
+        }
+    }
+}
+
+/// Records to log. A resolved read-modify-write may hold none.
 pub(crate) struct Submission {
     pub batch: RecordBatch,
-    pub ack: oneshot::Sender<CommitResult>,
+    pub ack: Ack,
+}
+
+pub(crate) struct RmwSubmission {
+    pub ops: Vec<RmwOp>,
+    pub ack: oneshot::Sender<RmwResult>,
 }
 
 pub(crate) enum Msg {
     Append(Submission),
+    /// Read-modify-writes, resolved on the writer thread in commit order.
+    Rmw(RmwSubmission),
     /// Sync whatever is written, then answer.
     Flush(oneshot::Sender<Result<(), CommitError>>),
     /// Commit what came before, sync, and stop; later submissions are refused.
@@ -115,6 +158,17 @@ impl ShardLog {
         clock: Arc<dyn Clock>,
         hook: Option<CommitHook>,
     ) -> Result<(ShardLog, OpenReport), LogError> {
+        Self::open_with_reader(config, clock, hook, None)
+    }
+
+    /// [`ShardLog::open`] with a reader of the applied state, for read-modify-writes
+    /// ([`ShardLog::submit_rmw`]); without one they read only the batch being gathered.
+    pub fn open_with_reader(
+        config: LogConfig,
+        clock: Arc<dyn Clock>,
+        hook: Option<CommitHook>,
+        reader: Option<ReadHook>,
+    ) -> Result<(ShardLog, OpenReport), LogError> {
         if config.segment_max_bytes < 4096 || config.max_batch_bytes == 0 || config.queue_depth == 0
         {
             return Err(LogError::Config(format!(
@@ -140,8 +194,15 @@ impl ShardLog {
             .store(recovered.last_commit_us, Ordering::Relaxed);
         let (tx, rx) = bounded(config.queue_depth);
         let name = format!("log-t{}-s{}", config.table_id, config.shard);
-        let writer = WriterThread::new(config, engine, clock, hook, recovered, stats.clone())
-            .map_err(|e| LogError::io("zstd", e))?;
+        let writer = WriterThread::new(
+            config,
+            engine,
+            clock,
+            (hook, reader),
+            recovered,
+            stats.clone(),
+        )
+        .map_err(|e| LogError::io("zstd", e))?;
         let thread = std::thread::Builder::new()
             .name(name)
             .spawn(move || writer.run(rx))
@@ -170,8 +231,25 @@ impl ShardLog {
             }));
             return rx;
         }
-        let msg = Msg::Append(Submission { batch, ack });
+        let msg = Msg::Append(Submission {
+            batch,
+            ack: Ack::Plain(ack),
+        });
         if let Err(crossbeam_channel::SendError(Msg::Append(s))) = self.tx.send(msg) {
+            s.ack.err(CommitError::Closed);
+        }
+        rx
+    }
+
+    /// Queues read-modify-writes of keys of this shard (at least one). Each is resolved on
+    /// the writer thread against every write submitted before it and logged with the next
+    /// block; the receiver resolves with what each saw and decided once that is durable.
+    /// Blocks while the queue is full.
+    pub fn submit_rmw(&self, ops: Vec<RmwOp>) -> oneshot::Receiver<RmwResult> {
+        assert!(!ops.is_empty(), "a submission holds at least one operation");
+        let (ack, rx) = oneshot::channel();
+        let msg = Msg::Rmw(RmwSubmission { ops, ack });
+        if let Err(crossbeam_channel::SendError(Msg::Rmw(s))) = self.tx.send(msg) {
             let _ = s.ack.send(Err(CommitError::Closed));
         }
         rx

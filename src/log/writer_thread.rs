@@ -16,8 +16,9 @@ use super::fsutil::{sync_dir, write_atomic};
 use super::index::{SecondIndex, INDEX_EXT};
 use super::io::{IoEngine, IoFailure};
 use super::recovery::{ActiveSegment, Recovered};
+use super::rmw::{Overlay, ReadHook};
 use super::segment::{self, hour_of, SegmentHeader, SEGMENT_HEADER_LEN};
-use super::writer::{CommitHook, CommitInfo, LogStats, Msg, Submission};
+use super::writer::{Ack, CommitHook, CommitInfo, LogStats, Msg, RmwSubmission, Submission};
 
 const EVERYSEC: Duration = Duration::from_secs(1);
 
@@ -27,6 +28,10 @@ pub(crate) struct WriterThread {
     clock: Arc<dyn Clock>,
     commit_clock: CommitClock,
     hook: Option<CommitHook>,
+    /// Reads the applied state for read-modify-writes.
+    reader: Option<ReadHook>,
+    /// The gathered batch by key, once a read-modify-write needs it.
+    overlay: Overlay,
     encoder: BlockEncoder,
     active: Option<ActiveSegment>,
     next_seq: u64,
@@ -43,7 +48,7 @@ impl WriterThread {
         config: LogConfig,
         engine: Box<dyn IoEngine>,
         clock: Arc<dyn Clock>,
-        hook: Option<CommitHook>,
+        (hook, reader): (Option<CommitHook>, Option<ReadHook>),
         recovered: Recovered,
         stats: Arc<LogStats>,
     ) -> std::io::Result<Self> {
@@ -53,6 +58,8 @@ impl WriterThread {
             clock,
             commit_clock: CommitClock::starting_after(recovered.last_commit_us),
             hook,
+            reader,
+            overlay: Overlay::default(),
             encoder,
             active: recovered.active,
             next_seq: recovered.next_seq,
@@ -92,6 +99,10 @@ impl WriterThread {
             let mut stop = false;
             let mut next = Some(first);
             while let Some(m) = next.take() {
+                let m = match m {
+                    Msg::Rmw(r) => Msg::Append(self.resolve(&batch, r)),
+                    m => m,
+                };
                 match m {
                     Msg::Append(s) => {
                         let len = s.batch.bytes().len();
@@ -100,8 +111,12 @@ impl WriterThread {
                             break;
                         }
                         bytes += len;
+                        if self.overlay.is_built() {
+                            self.overlay.add(&s.batch);
+                        }
                         batch.push(s);
                     }
+                    Msg::Rmw(_) => unreachable!("resolved above"),
                     Msg::Flush(done) => flushes.push(done),
                     Msg::Shutdown => {
                         stop = true;
@@ -115,6 +130,7 @@ impl WriterThread {
             if !batch.is_empty() {
                 self.commit(&mut batch);
             }
+            self.overlay.clear();
             for done in flushes.drain(..) {
                 let _ = done.send(self.flush());
             }
@@ -146,7 +162,35 @@ impl WriterThread {
         }
     }
 
+    /// Resolves read-modify-writes against everything submitted before them: the map, with
+    /// the gathered batch laid over it.
+    fn resolve(&mut self, gathered: &[Submission], r: RmwSubmission) -> Submission {
+        if !self.overlay.is_built() {
+            self.overlay.build(gathered.iter().map(|s| &s.batch));
+        }
+        let reader = &mut self.reader;
+        let (records, outcomes) = self
+            .overlay
+            .resolve(r.ops, |key| reader.as_mut().and_then(|read| read(key)));
+        Submission {
+            batch: records,
+            ack: Ack::Rmw(r.ack, outcomes),
+        }
+    }
+
     fn commit(&mut self, batch: &mut Vec<Submission>) {
+        if batch.iter().all(|s| s.batch.is_empty()) {
+            // Read-modify-writes that decided to write nothing: what they read is applied
+            // (or in this batch, which then holds nothing), so they are answered now.
+            let info = CommitInfo {
+                first_seq: self.next_seq,
+                commit_us: self.stats.durable_us.load(Ordering::Acquire),
+            };
+            for s in batch.drain(..) {
+                s.ack.ok(info);
+            }
+            return;
+        }
         let result = self.write_batch(batch);
         match result {
             Ok(commit_us) => {
@@ -160,7 +204,7 @@ impl WriterThread {
                         commit_us,
                     };
                     seq += s.batch.len() as u64;
-                    if let Some(hook) = self.hook.as_mut() {
+                    if let Some(hook) = self.hook.as_mut().filter(|_| !s.batch.is_empty()) {
                         hook(&info, &s.batch);
                     }
                     infos.push(info);
@@ -169,12 +213,12 @@ impl WriterThread {
                 self.stats.durable_us.store(commit_us, Ordering::Release);
                 self.stats.durable_seq.store(seq - 1, Ordering::Release);
                 for (s, info) in batch.drain(..).zip(infos) {
-                    let _ = s.ack.send(Ok(info));
+                    s.ack.ok(info);
                 }
             }
             Err(e) => {
                 for s in batch.drain(..) {
-                    let _ = s.ack.send(Err(e.clone()));
+                    s.ack.err(e.clone());
                 }
             }
         }

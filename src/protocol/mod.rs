@@ -5,4 +5,4 @@ pub mod encode;
 pub mod parse;
 
 pub use encode::{Proto, ReplyWriter};
-pub use parse::{parse_frame, Limits, ProtocolError};
+pub use parse::{parse_frame, parse_frame_resumable, Limits, ProtocolError, Resume};

@@ -46,12 +46,46 @@ pub fn parse_frame(
     limits: &Limits,
     spans: &mut Vec<(usize, usize)>,
 ) -> Result<Option<usize>, ProtocolError> {
-    spans.clear();
-    match buf.first() {
-        None => Ok(None),
-        Some(b'*') => check_multibulk(buf, limits, spans),
-        Some(_) => check_inline(buf, limits, spans),
+    parse_frame_resumable(buf, limits, spans, &mut Resume::default())
+}
+
+/// Where a multibulk frame that has not fully arrived stopped: the next call on the same
+/// frame (the same bytes at the front of `buf`, with more after them) goes on from there
+/// instead of scanning the frame from its start again, so a large command arriving in small
+/// reads costs time linear in its bytes.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Resume {
+    active: bool,
+    count: usize,
+    /// Arguments whole so far (their spans are kept in `spans`).
+    done: usize,
+    /// Where argument `done`'s header starts.
+    pos: usize,
+    /// Bytes of the arguments whole so far.
+    total: usize,
+}
+
+/// [`parse_frame`] that remembers, in `resume`, how far an incomplete frame got. The caller
+/// keeps `spans` and `resume` between calls and calls again with the same frame at the front
+/// of `buf` until it is whole or refused.
+pub fn parse_frame_resumable(
+    buf: &[u8],
+    limits: &Limits,
+    spans: &mut Vec<(usize, usize)>,
+    resume: &mut Resume,
+) -> Result<Option<usize>, ProtocolError> {
+    if !resume.active {
+        spans.clear();
     }
+    let r = match buf.first() {
+        None => Ok(None),
+        Some(b'*') => check_multibulk(buf, limits, spans, resume),
+        Some(_) => check_inline(buf, limits, spans),
+    };
+    if !matches!(r, Ok(None)) {
+        *resume = Resume::default();
+    }
+    r
 }
 
 /// Finds the CRLF-terminated line starting at `at`; returns the index of '\r'.
@@ -83,27 +117,42 @@ fn check_multibulk(
     buf: &[u8],
     limits: &Limits,
     spans: &mut Vec<(usize, usize)>,
+    resume: &mut Resume,
 ) -> Result<Option<usize>, ProtocolError> {
     // Headers are at most a sign, 20 digits and CRLF.
     const MAX_HEADER: usize = 24;
-    let Some(end) = line_end(buf, 1, MAX_HEADER)? else {
-        return Ok(None);
+    let (count, first, mut pos, mut total) = if resume.active {
+        debug_assert_eq!(spans.len(), resume.done, "spans kept between calls");
+        (resume.count, resume.done, resume.pos, resume.total)
+    } else {
+        let Some(end) = line_end(buf, 1, MAX_HEADER)? else {
+            return Ok(None);
+        };
+        let count = parse_len(&buf[1..end], "multibulk length")?;
+        if count > limits.max_args as i64 {
+            return Err(ProtocolError(format!(
+                "multibulk length {count} over the limit of {}",
+                limits.max_args
+            )));
+        }
+        if count <= 0 {
+            return Ok(Some(end + 2));
+        }
+        (count as usize, 0, end + 2, 0usize)
     };
-    let count = parse_len(&buf[1..end], "multibulk length")?;
-    if count > limits.max_args as i64 {
-        return Err(ProtocolError(format!(
-            "multibulk length {count} over the limit of {}",
-            limits.max_args
-        )));
-    }
-    let mut pos = end + 2;
-    if count <= 0 {
-        return Ok(Some(pos));
-    }
-    let mut total = 0usize;
-    for _ in 0..count {
+    let mut stop = |done: usize, pos: usize, total: usize| {
+        *resume = Resume {
+            active: true,
+            count,
+            done,
+            pos,
+            total,
+        };
+        Ok(None)
+    };
+    for i in first..count {
         match buf.get(pos) {
-            None => return Ok(None),
+            None => return stop(i, pos, total),
             Some(b'$') => {}
             Some(&b) => {
                 return Err(ProtocolError(format!(
@@ -113,7 +162,7 @@ fn check_multibulk(
             }
         }
         let Some(end) = line_end(buf, pos + 1, MAX_HEADER)? else {
-            return Ok(None);
+            return stop(i, pos, total);
         };
         let len = parse_len(&buf[pos + 1..end], "bulk length")?;
         if len < 0 || len as u64 > limits.max_bulk_bytes as u64 {
@@ -123,8 +172,7 @@ fn check_multibulk(
             )));
         }
         let len = len as usize;
-        total += len;
-        if total > limits.max_request_bytes {
+        if total + len > limits.max_request_bytes {
             return Err(ProtocolError(format!(
                 "request over the limit of {} bytes",
                 limits.max_request_bytes
@@ -132,8 +180,9 @@ fn check_multibulk(
         }
         let start = end + 2;
         if buf.len() < start + len + 2 {
-            return Ok(None);
+            return stop(i, pos, total);
         }
+        total += len;
         if &buf[start + len..start + len + 2] != b"\r\n" {
             return Err(ProtocolError("bulk string not followed by CRLF".into()));
         }
@@ -186,6 +235,61 @@ fn check_inline(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    type Parsed = Result<Option<(usize, Vec<(usize, usize)>)>, ProtocolError>;
+
+    /// Feeds `input` in pieces of `step` bytes to the resumable parser, as a socket would.
+    fn parse_in_pieces(input: &[u8], step: usize, l: &Limits) -> Parsed {
+        let (mut spans, mut resume) = (Vec::new(), Resume::default());
+        let mut have = 0;
+        loop {
+            have = (have + step).min(input.len());
+            match parse_frame_resumable(&input[..have], l, &mut spans, &mut resume)? {
+                Some(n) => return Ok(Some((n, spans))),
+                None if have == input.len() => return Ok(None),
+                None => {}
+            }
+        }
+    }
+
+    #[test]
+    fn a_frame_in_pieces_parses_as_it_does_whole() {
+        let frame = encode(&[
+            b"SET".to_vec(),
+            b"key".to_vec(),
+            vec![b'v'; 300],
+            Vec::new(),
+        ]);
+        let l = Limits::default();
+        let mut whole = Vec::new();
+        let n = parse_frame(&frame, &l, &mut whole).unwrap().unwrap();
+        for step in [1, 2, 3, 7, 64, 1000] {
+            let (m, spans) = parse_in_pieces(&frame, step, &l).unwrap().unwrap();
+            assert_eq!((m, &spans), (n, &whole), "step {step}");
+        }
+        // Limits still hold when the frame arrives in pieces.
+        let small = Limits {
+            max_request_bytes: 100,
+            ..Limits::default()
+        };
+        assert!(parse_in_pieces(&frame, 5, &small).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn any_frame_in_any_pieces_parses_as_whole(
+            argv in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 1..12),
+            step in 1usize..50,
+        ) {
+            let frame = encode(&argv);
+            let l = Limits::default();
+            let mut whole = Vec::new();
+            let n = parse_frame(&frame, &l, &mut whole).unwrap().unwrap();
+            let (m, spans) = parse_in_pieces(&frame, step, &l).unwrap().unwrap();
+            prop_assert_eq!(m, n);
+            prop_assert_eq!(spans, whole);
+        }
+    }
 
     fn args(input: &[u8]) -> Result<Option<Vec<Vec<u8>>>, ProtocolError> {
         let mut spans = Vec::new();

@@ -87,13 +87,24 @@ pub fn run(spec: &RestoreSpec, progress: &RestoreProgress) -> Result<Vec<KvMap>,
                 })
             })
             .collect();
+        // A worker that panicked fails the restore (the target is marked FAILED with the
+        // reason) instead of taking the restore thread down with it.
         workers
             .into_iter()
-            .map(|w| w.join().expect("restore worker panicked"))
+            .map(|w| {
+                w.join().unwrap_or_else(|p| {
+                    let why = crate::log::error::panic_message(p.as_ref());
+                    vec![(
+                        usize::MAX,
+                        Err(LogError::Panicked(format!("restore: {why}"))),
+                    )]
+                })
+            })
             .collect()
     });
     for (k, r) in results.into_iter().flatten() {
-        maps[k] = Some(r?);
+        let map = r?;
+        maps[k] = Some(map);
     }
     Ok(maps
         .into_iter()

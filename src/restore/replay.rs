@@ -95,6 +95,12 @@ pub fn replay(
         progress: Some(progress),
     };
     scan_shard_with(dir, table_id, shard, range, opts, |_, _, r| {
+        #[cfg(feature = "failpoints")]
+        crate::log::failpoint::restore_delay();
+        #[cfg(feature = "failpoints")]
+        if crate::log::failpoint::restore_panic() {
+            panic!("injected restore panic (failpoint restore_panic)");
+        }
         apply_ref(&map, r);
     })?;
     Ok(map)

@@ -32,7 +32,6 @@ pub struct Session {
 pub enum Deferred {
     /// A write's answer, given once every shard it touched has committed.
     Ok,
-    Int(i64),
     /// A read answered already (it touched no pending key): these bytes of `Pending::ready`.
     Ready(usize, usize),
 }
@@ -154,13 +153,6 @@ impl<'s> Conn<'s> {
         1u64 << shard
     }
 
-    /// Adds a delete to the pending batch of its shard; returns the shard's bit.
-    pub fn stage_delete(&mut self, key: &[u8]) -> u64 {
-        let shard = self.note_pending(key);
-        self.pending.batches[shard].delete(key);
-        1u64 << shard
-    }
-
     /// Remembers a key as pending and returns its shard: one hash serves both (the shard is
     /// the same xxh3 of the key, modulo the shard count).
     fn note_pending(&mut self, key: &[u8]) -> usize {
@@ -220,7 +212,6 @@ impl<'s> Conn<'s> {
                 }
                 None => match reply {
                     Deferred::Ok => self.reply().ok(),
-                    Deferred::Int(n) => self.reply().int(n),
                     Deferred::Ready(a, b) => self.out.extend_from_slice(&ready[a..b]),
                 },
             }

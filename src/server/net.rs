@@ -15,7 +15,7 @@ use super::conn::{Conn, Session};
 use super::state::ServerState;
 use super::stream::{EpollStream, NetStream, UringStream};
 use super::tls::{TlsNetStream, HANDSHAKE_TIMEOUT};
-use crate::protocol::{parse_frame, Proto};
+use crate::protocol::{parse_frame_resumable, Limits, Proto, Resume};
 use crate::shard::DEFAULT_TABLE;
 
 /// How long shutdown waits for connections to finish what they are doing.
@@ -203,6 +203,22 @@ async fn serve_conn<S: NetStream>(
     stream.close().await;
 }
 
+/// Redis's rule for a client that has not authenticated: at most 10 arguments and 16 KiB per
+/// bulk string (never more than the configured limits).
+pub const UNAUTH_MAX_ARGS: usize = 10;
+pub const UNAUTH_MAX_BULK_BYTES: usize = 16 << 10;
+
+fn unauthenticated_limits(l: &Limits) -> Limits {
+    Limits {
+        max_bulk_bytes: l.max_bulk_bytes.min(UNAUTH_MAX_BULK_BYTES),
+        max_args: l.max_args.min(UNAUTH_MAX_ARGS),
+        max_request_bytes: l
+            .max_request_bytes
+            .min(UNAUTH_MAX_ARGS * UNAUTH_MAX_BULK_BYTES),
+        max_inline_bytes: l.max_inline_bytes.min(UNAUTH_MAX_BULK_BYTES),
+    }
+}
+
 async fn serve_until_done<S: NetStream>(
     stream: &mut S,
     state: &ServerState,
@@ -223,6 +239,9 @@ async fn serve_until_done<S: NetStream>(
     let mut conn = Conn::new(state, session);
     let mut rbuf = BytesMut::with_capacity(1024);
     let mut spans = Vec::new();
+    // How far the incomplete frame at the front of `rbuf` was parsed.
+    let mut resume = Resume::default();
+    let unauthenticated = unauthenticated_limits(&state.limits);
     loop {
         // Run every whole command in the buffer on slices of it, then drop those bytes.
         let mut pos = 0;
@@ -231,7 +250,14 @@ async fn serve_until_done<S: NetStream>(
         // then go on with the commands already received before reading more.
         let mut more = false;
         loop {
-            match parse_frame(&rbuf[pos..], &state.limits, &mut spans) {
+            // Before AUTH a client gets Redis's small limits, so it cannot make the server hold
+            // large requests without the password.
+            let limits = if conn.session.authenticated {
+                &state.limits
+            } else {
+                &unauthenticated
+            };
+            match parse_frame_resumable(&rbuf[pos..], limits, &mut spans, &mut resume) {
                 Ok(Some(len)) => {
                     let frame = &rbuf[pos..pos + len];
                     argv.clear();
@@ -249,7 +275,12 @@ async fn serve_until_done<S: NetStream>(
                 Ok(None) => break,
                 Err(e) => {
                     conn.commit().await;
-                    conn.error(&format!("ERR {e}"));
+                    let before_auth = if conn.session.authenticated {
+                        ""
+                    } else {
+                        " (unauthenticated)"
+                    };
+                    conn.error(&format!("ERR {e}{before_auth}"));
                     conn.session.closing = true;
                     break;
                 }

@@ -9,10 +9,6 @@ use crate::shard::Db;
 
 use super::commands::COMMANDS;
 
-/// Key stripes for read-modify-write commands (`INCR`): two `INCR`s of one key never
-/// interleave, while different keys proceed in parallel.
-pub const RMW_STRIPES: usize = 1024;
-
 pub struct ServerState {
     pub db: Arc<Db>,
     pub limits: Limits,
@@ -30,7 +26,6 @@ pub struct ServerState {
     pub next_client_id: AtomicU64,
     /// Calls per command, indexed like [`COMMANDS`].
     pub calls: Vec<AtomicU64>,
-    pub rmw_locks: Vec<tokio::sync::Mutex<()>>,
     /// `--requirepass`: clients must AUTH first.
     pub password: Option<Vec<u8>>,
     /// `--timeout`: idle clients are closed after this long.
@@ -67,9 +62,6 @@ impl ServerState {
             rejected_connections: AtomicU64::new(0),
             next_client_id: AtomicU64::new(1),
             calls: (0..COMMANDS.len()).map(|_| AtomicU64::new(0)).collect(),
-            rmw_locks: (0..RMW_STRIPES)
-                .map(|_| tokio::sync::Mutex::new(()))
-                .collect(),
             password,
             idle_timeout: None,
             write_timeout: std::time::Duration::from_secs(60),

@@ -6,21 +6,28 @@
 //! <data-dir>/tables/<table-id>/shard-<k>/*.seg  each shard's log
 //! ```
 //!
+//! <data-dir>/tables/<table-id>/table.meta        the table's own catalog entry
+//! <data-dir>/lost+found/                        table directories no catalog names
+//! ```
+//!
 //! Creating a table makes its directory first and names it in the catalog second; dropping
 //! removes it from the catalog first and deletes files second. A crash between the two steps
-//! leaves a directory no catalog entry names, which the next start deletes.
+//! leaves a directory no catalog entry names, which the next start moves to `lost+found/`
+//! (see `startup.rs`: start-up never deletes table data).
+//!
+//! ```text
 
 use std::collections::HashMap;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::config::EngineConfig;
 use super::lock::DirLock;
+use super::startup;
 use super::table::{ShardOpen, Table};
 use super::DbError;
 use crate::catalog::{self, validate_table_name, Catalog, TableMeta, TableStatus};
-use crate::log::fsutil::write_atomic;
+use crate::log::fsutil::{sync_dir, write_atomic};
 use crate::log::{Clock, StatsSnapshot};
 use crate::restore::RestoreProgress;
 
@@ -38,6 +45,8 @@ pub struct Db {
     pub(super) failures: Mutex<HashMap<String, String>>,
     /// Held (read) by restores while they read a table's history, (write) by retention.
     pub(super) history: RwLock<()>,
+    /// The `table.meta` entries known to be on disk, by table id.
+    pub(super) table_files: Mutex<HashMap<u64, TableMeta>>,
     _lock: DirLock,
 }
 
@@ -52,12 +61,9 @@ pub struct OpenSummary {
     pub io_engine: &'static str,
 }
 
-fn mkdir(path: &Path) -> Result<(), DbError> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
-        .map_err(|e| DbError::io(path, e))
+/// Creates a directory and any missing parents (owner-only), each fsynced into its parent.
+pub(super) fn mkdir(path: &Path) -> Result<(), DbError> {
+    crate::log::fsutil::create_private_dir(path).map_err(DbError::from)
 }
 
 impl Db {
@@ -69,22 +75,19 @@ impl Db {
         mkdir(dir)?;
         let lock = DirLock::acquire(dir)?;
         let catalog_path = dir.join("catalog");
-        let catalog = match std::fs::read(&catalog_path) {
-            Ok(bytes) => catalog::decode(&bytes).map_err(|source| DbError::Catalog {
-                path: catalog_path.clone(),
-                source,
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        let catalog = match startup::load_catalog(dir)? {
+            Some(c) => c,
+            None => {
                 let mut c = Catalog::default();
                 c.add(DEFAULT_TABLE, cfg.shards, clock.now_us());
                 write_atomic(&catalog_path, &catalog::encode(&c))?;
                 c
             }
-            Err(e) => return Err(DbError::io(&catalog_path, e)),
         };
         let tables_dir = dir.join("tables");
         mkdir(&tables_dir)?;
-        remove_orphans(&tables_dir, &catalog)?;
+        sync_dir(dir)?;
+        startup::move_orphans_aside(dir, &catalog, clock.now_us())?;
         let mut summary = OpenSummary::default();
         let mut tables = HashMap::new();
         // Dropped tables keep only their files; restoring ones are resumed by `resume_restores`.
@@ -103,6 +106,11 @@ impl Db {
             tables.insert(meta.name.clone(), Arc::new(table));
         }
         summary.tables = tables.len();
+        // Written after the tables opened, so every live table's directory exists.
+        let table_files = startup::sync_table_files(dir, &catalog)
+            .into_iter()
+            .map(|m| (m.id, m))
+            .collect();
         Ok((
             Db {
                 dir: dir.to_path_buf(),
@@ -113,6 +121,7 @@ impl Db {
                 restores: Mutex::new(HashMap::new()),
                 failures: Mutex::new(HashMap::new()),
                 history: RwLock::new(()),
+                table_files: Mutex::new(table_files),
                 _lock: lock,
             },
             summary,
@@ -153,7 +162,18 @@ impl Db {
         if let Some(e) = crate::log::failpoint::catalog_fault() {
             return Err(crate::log::LogError::io(self.dir.join("catalog.tmp"), e).into());
         }
-        write_atomic(&self.dir.join("catalog"), &catalog::encode(c)).map_err(DbError::from)
+        write_atomic(&self.dir.join("catalog"), &catalog::encode(c))?;
+        // Then each changed table's own copy of its entry, for `recover-catalog`.
+        let mut known = self.table_files.lock().expect("table files lock");
+        known.retain(|id, _| c.tables.iter().any(|t| t.id == *id));
+        for meta in &c.tables {
+            if startup::write_table_file_if_changed(&self.dir, meta, known.get(&meta.id)) {
+                known.insert(meta.id, meta.clone());
+            } else {
+                known.remove(&meta.id);
+            }
+        }
+        Ok(())
     }
 
     pub fn create_table(&self, name: &[u8]) -> Result<Arc<Table>, DbError> {
@@ -281,26 +301,4 @@ fn note(summary: &mut OpenSummary, shards: &[ShardOpen]) {
             ));
         }
     }
-}
-
-/// Deletes table directories that no catalog entry names (a crash mid-create or mid-drop).
-fn remove_orphans(tables_dir: &Path, catalog: &Catalog) -> Result<(), DbError> {
-    let rd = std::fs::read_dir(tables_dir).map_err(|e| DbError::io(tables_dir, e))?;
-    for entry in rd.flatten() {
-        let Some(id) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u64>().ok())
-        else {
-            continue; // not a table directory of ours: leave it alone
-        };
-        if !catalog.tables.iter().any(|t| t.id == id) {
-            tracing::warn!(
-                "removing {}: no table in the catalog",
-                entry.path().display()
-            );
-            std::fs::remove_dir_all(entry.path()).map_err(|e| DbError::io(entry.path(), e))?;
-        }
-    }
-    Ok(())
 }

@@ -14,12 +14,21 @@ pub enum DbError {
         #[source]
         source: std::io::Error,
     },
-    #[error("catalog {path} is damaged: {source}")]
+    #[error("catalog {path} is damaged: {source}. Nothing was changed. Rebuild it from the tables' own metadata with `rewind recover-catalog --data-dir {dir}` (the damaged file is kept beside it)")]
     Catalog {
         path: PathBuf,
+        dir: PathBuf,
         #[source]
         source: FormatError,
     },
+    #[error("catalog {path} is missing, but {dir}/tables holds {tables} entries. Nothing was changed. Rebuild the catalog from the tables' own metadata with `rewind recover-catalog --data-dir {dir}`, or move {dir}/tables away to start empty")]
+    CatalogMissing {
+        path: PathBuf,
+        dir: PathBuf,
+        tables: usize,
+    },
+    #[error("recover-catalog: {0}")]
+    Recover(String),
     #[error("data directory {dir} is in use by another rewind process ({holder}); stop it or use another --data-dir")]
     Locked { dir: PathBuf, holder: String },
     #[error("table '{0}' already exists")]

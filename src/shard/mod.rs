@@ -8,7 +8,9 @@ mod lock;
 mod maintain;
 mod map;
 mod pitr;
+mod recover;
 mod retention;
+mod startup;
 mod table;
 
 pub use config::EngineConfig;
@@ -19,4 +21,6 @@ pub use lock::DirLock;
 pub use maintain::{checkpoint_shard, MaintainReport};
 pub use map::{apply_ref, new_map, with_capacity, KvMap, ValueRef};
 pub use pitr::{RestoreAt, RestoreHandle, Window, MAX_DAYS, US_PER_DAY};
+pub use recover::{recover_catalog, Recovered};
+pub use startup::LOST_AND_FOUND;
 pub use table::{shard_dir, Table, TableShard};

@@ -259,7 +259,15 @@ impl Db {
         let spawned = std::thread::Builder::new()
             .name(format!("restore-{}", meta.id))
             .spawn(move || {
-                let result = db.run_restore(&spec, meta, &p);
+                let run = std::panic::AssertUnwindSafe(|| db.run_restore(&spec, meta.clone(), &p));
+                let result = std::panic::catch_unwind(run).unwrap_or_else(|panic| {
+                    let why = format!(
+                        "the restore panicked: {}",
+                        crate::log::error::panic_message(panic.as_ref())
+                    );
+                    db.record_failed_restore(&spec, &meta, &why);
+                    Err(why)
+                });
                 if let Err(why) = &result {
                     tracing::error!("restore of '{name}' failed: {why}");
                     p.fail(why.clone());
@@ -336,20 +344,31 @@ impl Db {
                 Ok(())
             }
             Err(why) => {
-                entry.status = TableStatus::Failed;
-                let _ = std::fs::remove_dir_all(&spec.target_dir);
-                if let Err(e) = self.save_catalog(&next) {
-                    tracing::error!("could not record the failed restore: {e}");
-                } else {
-                    *catalog = next;
-                }
-                self.failures
-                    .lock()
-                    .expect("failures lock")
-                    .insert(meta.name.clone(), why.clone());
+                drop(catalog);
+                self.record_failed_restore(spec, &meta, &why);
                 Err(why)
             }
         }
+    }
+
+    /// Marks a restore's target FAILED with the reason (`TABLE.DESCRIBE` shows it) and removes
+    /// what it had written.
+    fn record_failed_restore(&self, spec: &RestoreSpec, meta: &TableMeta, why: &str) {
+        let mut catalog = self.catalog.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = catalog.clone();
+        if let Some(entry) = next.tables.iter_mut().find(|t| t.id == meta.id) {
+            entry.status = TableStatus::Failed;
+            let _ = std::fs::remove_dir_all(&spec.target_dir);
+            if let Err(e) = self.save_catalog(&next) {
+                tracing::error!("could not record the failed restore: {e}");
+            } else {
+                *catalog = next;
+            }
+        }
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(meta.name.clone(), why.to_string());
     }
 
     /// Runs again every restore a crash interrupted: the target is rebuilt from scratch.
@@ -368,7 +387,22 @@ impl Db {
             .map(|meta| {
                 tracing::warn!("resuming the interrupted restore into '{}'", meta.name);
                 let _ = std::fs::remove_dir_all(self.dir.join("tables").join(meta.id.to_string()));
-                let until = vec![u64::MAX; meta.shards as usize];
+                // Bounded by what the source holds now, before any new write: the replay never
+                // reads the tail a live writer is appending to. A source that is not live (dropped)
+                // has no writer.
+                let source = self
+                    .catalog
+                    .lock()
+                    .expect("catalog lock")
+                    .by_id(meta.restore_source_id)
+                    .cloned();
+                let live = source
+                    .and_then(|s| self.table(&s.name))
+                    .filter(|t| t.meta.id == meta.restore_source_id);
+                let until = match live {
+                    Some(t) => t.shards.iter().map(|s| s.log.durable().0).collect(),
+                    None => vec![u64::MAX; meta.shards as usize],
+                };
                 self.spawn_restore(meta, until)
             })
             .collect()

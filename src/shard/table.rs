@@ -10,8 +10,8 @@ use super::map::{apply_ref, new_map, shard_of, KvMap};
 use super::DbError;
 use crate::catalog::TableMeta;
 use crate::log::{
-    checkpoint, scan_shard_with, Clock, CommitHook, LogConfig, LostRange, OpenReport, RecordRef,
-    ScanOptions, ScanRange, ShardLog,
+    checkpoint, scan_shard_with, Clock, CommitHook, LogConfig, LostRange, OpenReport, ReadHook,
+    RecordRef, ScanOptions, ScanRange, ShardLog,
 };
 
 pub struct TableShard {
@@ -211,7 +211,10 @@ fn open_shard(
         hook_applied.seq.store(last, Ordering::Release);
         hook_applied.us.store(info.commit_us, Ordering::Release);
     });
-    let (log, report) = ShardLog::open(lc, clock, Some(hook))?;
+    // Read-modify-writes read the applied state on the writer thread, in commit order.
+    let read_map = map.clone();
+    let reader: ReadHook = Box::new(move |key| read_map.get(key).map(|v| v.to_vec()));
+    let (log, report) = ShardLog::open_with_reader(lc, clock, Some(hook), Some(reader))?;
     applied.seq.store(report.next_seq - 1, Ordering::Release);
     applied.us.store(report.last_commit_us, Ordering::Release);
     // The writer is idle until the table is served, so the replay sees a still log.

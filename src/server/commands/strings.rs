@@ -2,10 +2,8 @@
 
 use std::collections::HashSet;
 
-use xxhash_rust::xxh3::xxh3_64_with_seed;
-
 use super::super::conn::{Conn, Deferred};
-use super::super::state::RMW_STRIPES;
+use crate::log::{CommitError, RmwDecision, RmwOp, RmwOutcome};
 use crate::protocol::ReplyWriter;
 
 fn check_key(conn: &Conn<'_>, key: &[u8]) -> Result<(), String> {
@@ -60,7 +58,7 @@ pub async fn exec_write(conn: &mut Conn<'_>, name: &str, args: &[&[u8]]) {
                 Some(neg) => incr_by(conn, args[1], neg).await,
                 None => Err("ERR decrement would overflow".into()),
             },
-            None => Err("ERR value is not an integer or out of range".into()),
+            None => Err(NOT_AN_INTEGER.into()),
         },
         other => unreachable!("{other} is not a write command"),
     };
@@ -95,26 +93,65 @@ fn mset(conn: &mut Conn<'_>, args: &[&[u8]]) -> Result<(), String> {
     Ok(())
 }
 
-/// Counts what it removes against the map as it stands after this connection's earlier
-/// writes, and commits before the next command so a second `DEL` sees the first.
+/// Deletes each key that exists when its turn in the shard's commit order comes, and counts
+/// exactly those: two concurrent `DEL`s of one key never both count it.
 async fn del(conn: &mut Conn<'_>, args: &[&[u8]]) -> Result<(), String> {
     conn.commit().await;
-    let table = conn.session.table.clone();
     let mut seen = HashSet::new();
-    let (mut count, mut bits) = (0, 0);
-    for &key in &args[1..] {
-        if seen.insert(key) && table.map_for(key).contains_key(key) {
-            bits |= conn.stage_delete(key);
-            count += 1;
+    let ops: Vec<RmwOp> = args[1..]
+        .iter()
+        .filter(|k| seen.insert(**k))
+        .map(|k| {
+            RmwOp::new(k, |cur| match cur {
+                Some(_) => RmwDecision::Delete,
+                None => RmwDecision::Keep,
+            })
+        })
+        .collect();
+    let outcomes = run_rmw(conn, ops).await?;
+    let count = outcomes.iter().filter(|o| o.old.is_some()).count();
+    conn.reply().int(count as i64);
+    Ok(())
+}
+
+/// Runs read-modify-writes on the current table, each in its key's shard commit order, and
+/// waits until what they wrote is durable. Outcomes come back in the order of `ops`.
+async fn run_rmw(conn: &mut Conn<'_>, ops: Vec<RmwOp>) -> Result<Vec<RmwOutcome>, String> {
+    let table = conn.session.table.clone();
+    let mut per_shard: Vec<(Vec<usize>, Vec<RmwOp>)> = (0..table.shards.len())
+        .map(|_| Default::default())
+        .collect();
+    let n = ops.len();
+    for (i, op) in ops.into_iter().enumerate() {
+        let shard = table.shard_for(&op.key);
+        per_shard[shard].0.push(i);
+        per_shard[shard].1.push(op);
+    }
+    let mut waits = Vec::new();
+    for (shard, (positions, ops)) in per_shard.into_iter().enumerate() {
+        if !ops.is_empty() {
+            waits.push((positions, table.shards[shard].log.submit_rmw(ops)));
         }
     }
-    if bits == 0 {
-        conn.reply().int(0);
-    } else {
-        conn.defer(Deferred::Int(count), bits);
-        conn.commit().await;
+    let mut out: Vec<Option<RmwOutcome>> = vec![None; n];
+    let mut failed = None;
+    for (positions, rx) in waits {
+        match rx.await.unwrap_or(Err(CommitError::Closed)) {
+            Ok(outcomes) => {
+                for (i, o) in positions.into_iter().zip(outcomes) {
+                    out[i] = Some(o);
+                }
+            }
+            Err(e) => failed = Some(format!("ERR write not committed: {e}")),
+        }
     }
-    Ok(())
+    match failed {
+        Some(msg) => Err(msg),
+        None => Ok(out
+            .into_iter()
+            .map(|o| o.expect("every shard answered"))
+            .collect()),
+    }
 }
 
 fn parse_i64(v: &[u8]) -> Option<i64> {
@@ -124,27 +161,37 @@ fn parse_i64(v: &[u8]) -> Option<i64> {
     std::str::from_utf8(v).ok()?.parse().ok()
 }
 
-/// Read, add and write back under a per-key stripe lock, so concurrent `INCR`s of one key
-/// never lose an increment.
+/// Reads, adds and writes back in the shard's commit order: linearizable with every other
+/// write to the key, from either front door, with no lock beside the log.
 async fn incr_by(conn: &mut Conn<'_>, key: &[u8], delta: i64) -> Result<(), String> {
     check_key(conn, key)?;
     conn.commit().await;
-    let table = conn.session.table.clone();
-    let stripe = xxh3_64_with_seed(key, table.meta.id) as usize % RMW_STRIPES;
-    let _guard = conn.state.rmw_locks[stripe].lock().await;
-    let current = match table.map_for(key).get(key) {
-        None => 0,
-        Some(v) => parse_i64(&v).ok_or("ERR value is not an integer or out of range")?,
-    };
-    let next = current
-        .checked_add(delta)
-        .ok_or("ERR increment or decrement would overflow")?;
-    let mut buf = itoa::Buffer::new();
-    let bit = conn.stage_put(key, buf.format(next).as_bytes());
-    conn.defer(Deferred::Int(next), bit);
-    conn.commit().await;
-    Ok(())
+    let op = RmwOp::new(key, move |cur| {
+        let current = match cur {
+            None => 0,
+            Some(v) => match parse_i64(v) {
+                Some(n) => n,
+                None => return RmwDecision::Fail(NOT_AN_INTEGER.into()),
+            },
+        };
+        match current.checked_add(delta) {
+            Some(next) => RmwDecision::Put(itoa::Buffer::new().format(next).as_bytes().to_vec()),
+            None => RmwDecision::Fail("ERR increment or decrement would overflow".into()),
+        }
+    });
+    let outcome = run_rmw(conn, vec![op]).await?.remove(0);
+    match outcome.decision {
+        RmwDecision::Put(v) => {
+            let n = parse_i64(&v).expect("written by the closure above");
+            conn.reply().int(n);
+            Ok(())
+        }
+        RmwDecision::Fail(msg) => Err(msg),
+        other => unreachable!("INCR decided {other:?}"),
+    }
 }
+
+const NOT_AN_INTEGER: &str = "ERR value is not an integer or out of range";
 
 /// The keys a read command looks at, or `None` when it depends on the whole table (it must
 /// then see every pending write committed).
