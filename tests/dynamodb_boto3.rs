@@ -90,20 +90,51 @@ fn boto3_tables_items_pitr_and_errors_then_restart() {
 }
 
 #[test]
-fn access_key_ids_are_checked_when_configured() {
+fn sigv4_signatures_are_checked_when_keys_are_configured() {
     let dir = tempfile::tempdir().unwrap();
-    let srv = common::start(
+    // The secrets come from the environment, as they should (out of `ps`).
+    let keys = "AKIDGOOD:good/Secret+1,AKIDOTHER:other:with:colons";
+    let srv = common::try_start_env(
+        dir.path(),
+        "epoll",
+        &["--dynamodb-listen", "127.0.0.1:0"],
+        &[("REWIND_DYNAMODB_ACCESS_KEYS", keys)],
+    )
+    .unwrap();
+    let endpoint = format!("http://127.0.0.1:{}", srv.dynamodb_port.unwrap());
+    boto3(&["auth", &endpoint, "AKIDGOOD", "good/Secret+1"]);
+    boto3(&["auth", &endpoint, "AKIDOTHER", "other:with:colons"]);
+    // A raw request with only a key id in clear text no longer gets in.
+    let mut conn =
+        BufReader::new(TcpStream::connect(("127.0.0.1", srv.dynamodb_port.unwrap())).unwrap());
+    let body = b"{}";
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: localhost\r\nX-Amz-Target: DynamoDB_20120810.ListTables\r\nX-Amz-Date: 20261128T120000Z\r\nAuthorization: AWS4-HMAC-SHA256 Credential=AKIDGOOD/20261128/us-east-1/dynamodb/aws4_request, SignedHeaders=host;x-amz-date, Signature=00\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    conn.get_mut().write_all(head.as_bytes()).unwrap();
+    conn.get_mut().write_all(body).unwrap();
+    let (status, text) = read_response(&mut conn);
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("InvalidSignatureException"), "{text}");
+}
+
+#[test]
+fn access_keys_without_a_secret_are_refused_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = common::try_start(
         dir.path(),
         "epoll",
         &[
             "--dynamodb-listen",
             "127.0.0.1:0",
             "--dynamodb-access-keys",
-            "AKIDGOOD,AKIDOTHER",
+            "AKIDONLY",
         ],
-    );
-    let endpoint = format!("http://127.0.0.1:{}", srv.dynamodb_port.unwrap());
-    boto3(&["auth", &endpoint, "AKIDGOOD"]);
+    )
+    .err()
+    .expect("refused");
+    assert!(err.contains("KEYID:SECRET"), "{err}");
 }
 
 /// Sends one request on `conn` and reads the response: (status, body).

@@ -34,6 +34,8 @@ pub enum DynamoError {
     MissingAuthenticationToken(String),
     #[error("{0}")]
     UnrecognizedClient(String),
+    #[error("{0}")]
+    InvalidSignature(String),
     /// The request body is over the size limit (HTTP 413, type `ValidationException`).
     #[error("{0}")]
     TooLarge(String),
@@ -58,6 +60,7 @@ impl DynamoError {
             InvalidRestoreTime(_) => (400, "InvalidRestoreTimeException"),
             MissingAuthenticationToken(_) => (400, "MissingAuthenticationTokenException"),
             UnrecognizedClient(_) => (400, "UnrecognizedClientException"),
+            InvalidSignature(_) => (400, "InvalidSignatureException"),
             TooLarge(_) => (413, "ValidationException"),
             Internal(_) => (500, "InternalServerError"),
         }

@@ -1,6 +1,6 @@
 //! The HTTP/1.1 side: hyper 1 on a single-threaded tokio runtime of its own thread, with
 //! keep-alive (the SDKs reuse connections), a 1 MiB request body limit, the optional
-//! access-key check, and graceful shutdown with the rest of the server.
+//! SigV4 signature check, and graceful shutdown with the rest of the server.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
 
 use super::error::DynamoError;
+use super::sigv4::{verify, RequestParts, SigError};
 use super::{dispatch, Dynamo, MAX_BODY_BYTES};
 
 const CONTENT_TYPE_JSON: &str = "application/x-amz-json-1.0";
@@ -121,35 +122,41 @@ fn respond(status: u16, body: String, request_id: u64) -> Response<Full<Bytes>> 
     r
 }
 
-/// The access key id of a SigV4 `Authorization` header
-/// (`AWS4-HMAC-SHA256 Credential=KEYID/date/region/service/aws4_request, ...`).
-pub fn access_key_id(authorization: &str) -> Option<&str> {
-    let cred = authorization.split("Credential=").nth(1)?;
-    let id = cred.split('/').next()?;
-    (!id.is_empty() && !id.contains([',', ' '])).then_some(id)
-}
-
-/// With `--dynamodb-access-keys`, the key id must be one of them. Only the key id is
-/// checked: the signature itself is not verified.
-fn check_auth(dynamo: &Dynamo, req: &Request<Incoming>) -> Result<(), DynamoError> {
+/// With `--dynamodb-access-keys`, the request's SigV4 signature must verify with one of
+/// the configured secrets (see `sigv4.rs`).
+fn check_auth(
+    dynamo: &Dynamo,
+    parts: &hyper::http::request::Parts,
+    body: &[u8],
+) -> Result<(), DynamoError> {
     if dynamo.access_keys.is_empty() {
         return Ok(());
     }
-    let header = req
-        .headers()
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let authorization = parts
+        .headers
         .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| {
-            DynamoError::MissingAuthenticationToken(
-                "Request is missing Authentication Token".into(),
-            )
-        })?;
-    match access_key_id(header) {
-        Some(id) if dynamo.access_keys.iter().any(|k| k == id) => Ok(()),
-        _ => Err(DynamoError::UnrecognizedClient(
-            "The security token included in the request is invalid.".into(),
-        )),
-    }
+        .and_then(|v| v.to_str().ok());
+    let req = RequestParts {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        headers: &headers,
+        body,
+    };
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    verify(&dynamo.access_keys, authorization, &req, now_s).map_err(|e| match e {
+        SigError::Missing => DynamoError::MissingAuthenticationToken(e.to_string()),
+        SigError::UnknownKey => DynamoError::UnrecognizedClient(e.to_string()),
+        SigError::Invalid(m) => DynamoError::InvalidSignature(m),
+    })
 }
 
 async fn handle(dynamo: &Dynamo, req: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -173,7 +180,6 @@ async fn answer(dynamo: &Dynamo, req: Request<Incoming>) -> Result<serde_json::V
             req.uri().path()
         )));
     }
-    check_auth(dynamo, &req)?;
     let target = req
         .headers()
         .get("x-amz-target")
@@ -198,7 +204,8 @@ async fn answer(dynamo: &Dynamo, req: Request<Incoming>) -> Result<serde_json::V
     if let Some(n) = declared.filter(|&n| n > MAX_BODY_BYTES as u64) {
         return Err(too_large(&n));
     }
-    let body = Limited::new(req.into_body(), MAX_BODY_BYTES)
+    let (parts, body) = req.into_parts();
+    let body = Limited::new(body, MAX_BODY_BYTES)
         .collect()
         .await
         .map_err(|e| {
@@ -209,18 +216,7 @@ async fn answer(dynamo: &Dynamo, req: Request<Incoming>) -> Result<serde_json::V
             }
         })?
         .to_bytes();
+    // The signature covers the body, so it is checked once the body is in.
+    check_auth(dynamo, &parts, &body)?;
     dispatch(&dynamo.db, op, &body).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn key_id_from_a_sigv4_header() {
-        let h = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/dynamodb/aws4_request, SignedHeaders=host;x-amz-date, Signature=5d672d79";
-        assert_eq!(access_key_id(h), Some("AKIDEXAMPLE"));
-        assert_eq!(access_key_id("Bearer x"), None);
-        assert_eq!(access_key_id("AWS4-HMAC-SHA256 Credential=/x"), None);
-    }
 }

@@ -21,6 +21,7 @@ mod ops_items;
 mod ops_pitr;
 mod ops_tables;
 mod schema;
+mod sigv4;
 mod store;
 mod wire;
 
@@ -55,8 +56,9 @@ pub const SUPPORTED: [&str; 10] = [
 /// What the DynamoDB listener shares between its connections.
 pub struct Dynamo {
     pub db: Arc<Db>,
-    /// `--dynamodb-access-keys`: when not empty, the SigV4 key id must be one of these.
-    pub access_keys: Vec<String>,
+    /// `--dynamodb-access-keys`: (key id, secret); when not empty, every request's SigV4
+    /// signature must verify with one of them.
+    pub access_keys: Vec<(String, String)>,
     /// Connections beyond this are closed at once.
     pub max_connections: usize,
     /// Request counter, for `x-amzn-RequestId`.

@@ -125,9 +125,10 @@ pub struct ServeArgs {
     /// unless given; port 0 picks a free port and the log line names it). See docs/DYNAMODB.md.
     #[arg(long)]
     pub dynamodb_listen: Option<SocketAddr>,
-    /// DynamoDB API: accept only these access key ids (the `Credential=KEYID/...` of the SigV4
-    /// Authorization header), comma-separated; others get UnrecognizedClientException. Only
-    /// the key id is checked, not the signature. Default: any signature is accepted.
+    /// DynamoDB API: `KEYID:SECRET[,KEYID:SECRET...]`; every request's SigV4 signature must
+    /// verify with the secret of its key id (unknown ids get UnrecognizedClientException, a
+    /// wrong signature InvalidSignatureException). Prefer the environment variable, which
+    /// keeps secrets out of `ps`. Default: any request is accepted (loopback only).
     #[arg(long, env = "REWIND_DYNAMODB_ACCESS_KEYS", value_delimiter = ',')]
     pub dynamodb_access_keys: Vec<String>,
     /// Also serve RESP over TLS on this address (Redis's `--tls-port`), with

@@ -32,6 +32,8 @@ pub enum ServerError {
     UringUnavailable(#[source] std::io::Error),
     #[error("refusing to listen on {0} without a password: set --requirepass, or --no-protected-mode to let anyone who reaches the port in")]
     NotLoopback(std::net::SocketAddr),
+    #[error("--dynamodb-access-keys: {0}")]
+    BadAccessKeys(String),
     #[error("refusing to serve the DynamoDB API on {0} without --dynamodb-access-keys: set them, or --no-protected-mode to let anyone who reaches the port in")]
     DynamoNotLoopback(std::net::SocketAddr),
     #[error(transparent)]
@@ -84,6 +86,7 @@ pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
             return Err(ServerError::NotLoopback(t));
         }
     }
+    parse_access_keys(&args.dynamodb_access_keys)?;
     if let Some(d) = args.dynamodb_listen {
         if !d.ip().is_loopback() && args.dynamodb_access_keys.is_empty() && !args.no_protected_mode
         {
@@ -200,7 +203,7 @@ pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
             let bound = l.local_addr()?;
             let d = Arc::new(crate::dynamo::Dynamo {
                 db: db.clone(),
-                access_keys: args.dynamodb_access_keys.clone(),
+                access_keys: parse_access_keys(&args.dynamodb_access_keys)?,
                 max_connections: args.max_clients,
                 requests: Default::default(),
             });
@@ -210,7 +213,7 @@ pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
                 if args.dynamodb_access_keys.is_empty() {
                     "any access key accepted"
                 } else {
-                    "access key ids checked"
+                    "SigV4 signatures checked"
                 }
             );
             Some(t)
@@ -285,4 +288,20 @@ fn wait_for_signal() -> std::io::Result<()> {
         }
         Ok(())
     })
+}
+
+/// `KEYID:SECRET` pairs; the secret may itself hold ':'.
+fn parse_access_keys(raw: &[String]) -> Result<Vec<(String, String)>, ServerError> {
+    raw.iter()
+        .filter(|k| !k.trim().is_empty())
+        .map(|k| match k.trim().split_once(':') {
+            Some((id, secret)) if !id.is_empty() && !secret.is_empty() => {
+                Ok((id.to_string(), secret.to_string()))
+            }
+            _ => Err(ServerError::BadAccessKeys(format!(
+                "'{}' is not KEYID:SECRET (the secret is needed to check signatures)",
+                k.split(':').next().unwrap_or("")
+            ))),
+        })
+        .collect()
 }

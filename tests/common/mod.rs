@@ -40,22 +40,33 @@ pub fn start(dir: &Path, io: &str, extra: &[&str]) -> Server {
 
 /// Like [`start`], but returns what the server printed if it exits instead of getting ready.
 pub fn try_start(dir: &Path, io: &str, extra: &[&str]) -> Result<Server, String> {
+    try_start_env(dir, io, extra, &[])
+}
+
+/// [`try_start`] with environment variables for the server process alone.
+pub fn try_start_env(
+    dir: &Path,
+    io: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Result<Server, String> {
     let mut args = vec!["--listen", "127.0.0.1:0"];
     match io {
         "mixed" => args.extend(["--io", "auto", "--log-io", "uring"]),
         io => args.extend(["--io", io]),
     }
     args.extend_from_slice(extra);
-    spawn(dir, &args)
+    spawn(dir, &args, env)
 }
 
 /// Starts `rewind serve` with exactly these flags (plus the data directory).
 pub fn start_with(dir: &Path, args: &[&str]) -> Server {
-    spawn(dir, args).unwrap_or_else(|e| panic!("server did not start: {e}"))
+    spawn(dir, args, &[]).unwrap_or_else(|e| panic!("server did not start: {e}"))
 }
 
-fn spawn(dir: &Path, args: &[&str]) -> Result<Server, String> {
+fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Server, String> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rewind"))
+        .envs(env.iter().copied())
         .arg("serve")
         .args(args)
         .arg("--data-dir")

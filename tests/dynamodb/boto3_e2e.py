@@ -3,7 +3,7 @@
 Usage: boto3_e2e.py MODE ENDPOINT [ARGS]
   main ENDPOINT REDIS_TABLE   tables, items, PITR, restores and every error case
   restart ENDPOINT            after a restart: schemas and items are still there
-  auth ENDPOINT GOOD_KEY      only GOOD_KEY's requests are accepted
+  auth ENDPOINT KEY SECRET    only requests signed with KEY's SECRET are accepted
 Exits 3 if boto3 is missing, 1 on the first failed check; prints ALL OK at the end.
 """
 
@@ -23,13 +23,13 @@ PK = "customer"
 SK = "order"
 
 
-def client(endpoint, key="test"):
+def client(endpoint, key="test", secret="secret"):
     return boto3.client(
         "dynamodb",
         endpoint_url=endpoint,
         region_name="us-east-1",
         aws_access_key_id=key,
-        aws_secret_access_key="secret",
+        aws_secret_access_key=secret,
         config=Config(retries={"max_attempts": 1}),
     )
 
@@ -286,10 +286,23 @@ def after_restart(endpoint):
     print("ALL OK")
 
 
-def auth(endpoint, good):
-    assert "TableNames" in client(endpoint, good).list_tables()
-    expect_error("UnrecognizedClientException", lambda: client(endpoint, "intruder").list_tables(),
+def auth(endpoint, good, secret):
+    assert "TableNames" in client(endpoint, good, secret).list_tables()
+    c = client(endpoint, good, secret)
+    table = "signed_" + good
+    c.create_table(TableName=table, KeySchema=[{"AttributeName": PK, "KeyType": "HASH"}],
+                   AttributeDefinitions=[{"AttributeName": PK, "AttributeType": "S"}],
+                   BillingMode="PAY_PER_REQUEST")
+    c.put_item(TableName=table, Item={PK: {"S": "a"}, "v": {"S": "x" * 5000}})
+    assert c.get_item(TableName=table, Key={PK: {"S": "a"}})["Item"]["v"]["S"] == "x" * 5000
+    expect_error("UnrecognizedClientException", lambda: client(endpoint, "intruder", secret).list_tables(),
                  "an access key id not in --dynamodb-access-keys")
+    expect_error("InvalidSignatureException", lambda: client(endpoint, good, secret + "x").list_tables(),
+                 "the right key id with the wrong secret")
+    expect_error("InvalidSignatureException",
+                 lambda: client(endpoint, good, "wrong").put_item(TableName=table, Item={PK: {"S": "b"}}),
+                 "a write signed with the wrong secret")
+    assert "Item" not in c.get_item(TableName=table, Key={PK: {"S": "b"}}), "refused write landed"
     print("ALL OK")
 
 
@@ -301,7 +314,7 @@ if __name__ == "__main__":
         elif mode == "restart":
             after_restart(endpoint)
         elif mode == "auth":
-            auth(endpoint, sys.argv[3])
+            auth(endpoint, sys.argv[3], sys.argv[4])
         else:
             sys.exit(f"unknown mode {mode}")
     except AssertionError as e:
