@@ -67,6 +67,10 @@ enum Command {
         /// Shards of the empty `default` table, if it has to be added.
         #[arg(long, default_value_t = 2)]
         shards: u32,
+        /// Rebuild even when some table directories have no readable metadata (the next start
+        /// moves those to lost+found/; nothing is deleted).
+        #[arg(long)]
+        force: bool,
     },
     /// Check every checksum of one shard's log; exits 1 naming file and offset on damage.
     VerifyShard {
@@ -163,9 +167,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::RecoverCatalog { data_dir, shards } => {
+        Command::RecoverCatalog {
+            data_dir,
+            shards,
+            force,
+        } => {
             let now_us = rewind::log::SystemClock.now_us();
-            match rewind::shard::recover_catalog(&data_dir, shards.max(1), now_us) {
+            match rewind::shard::recover_catalog(&data_dir, shards.max(1), now_us, force) {
                 Ok(r) => {
                     print!("{}", rewind::cli::describe_recovery(&data_dir, &r));
                     ExitCode::SUCCESS

@@ -298,6 +298,16 @@ fn table_metadata_is_written_for_old_data_directories_and_damage_is_reported() {
     std::fs::write(&two, b).unwrap();
     std::fs::remove_file(dir.path().join("catalog")).unwrap();
     let (ok, text) = recover(dir.path());
+    assert!(
+        !ok && text.contains("no readable metadata") && text.contains("--force"),
+        "{text}"
+    );
+    assert!(
+        !dir.path().join("catalog").exists(),
+        "a refused recovery writes nothing"
+    );
+    let data_dir = dir.path().to_str().unwrap();
+    let (ok, text) = rewind(&["recover-catalog", "--force", "--data-dir", data_dir]);
     assert!(ok, "{text}");
     assert!(
         text.contains("not recovered") && text.contains("checksum"),

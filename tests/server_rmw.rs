@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,14 +20,17 @@ fn incr_races_set(seed: u64) -> (usize, usize, usize) {
     let stop = Arc::new(AtomicBool::new(false));
     // (send time, result) of every INCR.
     let incrs: Arc<Mutex<Vec<(Instant, i64)>>> = Arc::default();
+    let count = Arc::new(AtomicUsize::new(0));
     let mut threads = Vec::new();
     for _ in 0..4 {
-        let (mut c, stop, incrs) = (srv.client(), stop.clone(), incrs.clone());
+        let (mut c, stop, incrs, count) =
+            (srv.client(), stop.clone(), incrs.clone(), count.clone());
         threads.push(std::thread::spawn(move || {
             let mut mine = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 let sent = Instant::now();
                 mine.push((sent, c.cmd(&["INCR", "k"]).as_int()));
+                count.fetch_add(1, Ordering::Relaxed);
             }
             incrs.lock().unwrap().extend(mine);
         }));
@@ -36,9 +39,12 @@ fn incr_races_set(seed: u64) -> (usize, usize, usize) {
     let mut sets: Vec<(Instant, i64)> = Vec::new();
     let mut c = srv.client();
     let mut rng = seed;
-    let end = Instant::now() + Duration::from_millis(1500);
-    let mut i = 0;
-    while Instant::now() < end {
+    // At least 1.5 s, and on until enough ran however slow the machine (at most 60 s).
+    let (start, mut i) = (Instant::now(), 0);
+    while start.elapsed() < Duration::from_millis(1500)
+        || (start.elapsed() < Duration::from_secs(60)
+            && (i < 20 || count.load(Ordering::Relaxed) < 200))
+    {
         // xorshift: 0-3 ms between SETs, different for each seed.
         rng ^= rng << 13;
         rng ^= rng >> 7;

@@ -11,8 +11,16 @@ use super::error::LogError;
 /// it makes is fsynced into its parent, so a power cut cannot lose a table directory whose
 /// files were synced.
 pub fn create_private_dir(dir: &Path) -> Result<(), LogError> {
+    let parent_of = |d: &Path| {
+        d.parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf()
+    };
     if dir.is_dir() {
-        return Ok(());
+        // It may have been made by an earlier call whose sync failed, or by a racing one:
+        // make its entry durable all the same.
+        return sync_dir(&parent_of(dir));
     }
     // The missing ancestors, from the outermost down.
     let mut missing = vec![dir];

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 
 use super::record::{RecordBatch, RecordRef};
+use super::writer::Submission;
 
 /// What a read-modify-write does to its key, given the key's current value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,21 +50,33 @@ impl RmwOp {
 /// What a read-modify-write saw and decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RmwOutcome {
-    /// The value it read.
-    pub old: Option<Vec<u8>>,
+    /// Whether the key existed when it was read.
+    pub existed: bool,
     pub decision: RmwDecision,
 }
 
-/// Reads a key's current value on the writer thread: what the shard's map holds, with every
-/// committed block applied.
-pub type ReadHook = Box<dyn FnMut(&[u8]) -> Option<Vec<u8>> + Send>;
+/// Shows a key's current value on the writer thread to `visit` (what the shard's map holds,
+/// every committed block applied), without copying it.
+pub type ReadHook = Box<dyn FnMut(&[u8], &mut dyn FnMut(Option<&[u8]>)) + Send>;
+
+/// Where a key's latest write in the gathered batch is: a put's value as (submission, byte
+/// range in its records), or a delete.
+type Latest = Option<(usize, std::ops::Range<usize>)>;
 
 /// The records of the batch being gathered, by key (last write wins), built the first time
-/// a read-modify-write joins the batch and kept up to date until the batch is committed.
+/// a read-modify-write joins the batch and kept up to date until the batch is committed. It
+/// holds positions in the gathered submissions, never copies of values.
 #[derive(Default)]
 pub(crate) struct Overlay {
     built: bool,
-    latest: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    latest: HashMap<Vec<u8>, Latest>,
+}
+
+/// The byte range of `part` inside `whole` (`part` is a sub-slice of it).
+fn range_in(whole: &[u8], part: &[u8]) -> std::ops::Range<usize> {
+    let start = part.as_ptr() as usize - whole.as_ptr() as usize;
+    debug_assert!(start + part.len() <= whole.len());
+    start..start + part.len()
 }
 
 impl Overlay {
@@ -77,21 +90,23 @@ impl Overlay {
         self.built
     }
 
-    /// Builds the overlay from the records gathered so far.
-    pub fn build<'a>(&mut self, batches: impl Iterator<Item = &'a RecordBatch>) {
+    /// Builds the overlay from the submissions gathered so far.
+    pub fn build(&mut self, gathered: &[Submission]) {
         self.latest.clear();
         self.built = true;
-        for b in batches {
-            self.add(b);
+        for (i, s) in gathered.iter().enumerate() {
+            self.add(i, &s.batch);
         }
     }
 
-    /// Notes a batch that joins after the overlay was built.
-    pub fn add(&mut self, batch: &RecordBatch) {
+    /// Notes submission `index` of the gathered batch, which joined after the overlay was built.
+    pub fn add(&mut self, index: usize, batch: &RecordBatch) {
+        let bytes = batch.bytes();
         for r in batch.iter().flatten() {
             match r {
                 RecordRef::Put { key, value } => {
-                    self.latest.insert(key.to_vec(), Some(value.to_vec()));
+                    self.latest
+                        .insert(key.to_vec(), Some((index, range_in(bytes, value))));
                 }
                 RecordRef::Delete { key } => {
                     self.latest.insert(key.to_vec(), None);
@@ -100,35 +115,64 @@ impl Overlay {
         }
     }
 
-    /// Resolves `ops` in order against the overlay, then `read`; returns the records they
-    /// write and what each saw and decided. The overlay is updated as it goes, so two
-    /// operations on one key see each other.
+    /// Resolves `ops` in order against the gathered batch, then `read`; returns the records
+    /// they write and what each saw and decided. Operations of one submission on one key see
+    /// each other.
     pub fn resolve(
-        &mut self,
+        &self,
         ops: Vec<RmwOp>,
-        mut read: impl FnMut(&[u8]) -> Option<Vec<u8>>,
+        gathered: &[Submission],
+        mut read: Option<&mut ReadHook>,
     ) -> (RecordBatch, Vec<RmwOutcome>) {
         debug_assert!(self.built, "build the overlay first");
         let mut batch = RecordBatch::new();
         let mut outcomes = Vec::with_capacity(ops.len());
+        // This submission's own writes so far: positions in `batch`.
+        let mut own: HashMap<Vec<u8>, Option<std::ops::Range<usize>>> = HashMap::new();
         for op in ops {
-            let old = match self.latest.get(&op.key) {
-                Some(v) => v.clone(),
-                None => read(&op.key),
+            let mut decide = Some(op.decide);
+            let mut outcome = None;
+            let mut run = |cur: Option<&[u8]>| {
+                if let Some(d) = decide.take() {
+                    outcome = Some(RmwOutcome {
+                        existed: cur.is_some(),
+                        decision: d(cur),
+                    });
+                }
             };
-            let decision = (op.decide)(old.as_deref());
-            match &decision {
+            match own.get(&op.key) {
+                Some(Some(r)) => run(Some(&batch.bytes()[r.clone()])),
+                Some(None) => run(None),
+                None => match self.latest.get(&op.key) {
+                    Some(Some((i, r))) => run(Some(&gathered[*i].batch.bytes()[r.clone()])),
+                    Some(None) => run(None),
+                    None => match read.as_mut() {
+                        Some(read) => read(&op.key, &mut run),
+                        None => run(None),
+                    },
+                },
+            }
+            let outcome = match outcome {
+                Some(o) => o,
+                // A reader that never showed the value: decide as if the key were absent.
+                None => RmwOutcome {
+                    existed: false,
+                    decision: (decide.take().expect("not run"))(None),
+                },
+            };
+            match &outcome.decision {
                 RmwDecision::Put(v) => {
                     batch.put(&op.key, v);
-                    self.latest.insert(op.key, Some(v.clone()));
+                    let end = batch.bytes().len();
+                    own.insert(op.key, Some(end - v.len()..end));
                 }
                 RmwDecision::Delete => {
                     batch.delete(&op.key);
-                    self.latest.insert(op.key, None);
+                    own.insert(op.key, None);
                 }
                 RmwDecision::Keep | RmwDecision::Fail(_) => {}
             }
-            outcomes.push(RmwOutcome { old, decision });
+            outcomes.push(outcome);
         }
         (batch, outcomes)
     }
@@ -137,6 +181,7 @@ impl Overlay {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::log::writer::Ack;
 
     fn add(n: i64) -> RmwOp {
         RmwOp::new(b"k", move |cur| {
@@ -145,42 +190,60 @@ mod tests {
         })
     }
 
+    fn submission(batch: RecordBatch) -> Submission {
+        let (tx, _rx) = tokio::sync::oneshot::channel();
+        Submission {
+            batch,
+            ack: Ack::Plain(tx),
+        }
+    }
+
+    fn map_holding(v: &'static [u8]) -> ReadHook {
+        Box::new(move |_, visit| visit(Some(v)))
+    }
+
     #[test]
     fn operations_see_the_batch_before_them_then_the_map() {
         let mut earlier = RecordBatch::new();
+        earlier.put(b"other", b"x");
         earlier.put(b"k", b"10");
+        let mut gathered = vec![submission(earlier)];
         let mut o = Overlay::default();
-        o.build([&earlier].into_iter());
-        let map = |_: &[u8]| Some(b"1000".to_vec());
-        let (batch, out) = o.resolve(vec![add(1), add(2)], map);
-        assert_eq!(out[0].old.as_deref(), Some(&b"10"[..]));
+        o.build(&gathered);
+        let mut map = map_holding(b"1000");
+        let (batch, out) = o.resolve(vec![add(1), add(2)], &gathered, Some(&mut map));
+        assert!(out[0].existed);
+        assert_eq!(out[0].decision, RmwDecision::Put(b"11".to_vec()));
         assert_eq!(out[1].decision, RmwDecision::Put(b"13".to_vec()));
         assert_eq!(batch.len(), 2);
+        o.add(1, &batch);
+        gathered.push(submission(batch));
         // A later plain write joins the overlay.
         let mut later = RecordBatch::new();
         later.delete(b"k");
-        o.add(&later);
-        let (_, out) = o.resolve(vec![add(5)], map);
-        assert_eq!(
-            (out[0].old.clone(), out[0].decision.clone()),
-            (None, RmwDecision::Put(b"5".to_vec()))
-        );
+        o.add(2, &later);
+        gathered.push(submission(later));
+        let (_, out) = o.resolve(vec![add(5)], &gathered, Some(&mut map));
+        assert!(!out[0].existed);
+        assert_eq!(out[0].decision, RmwDecision::Put(b"5".to_vec()));
         // Once the batch is committed, the map is the truth.
         o.clear();
-        o.build(std::iter::empty());
-        let (_, out) = o.resolve(vec![add(1)], map);
+        o.build(&[]);
+        let (_, out) = o.resolve(vec![add(1)], &[], Some(&mut map));
         assert_eq!(out[0].decision, RmwDecision::Put(b"1001".to_vec()));
+        let (_, out) = o.resolve(vec![add(1)], &[], None);
+        assert_eq!(out[0].decision, RmwDecision::Put(b"1".to_vec()));
     }
 
     #[test]
     fn keep_and_fail_log_nothing() {
         let mut o = Overlay::default();
-        o.build(std::iter::empty());
+        o.build(&[]);
         let ops = vec![
             RmwOp::new(b"a", |_| RmwDecision::Keep),
             RmwOp::new(b"b", |_| RmwDecision::Fail("ERR no".into())),
         ];
-        let (batch, out) = o.resolve(ops, |_| None);
+        let (batch, out) = o.resolve(ops, &[], None);
         assert!(batch.is_empty());
         assert_eq!(out[1].decision, RmwDecision::Fail("ERR no".into()));
     }

@@ -100,7 +100,21 @@ impl WriterThread {
             let mut next = Some(first);
             while let Some(m) = next.take() {
                 let m = match m {
-                    Msg::Rmw(r) => Msg::Append(self.resolve(&batch, r)),
+                    // Resolved only where it will be committed: with room in this block, or
+                    // first in the next one (after this one's commit, which it may read).
+                    Msg::Rmw(r) if !batch.is_empty() && bytes as u64 >= MAX_BLOCK_PAYLOAD / 2 => {
+                        carry = Some(Msg::Rmw(r));
+                        break;
+                    }
+                    Msg::Rmw(r) => match self.resolve(&batch, r) {
+                        Some(s) => Msg::Append(s),
+                        None => {
+                            if bytes < self.config.max_batch_bytes {
+                                next = rx.try_recv().ok();
+                            }
+                            continue;
+                        }
+                    },
                     m => m,
                 };
                 match m {
@@ -112,7 +126,7 @@ impl WriterThread {
                         }
                         bytes += len;
                         if self.overlay.is_built() {
-                            self.overlay.add(&s.batch);
+                            self.overlay.add(batch.len(), &s.batch);
                         }
                         batch.push(s);
                     }
@@ -163,19 +177,25 @@ impl WriterThread {
     }
 
     /// Resolves read-modify-writes against everything submitted before them: the map, with
-    /// the gathered batch laid over it.
-    fn resolve(&mut self, gathered: &[Submission], r: RmwSubmission) -> Submission {
+    /// the gathered batch laid over it. `None` when they were refused (answered already):
+    /// what they would write is over half a block.
+    fn resolve(&mut self, gathered: &[Submission], r: RmwSubmission) -> Option<Submission> {
         if !self.overlay.is_built() {
-            self.overlay.build(gathered.iter().map(|s| &s.batch));
+            self.overlay.build(gathered);
         }
-        let reader = &mut self.reader;
-        let (records, outcomes) = self
-            .overlay
-            .resolve(r.ops, |key| reader.as_mut().and_then(|read| read(key)));
-        Submission {
+        let (records, outcomes) = self.overlay.resolve(r.ops, gathered, self.reader.as_mut());
+        let size = records.bytes().len() as u64;
+        if size > MAX_BLOCK_PAYLOAD / 2 {
+            let _ = r.ack.send(Err(CommitError::TooLarge {
+                size,
+                limit: MAX_BLOCK_PAYLOAD / 2,
+            }));
+            return None;
+        }
+        Some(Submission {
             batch: records,
             ack: Ack::Rmw(r.ack, outcomes),
-        }
+        })
     }
 
     fn commit(&mut self, batch: &mut Vec<Submission>) {

@@ -74,6 +74,13 @@ pub fn parse_frame_resumable(
     spans: &mut Vec<(usize, usize)>,
     resume: &mut Resume,
 ) -> Result<Option<usize>, ProtocolError> {
+    // A resume state that does not fit this buffer (a caller that lost track of the frame)
+    // is dropped: the frame is parsed from its start.
+    if resume.active
+        && (buf.first() != Some(&b'*') || resume.pos > buf.len() || spans.len() != resume.done)
+    {
+        *resume = Resume::default();
+    }
     if !resume.active {
         spans.clear();
     }
@@ -122,7 +129,6 @@ fn check_multibulk(
     // Headers are at most a sign, 20 digits and CRLF.
     const MAX_HEADER: usize = 24;
     let (count, first, mut pos, mut total) = if resume.active {
-        debug_assert_eq!(spans.len(), resume.done, "spans kept between calls");
         (resume.count, resume.done, resume.pos, resume.total)
     } else {
         let Some(end) = line_end(buf, 1, MAX_HEADER)? else {

@@ -4,18 +4,15 @@
 //! <data-dir>/LOCK                               flock + pid of the holder
 //! <data-dir>/catalog                            table names, ids, settings (atomic replace)
 //! <data-dir>/tables/<table-id>/shard-<k>/*.seg  each shard's log
-//! ```
-//!
-//! <data-dir>/tables/<table-id>/table.meta        the table's own catalog entry
+//! <data-dir>/tables/<table-id>/table.meta       the table's own catalog entry
 //! <data-dir>/lost+found/                        table directories no catalog names
 //! ```
 //!
 //! Creating a table makes its directory first and names it in the catalog second; dropping
 //! removes it from the catalog first and deletes files second. A crash between the two steps
 //! leaves a directory no catalog entry names, which the next start moves to `lost+found/`
-//! (see `startup.rs`: start-up never deletes table data).
-//!
-//! ```text
+//! (see `startup.rs`: start-up never deletes table data). A table's `table.meta` is written
+//! before the catalog that changes its entry, so the catalog is never ahead of it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -87,7 +84,15 @@ impl Db {
         let tables_dir = dir.join("tables");
         mkdir(&tables_dir)?;
         sync_dir(dir)?;
-        startup::move_orphans_aside(dir, &catalog, clock.now_us())?;
+        let mut catalog = catalog;
+        let set_aside = startup::move_orphans_aside(dir, &catalog, clock.now_us())?;
+        // Ids are never reused, not even those of directories set aside.
+        if let Some(&max) = set_aside.iter().max() {
+            if max >= catalog.next_table_id {
+                catalog.next_table_id = max + 1;
+                write_atomic(&catalog_path, &catalog::encode(&catalog))?;
+            }
+        }
         let mut summary = OpenSummary::default();
         let mut tables = HashMap::new();
         // Dropped tables keep only their files; restoring ones are resumed by `resume_restores`.
@@ -162,17 +167,18 @@ impl Db {
         if let Some(e) = crate::log::failpoint::catalog_fault() {
             return Err(crate::log::LogError::io(self.dir.join("catalog.tmp"), e).into());
         }
-        write_atomic(&self.dir.join("catalog"), &catalog::encode(c))?;
-        // Then each changed table's own copy of its entry, for `recover-catalog`.
+        // First each changed table's own copy of its entry (what `recover-catalog` reads), so
+        // the catalog is never ahead of it; a failure there fails the change.
         let mut known = self.table_files.lock().expect("table files lock");
         known.retain(|id, _| c.tables.iter().any(|t| t.id == *id));
         for meta in &c.tables {
-            if startup::write_table_file_if_changed(&self.dir, meta, known.get(&meta.id)) {
+            if startup::write_table_file_if_changed(&self.dir, meta, known.get(&meta.id))? {
                 known.insert(meta.id, meta.clone());
             } else {
                 known.remove(&meta.id);
             }
         }
+        write_atomic(&self.dir.join("catalog"), &catalog::encode(c))?;
         Ok(())
     }
 

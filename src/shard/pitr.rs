@@ -356,7 +356,13 @@ impl Db {
     fn record_failed_restore(&self, spec: &RestoreSpec, meta: &TableMeta, why: &str) {
         let mut catalog = self.catalog.lock().unwrap_or_else(|e| e.into_inner());
         let mut next = catalog.clone();
-        if let Some(entry) = next.tables.iter_mut().find(|t| t.id == meta.id) {
+        // Only a target still being restored: a panic after it became ACTIVE (or was
+        // dropped) must not touch a table that is being served.
+        let entry = next
+            .tables
+            .iter_mut()
+            .find(|t| t.id == meta.id && t.status == TableStatus::Restoring);
+        if let Some(entry) = entry {
             entry.status = TableStatus::Failed;
             let _ = std::fs::remove_dir_all(&spec.target_dir);
             if let Err(e) = self.save_catalog(&next) {

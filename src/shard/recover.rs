@@ -24,8 +24,15 @@ pub struct Recovered {
 }
 
 /// Rebuilds `<dir>/catalog` from `tables/*/table.meta`. Refuses while another process holds
-/// the directory, and when the catalog is present and readable (nothing to recover).
-pub fn recover_catalog(dir: &Path, shards: u32, now_us: u64) -> Result<Recovered, DbError> {
+/// the directory, when the catalog is present and readable (nothing to recover), and, unless
+/// `force`, when a table directory has no readable metadata (the next start would set it
+/// aside).
+pub fn recover_catalog(
+    dir: &Path,
+    shards: u32,
+    now_us: u64,
+    force: bool,
+) -> Result<Recovered, DbError> {
     let _lock = DirLock::acquire(dir)?;
     let path = dir.join("catalog");
     let mut damaged_kept = None;
@@ -38,13 +45,7 @@ pub fn recover_catalog(dir: &Path, shards: u32, now_us: u64) -> Result<Recovered
                     c.tables.len()
                 )))
             }
-            Err(e) => {
-                let keep = dir.join(format!("catalog.damaged-{now_us}"));
-                std::fs::rename(&path, &keep).map_err(|e| DbError::io(&path, e))?;
-                sync_dir(dir)?;
-                tracing::warn!("{} is damaged ({e}); kept as {}", path.display(), keep.display());
-                damaged_kept = Some(keep);
-            }
+            Err(e) => damaged_kept = Some((dir.join(format!("catalog.damaged-{now_us}")), e)),
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(DbError::io(&path, e)),
@@ -58,7 +59,10 @@ pub fn recover_catalog(dir: &Path, shards: u32, now_us: u64) -> Result<Recovered
         };
         max_id = max_id.max(id);
         match read_table_file(&tdir) {
-            Ok(Some(m)) if m.id == id => tables.push(m),
+            Ok(Some(m)) if m.id == id => {
+                max_id = max_id.max(m.restore_source_id);
+                tables.push(m)
+            }
             Ok(Some(m)) => skipped.push((
                 tdir,
                 format!("its {TABLE_FILE} names table id {}, not {id}", m.id),
@@ -76,6 +80,17 @@ pub fn recover_catalog(dir: &Path, shards: u32, now_us: u64) -> Result<Recovered
         {
             max_id = max_id.max(id);
         }
+    }
+    if !skipped.is_empty() && !force {
+        let list: Vec<String> = skipped
+            .iter()
+            .map(|(p, why)| format!("{} ({why})", p.display()))
+            .collect();
+        return Err(DbError::Recover(format!(
+            "{} table directories have no readable metadata: {}. Nothing was changed. Run again with --force to rebuild the catalog without them (the next start then moves them to {LOST_AND_FOUND}/, deleting nothing)",
+            skipped.len(),
+            list.join("; ")
+        )));
     }
     tables.sort_by_key(|t| t.id);
     for (i, a) in tables.iter().enumerate() {
@@ -103,6 +118,19 @@ pub fn recover_catalog(dir: &Path, shards: u32, now_us: u64) -> Result<Recovered
     if added_default {
         c.add(DEFAULT_TABLE, shards, now_us);
     }
+    let damaged_kept = match damaged_kept {
+        Some((keep, why)) => {
+            std::fs::rename(&path, &keep).map_err(|e| DbError::io(&path, e))?;
+            sync_dir(dir)?;
+            tracing::warn!(
+                "{} is damaged ({why}); kept as {}",
+                path.display(),
+                keep.display()
+            );
+            Some(keep)
+        }
+        None => None,
+    };
     write_atomic(&path, &catalog::encode(&c))?;
     Ok(Recovered {
         tables: c.tables,

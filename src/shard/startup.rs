@@ -61,12 +61,8 @@ pub fn table_dirs(tables_dir: &Path) -> Result<Vec<(String, PathBuf)>, DbError> 
     Ok(out)
 }
 
-/// Moves table directories that no catalog entry names to `lost+found/`; returns what moved.
-pub fn move_orphans_aside(
-    dir: &Path,
-    catalog: &Catalog,
-    now_us: u64,
-) -> Result<Vec<PathBuf>, DbError> {
+/// Moves table directories that no catalog entry names to `lost+found/`; returns their ids.
+pub fn move_orphans_aside(dir: &Path, catalog: &Catalog, now_us: u64) -> Result<Vec<u64>, DbError> {
     let tables_dir = dir.join("tables");
     let mut moved = Vec::new();
     for (name, path) in table_dirs(&tables_dir)? {
@@ -92,53 +88,48 @@ pub fn move_orphans_aside(
             path.display(),
             to.display()
         );
-        moved.push(to);
+        moved.push(id);
     }
     Ok(moved)
 }
 
 /// Writes `table.meta` for every catalog entry whose directory exists and whose file is
-/// missing, unreadable or different. Returns the entries now on disk.
+/// missing, unreadable or different (a data directory from before the file existed gets
+/// them here). Returns the entries now on disk; a failure is logged and retried on the next
+/// change of that table and at the next start.
 pub fn sync_table_files(dir: &Path, catalog: &Catalog) -> Vec<TableMeta> {
     let mut on_disk = Vec::new();
     for meta in &catalog.tables {
-        if write_table_file_if_changed(dir, meta, None) {
-            on_disk.push(meta.clone());
+        match write_table_file_if_changed(dir, meta, None) {
+            Ok(true) => on_disk.push(meta.clone()),
+            Ok(false) => {}
+            Err(e) => tracing::error!("{e} (the catalog still holds this table)"),
         }
     }
     on_disk
 }
 
-/// Writes `tables/<id>/table.meta` unless the directory is missing or the file already holds
-/// `meta` (`known`: what was last written, when the caller knows). Returns whether the file
-/// now holds `meta`. A failure is logged: the catalog stays the authority meanwhile.
+/// Writes `tables/<id>/table.meta` unless the directory is missing (`Ok(false)`) or the file
+/// already holds `meta` (`known`: what was last written, when the caller knows).
 pub fn write_table_file_if_changed(
     dir: &Path,
     meta: &TableMeta,
     known: Option<&TableMeta>,
-) -> bool {
+) -> Result<bool, DbError> {
     let tdir = dir.join("tables").join(meta.id.to_string());
     if known == Some(meta) {
-        return true;
+        return Ok(true);
     }
     if !tdir.is_dir() {
-        return false;
+        return Ok(false);
     }
     if known.is_none() {
         if let Ok(Some(m)) = read_table_file(&tdir) {
             if &m == meta {
-                return true;
+                return Ok(true);
             }
         }
     }
-    match write_atomic(&tdir.join(TABLE_FILE), &encode_table_file(meta)) {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::error!(
-                "could not write {}: {e} (the catalog still holds it; retried on the next change and at start-up)",
-                tdir.join(TABLE_FILE).display()
-            );
-            false
-        }
-    }
+    write_atomic(&tdir.join(TABLE_FILE), &encode_table_file(meta))?;
+    Ok(true)
 }

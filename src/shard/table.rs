@@ -213,7 +213,10 @@ fn open_shard(
     });
     // Read-modify-writes read the applied state on the writer thread, in commit order.
     let read_map = map.clone();
-    let reader: ReadHook = Box::new(move |key| read_map.get(key).map(|v| v.to_vec()));
+    let reader: ReadHook = Box::new(move |key, visit| match read_map.get(key) {
+        Some(v) => visit(Some(&v)),
+        None => visit(None),
+    });
     let (log, report) = ShardLog::open_with_reader(lc, clock, Some(hook), Some(reader))?;
     applied.seq.store(report.next_seq - 1, Ordering::Release);
     applied.us.store(report.last_commit_us, Ordering::Release);

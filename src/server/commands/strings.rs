@@ -109,7 +109,7 @@ async fn del(conn: &mut Conn<'_>, args: &[&[u8]]) -> Result<(), String> {
         })
         .collect();
     let outcomes = run_rmw(conn, ops).await?;
-    let count = outcomes.iter().filter(|o| o.old.is_some()).count();
+    let count = outcomes.iter().filter(|o| o.existed).count();
     conn.reply().int(count as i64);
     Ok(())
 }
