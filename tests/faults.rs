@@ -375,3 +375,36 @@ fn a_restore_worker_that_panics_marks_the_target_failed() {
     let r = c.cmd(&["PITR.RESTORE", "default", "copy2", "LATEST", "SYNC"]);
     assert_eq!(r.field("status"), Value::bulk("ACTIVE"), "{r:?}");
 }
+
+/// With one net thread and every catalog save slowed to 5 s, a client whose TABLE.CREATE is
+/// waiting on the disk does not hold up another client on the same thread: its PING is
+/// answered while the CREATE is still pending (before, the save ran on the net thread).
+#[test]
+fn a_slow_catalog_save_does_not_stall_the_net_thread() {
+    use std::io::{Read, Write};
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    std::env::set_var("REWIND_FAILPOINTS", "catalog_delay_ms=5000");
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(dir.path(), "auto", &["--net-threads", "1"]);
+    std::env::remove_var("REWIND_FAILPOINTS");
+    let mut a = std::net::TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
+    a.write_all(b"*2\r\n$12\r\nTABLE.CREATE\r\n$4\r\nslow\r\n")
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut b = srv.client();
+    assert_eq!(b.cmd(&["PING"]), Value::Simple("PONG".into()));
+    assert_eq!(b.cmd(&["GET", "x"]), Value::Null);
+    // The CREATE has not been answered yet ...
+    a.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 64];
+    match a.read(&mut buf) {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the CREATE was answered before the PING: {other:?}"),
+    }
+    // ... and then is, once the slow save is done.
+    a.set_nonblocking(false).unwrap();
+    a.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let n = a.read(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"+OK\r\n");
+}

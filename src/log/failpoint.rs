@@ -13,6 +13,7 @@ static CHECKPOINT_EIO: AtomicU32 = AtomicU32::new(0);
 static CATALOG_EIO: AtomicU32 = AtomicU32::new(0);
 static RESTORE_DELAY_US: AtomicU32 = AtomicU32::new(0);
 static RESTORE_PANIC: AtomicU32 = AtomicU32::new(0);
+static CATALOG_DELAY_MS: AtomicU32 = AtomicU32::new(0);
 
 /// The next `n` log writes fail with ENOSPC.
 pub fn arm_write_enospc(n: u32) {
@@ -100,6 +101,19 @@ pub fn checkpoint_fault() -> Option<io::Error> {
     take(&CHECKPOINT_EIO).then(|| io::Error::from_raw_os_error(libc::EIO))
 }
 
+/// Every catalog save first waits `ms` milliseconds (0: off): a slow disk, to show that the
+/// net threads do not wait for it.
+pub fn arm_catalog_delay_ms(ms: u32) {
+    CATALOG_DELAY_MS.store(ms, Ordering::SeqCst);
+}
+
+pub fn catalog_delay() {
+    let ms = CATALOG_DELAY_MS.load(Ordering::Relaxed);
+    if ms > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(u64::from(ms)));
+    }
+}
+
 pub fn catalog_fault() -> Option<io::Error> {
     take(&CATALOG_EIO).then(|| io::Error::from_raw_os_error(libc::EIO))
 }
@@ -122,6 +136,7 @@ pub fn arm_from_env() {
             "catalog_eio" => arm_catalog_eio(n),
             "restore_delay_us" => arm_restore_delay_us(n),
             "restore_panic" => arm_restore_panic(n),
+            "catalog_delay_ms" => arm_catalog_delay_ms(n),
             other => eprintln!("unknown failpoint {other:?}"),
         }
     }

@@ -140,7 +140,7 @@ impl<'s> Conn<'s> {
                 self.pending.replies.push((Deferred::Ready(start, end), 0));
             }
             Kind::Read => commands::exec_read(self, spec.name, args),
-            Kind::Table => commands::exec_table(self, spec.name, args),
+            Kind::Table => commands::exec_table(self, spec.name, args).await,
             Kind::Admin => commands::exec_admin(self, spec.name, args),
             Kind::Pitr => commands::exec_pitr(self, spec.name, args).await,
         }

@@ -1,5 +1,6 @@
 //! `rewind serve`: the Redis-protocol server.
 
+mod blocking;
 mod commands;
 mod config;
 mod conn;

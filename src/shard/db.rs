@@ -42,6 +42,8 @@ pub struct Db {
     pub(super) failures: Mutex<HashMap<String, String>>,
     /// Held (read) by restores while they read a table's history, (write) by retention.
     pub(super) history: RwLock<()>,
+    /// What [`Db::refresh_disk_bytes`] last counted.
+    pub(super) disk_bytes: std::sync::atomic::AtomicU64,
     /// The `table.meta` entries known to be on disk, by table id.
     pub(super) table_files: Mutex<HashMap<u64, TableMeta>>,
     _lock: DirLock,
@@ -116,21 +118,21 @@ impl Db {
             .into_iter()
             .map(|m| (m.id, m))
             .collect();
-        Ok((
-            Db {
-                dir: dir.to_path_buf(),
-                cfg,
-                clock,
-                catalog: Mutex::new(catalog),
-                tables: RwLock::new(tables),
-                restores: Mutex::new(HashMap::new()),
-                failures: Mutex::new(HashMap::new()),
-                history: RwLock::new(()),
-                table_files: Mutex::new(table_files),
-                _lock: lock,
-            },
-            summary,
-        ))
+        let db = Db {
+            dir: dir.to_path_buf(),
+            cfg,
+            clock,
+            catalog: Mutex::new(catalog),
+            tables: RwLock::new(tables),
+            restores: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
+            history: RwLock::new(()),
+            table_files: Mutex::new(table_files),
+            disk_bytes: Default::default(),
+            _lock: lock,
+        };
+        db.refresh_disk_bytes();
+        Ok((db, summary))
     }
 
     pub fn table(&self, name: &str) -> Option<Arc<Table>> {
@@ -163,6 +165,8 @@ impl Db {
     }
 
     pub(super) fn save_catalog(&self, c: &Catalog) -> Result<(), DbError> {
+        #[cfg(feature = "failpoints")]
+        crate::log::failpoint::catalog_delay();
         #[cfg(feature = "failpoints")]
         if let Some(e) = crate::log::failpoint::catalog_fault() {
             return Err(crate::log::LogError::io(self.dir.join("catalog.tmp"), e).into());
@@ -274,8 +278,14 @@ impl Db {
         sum
     }
 
-    /// Bytes of segment and index files under the data directory.
+    /// Bytes of the files under `tables/`, as the last maintenance pass (or start-up) counted
+    /// them: `INFO` reads this without walking the directory on a net thread.
     pub fn log_bytes_on_disk(&self) -> u64 {
+        self.disk_bytes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Walks `tables/` and keeps the total for [`Db::log_bytes_on_disk`].
+    pub fn refresh_disk_bytes(&self) {
         fn walk(p: &Path) -> u64 {
             let Ok(rd) = std::fs::read_dir(p) else {
                 return 0;
@@ -288,7 +298,9 @@ impl Db {
                 })
                 .sum()
         }
-        walk(&self.dir.join("tables"))
+        let n = walk(&self.dir.join("tables"));
+        self.disk_bytes
+            .store(n, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

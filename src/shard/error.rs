@@ -47,6 +47,8 @@ pub enum DbError {
     BadPeriod(u64),
     #[error("{0}")]
     BadTime(String),
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl DbError {

@@ -60,6 +60,8 @@ impl Db {
     pub fn maintain(&self) -> Result<MaintainReport, DbError> {
         let now = self.clock.now_us();
         let mut report = MaintainReport::default();
+        // INFO reports this figure; the walk runs here, off the net threads.
+        self.refresh_disk_bytes();
         for table in self.tables() {
             for k in 0..table.shards.len() {
                 let sh = &table.shards[k];

@@ -1,5 +1,6 @@
 //! `PITR.*` commands: continuous backups and point-in-time restores.
 
+use super::super::blocking::off_net_thread;
 use super::super::conn::Conn;
 use crate::restore::{format_time, parse_time};
 use crate::shard::{DbError, RestoreAt, MAX_DAYS};
@@ -10,12 +11,14 @@ fn text(b: &[u8]) -> String {
 
 pub async fn exec_pitr(conn: &mut Conn<'_>, name: &str, args: &[&[u8]]) {
     let result = match name {
-        "pitr.enable" => enable(conn, args),
-        "pitr.disable" => conn
-            .state
-            .db
-            .pitr_disable(args[1])
-            .map(|_| conn.reply().ok()),
+        "pitr.enable" => enable(conn, args).await,
+        "pitr.disable" => {
+            let (db, table) = (conn.state.db.clone(), args[1].to_vec());
+            match off_net_thread(move || db.pitr_disable(&table)).await {
+                Ok(r) => r.map(|_| conn.reply().ok()),
+                Err(why) => Err(DbError::Internal(why)),
+            }
+        }
         "pitr.describe" => describe(conn, &text(args[1])),
         "pitr.restore" => restore(conn, args).await,
         other => unreachable!("{other} is not a PITR command"),
@@ -27,7 +30,7 @@ pub async fn exec_pitr(conn: &mut Conn<'_>, name: &str, args: &[&[u8]]) {
 }
 
 /// `PITR.ENABLE name [DAYS n]`.
-fn enable(conn: &mut Conn<'_>, args: &[&[u8]]) -> Result<(), DbError> {
+async fn enable(conn: &mut Conn<'_>, args: &[&[u8]]) -> Result<(), DbError> {
     let days = match args {
         [_, _] => MAX_DAYS,
         [_, _, opt, n] if opt.eq_ignore_ascii_case(b"DAYS") => {
@@ -35,7 +38,10 @@ fn enable(conn: &mut Conn<'_>, args: &[&[u8]]) -> Result<(), DbError> {
         }
         _ => return Err(DbError::BadTime("syntax: PITR.ENABLE name [DAYS n]".into())),
     };
-    conn.state.db.pitr_enable(args[1], days)?;
+    let (db, table) = (conn.state.db.clone(), args[1].to_vec());
+    off_net_thread(move || db.pitr_enable(&table, days))
+        .await
+        .map_err(DbError::Internal)??;
     conn.reply().ok();
     Ok(())
 }
@@ -97,8 +103,11 @@ async fn restore(conn: &mut Conn<'_>, args: &[&[u8]]) -> Result<(), DbError> {
         [s] if s.eq_ignore_ascii_case(b"SYNC") => true,
         _ => return Err(syntax()),
     };
-    let db = conn.state.db.clone();
-    let handle = db.begin_restore(&text(args[1]), args[2], at)?;
+    // Saving the target in the catalog fsyncs: off the net thread.
+    let (db, source, target) = (conn.state.db.clone(), text(args[1]), args[2].to_vec());
+    let handle = off_net_thread(move || db.begin_restore(&source, &target, at))
+        .await
+        .map_err(DbError::Internal)??;
     let target = text(args[2]);
     let at_us = handle.progress.at_us;
     let mut outcome = None;

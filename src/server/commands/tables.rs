@@ -1,5 +1,6 @@
 //! `TABLE.*` commands.
 
+use super::super::blocking::off_net_thread;
 use super::super::conn::Conn;
 use crate::restore::format_time;
 use crate::shard::{Db, DbError};
@@ -67,11 +68,26 @@ fn describe(db: &Db, name: &str) -> Result<Vec<(&'static str, Field)>, DbError> 
     Ok(f)
 }
 
-pub fn exec_table(conn: &mut Conn<'_>, name: &str, args: &[&[u8]]) {
+pub async fn exec_table(conn: &mut Conn<'_>, name: &str, args: &[&[u8]]) {
     let db = conn.state.db.clone();
     let result: Result<(), DbError> = match name {
-        "table.create" => db.create_table(args[1]).map(|_| conn.reply().ok()),
-        "table.drop" => db.drop_table(args[1]).map(|_| conn.reply().ok()),
+        // Both fsync the catalog; a drop also joins the table's writer threads and deletes
+        // its files: off the net thread.
+        "table.create" | "table.drop" => {
+            let (create, arg) = (name == "table.create", args[1].to_vec());
+            let r = off_net_thread(move || {
+                if create {
+                    db.create_table(&arg).map(drop)
+                } else {
+                    db.drop_table(&arg)
+                }
+            })
+            .await;
+            match r {
+                Ok(r) => r.map(|()| conn.reply().ok()),
+                Err(why) => return conn.error(&format!("ERR {why}")),
+            }
+        }
         "table.list" => {
             let names = db.table_names();
             let mut w = conn.reply();
