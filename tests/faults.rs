@@ -408,3 +408,45 @@ fn a_slow_catalog_save_does_not_stall_the_net_thread() {
     let n = a.read(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"+OK\r\n");
 }
+
+/// An io_uring submit that fails leaves its entries in the ring, pointing into a buffer the
+/// writer reuses. The engine is then never used again: the shard's log is poisoned (no
+/// further acknowledgement), and a restart recovers exactly what was acknowledged.
+#[test]
+fn a_failed_io_uring_submit_poisons_the_shard_until_restart() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), IoMode::Uring);
+    log.append(put(0)).unwrap();
+    rewind::log::failpoint::arm_uring_submit_eio(1);
+    match log.append(put(1)) {
+        Err(CommitError::Poisoned(e)) => {
+            assert!(e.to_string().contains("io_uring"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+    for i in 2..4 {
+        assert!(
+            matches!(log.append(put(i)), Err(CommitError::Poisoned(_))),
+            "a write after the failed submit was acknowledged"
+        );
+    }
+    log.close();
+    let log = open(dir.path(), IoMode::Uring);
+    let ok = log.append(put(9)).unwrap();
+    log.close();
+    let mut keys = Vec::new();
+    scan_shard(dir.path(), 1, 0, ScanRange::ALL, |_, _, r| {
+        keys.push(r.key().to_vec())
+    })
+    .unwrap();
+    assert_eq!(keys.first(), Some(&b"k0".to_vec()));
+    assert_eq!(keys.last(), Some(&b"k9".to_vec()));
+    for k in [&b"k2"[..], b"k3"] {
+        assert!(
+            !keys.contains(&k.to_vec()),
+            "a refused write reached the log"
+        );
+    }
+    assert!(ok.first_seq >= 2);
+}

@@ -189,7 +189,15 @@ pub struct CheckpointWriter {
     batch: RecordBatch,
     first: u64,
     count: u64,
+    /// Bytes written since the last `sync_data`.
+    unsynced: u64,
 }
+
+/// A checkpoint syncs its file every this many bytes as it goes. Left to the end, a large
+/// checkpoint's dirty pages pile up, and on ext4 (data=ordered) the log's next `fdatasync`
+/// can wait for their writeback: SETs stall behind a background task. Measured in
+/// docs/BENCHMARKS.md ("Checkpoints and tail latency").
+pub const CHECKPOINT_SYNC_EVERY_BYTES: u64 = 8 << 20;
 
 impl CheckpointWriter {
     pub fn create(
@@ -225,6 +233,7 @@ impl CheckpointWriter {
             batch: RecordBatch::new(),
             first: 1,
             count: 0,
+            unsynced: 0,
         })
     }
 
@@ -252,11 +261,16 @@ impl CheckpointWriter {
             )
             .map_err(|e| LogError::io(&self.tmp, e))?;
         let tmp = self.tmp.clone();
-        self.out
-            .as_mut()
-            .expect("writer is open until finish")
-            .write_all(block)
-            .map_err(|e| LogError::io(&tmp, e))?;
+        let len = block.len() as u64;
+        let out = self.out.as_mut().expect("writer is open until finish");
+        out.write_all(block).map_err(|e| LogError::io(&tmp, e))?;
+        self.unsynced += len;
+        if self.unsynced >= CHECKPOINT_SYNC_EVERY_BYTES {
+            out.flush()
+                .and_then(|_| out.get_ref().sync_data())
+                .map_err(|e| LogError::io(&tmp, e))?;
+            self.unsynced = 0;
+        }
         self.first = self.count + 1;
         self.batch = RecordBatch::new();
         Ok(())

@@ -14,6 +14,7 @@ static CATALOG_EIO: AtomicU32 = AtomicU32::new(0);
 static RESTORE_DELAY_US: AtomicU32 = AtomicU32::new(0);
 static RESTORE_PANIC: AtomicU32 = AtomicU32::new(0);
 static CATALOG_DELAY_MS: AtomicU32 = AtomicU32::new(0);
+static URING_SUBMIT_EIO: AtomicU32 = AtomicU32::new(0);
 
 /// The next `n` log writes fail with ENOSPC.
 pub fn arm_write_enospc(n: u32) {
@@ -114,6 +115,15 @@ pub fn catalog_delay() {
     }
 }
 
+/// The next `n` io_uring submits fail with EIO, with their entries left in the ring.
+pub fn arm_uring_submit_eio(n: u32) {
+    URING_SUBMIT_EIO.store(n, Ordering::SeqCst);
+}
+
+pub fn uring_submit_fault() -> Option<io::Error> {
+    take(&URING_SUBMIT_EIO).then(|| io::Error::from_raw_os_error(libc::EIO))
+}
+
 pub fn catalog_fault() -> Option<io::Error> {
     take(&CATALOG_EIO).then(|| io::Error::from_raw_os_error(libc::EIO))
 }
@@ -137,6 +147,7 @@ pub fn arm_from_env() {
             "restore_delay_us" => arm_restore_delay_us(n),
             "restore_panic" => arm_restore_panic(n),
             "catalog_delay_ms" => arm_catalog_delay_ms(n),
+            "uring_submit_eio" => arm_uring_submit_eio(n),
             other => eprintln!("unknown failpoint {other:?}"),
         }
     }

@@ -318,7 +318,7 @@ impl WriterThread {
                     }
                 };
             }
-            Err(IoFailure::Sync(e)) => {
+            Err(IoFailure::Sync(e)) | Err(IoFailure::Broken(e)) => {
                 let err = Arc::new(LogError::io(&seg.path, e));
                 return Err(self.poison(err));
             }
@@ -441,7 +441,9 @@ impl WriterThread {
             .engine
             .append(&file, &header.encode(), 0, true)
             .map_err(|f| match f {
-                IoFailure::Write(e) | IoFailure::Sync(e) => LogError::io(&path, e),
+                IoFailure::Write(e) | IoFailure::Sync(e) | IoFailure::Broken(e) => {
+                    LogError::io(&path, e)
+                }
             })
             .and_then(|_| sync_dir(&self.config.dir));
         if let Err(e) = init {

@@ -260,6 +260,7 @@ fn spawn_maintenance(
     std::thread::Builder::new()
         .name("maintenance".into())
         .spawn(move || {
+            lower_this_threads_priority();
             let tick = std::time::Duration::from_millis(200);
             let mut waited = std::time::Duration::ZERO;
             while !*shutdown.borrow() {
@@ -274,6 +275,26 @@ fn spawn_maintenance(
             }
         })
 }
+
+/// Checkpoints compress a whole table shard: on a small host that is a core's worth of work
+/// competing with the threads that answer clients. Run it at nice 10 (Linux schedules each
+/// thread on its own), so it takes the CPU the serving threads leave. Measured in
+/// docs/BENCHMARKS.md ("Checkpoints and tail latency").
+fn lower_this_threads_priority() {
+    // SAFETY: gettid has no preconditions; setpriority on our own thread id.
+    let r = unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, MAINTENANCE_NICE)
+    };
+    if r != 0 {
+        tracing::warn!(
+            "could not lower the maintenance thread's priority: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+const MAINTENANCE_NICE: libc::c_int = 10;
 
 fn wait_for_signal() -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};

@@ -49,6 +49,9 @@ impl std::str::FromStr for IoMode {
 pub enum IoFailure {
     Write(io::Error),
     Sync(io::Error),
+    /// The engine itself can no longer be trusted (an io_uring submit or completion it cannot
+    /// account for): the writer poisons the log, as after a failed sync.
+    Broken(io::Error),
 }
 
 /// The operations the writer needs. Both return only once the kernel has finished.

@@ -18,14 +18,31 @@ const MAX_WRITE: usize = 1 << 30;
 
 pub struct UringEngine {
     ring: IoUring,
+    /// Set by the first submit or completion the engine cannot account for. Entries may then
+    /// still sit in the ring pointing into a buffer the writer will reuse, and a completion
+    /// could be taken for another's: nothing more is submitted, every call fails, and the
+    /// writer poisons the shard's log until a restart re-reads what is on disk.
+    broken: Option<String>,
 }
 
 impl UringEngine {
     /// Fails where io_uring is disabled (seccomp, `kernel.io_uring_disabled`, old kernels).
     pub fn new() -> io::Result<Self> {
         let ring = IoUring::new(RING_ENTRIES)?;
-        let engine = UringEngine { ring };
+        let engine = UringEngine { ring, broken: None };
         Ok(engine)
+    }
+
+    fn broken_error(&self) -> Option<io::Error> {
+        self.broken
+            .as_ref()
+            .map(|why| io::Error::other(format!("io_uring engine is unusable: {why}")))
+    }
+
+    fn mark_broken(&mut self, why: String) -> io::Error {
+        tracing::error!("io_uring log engine: {why}; the shard refuses writes until a restart");
+        self.broken = Some(why);
+        self.broken_error().expect("just set")
     }
 
     /// Submits the queued entries and reaps `pending` completions, returning the results by
@@ -33,18 +50,26 @@ impl UringEngine {
     fn run(&mut self, mut pending: usize) -> io::Result<(Option<i32>, Option<i32>)> {
         let (mut write, mut sync) = (None, None);
         while pending > 0 {
+            #[cfg(feature = "failpoints")]
+            if let Some(e) = crate::log::failpoint::uring_submit_fault() {
+                return Err(self.mark_broken(format!("submit failed: {e}")));
+            }
             match self.ring.submit_and_wait(pending) {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
+                Err(e) => return Err(self.mark_broken(format!("submit failed: {e}"))),
             }
+            let mut unknown = None;
             for cqe in self.ring.completion() {
                 match cqe.user_data() {
-                    WRITE => write = Some(cqe.result()),
-                    SYNC => sync = Some(cqe.result()),
-                    other => unreachable!("unknown completion tag {other}"),
+                    WRITE if write.is_none() => write = Some(cqe.result()),
+                    SYNC if sync.is_none() => sync = Some(cqe.result()),
+                    other => unknown = Some(other),
                 }
-                pending -= 1;
+                pending = pending.saturating_sub(1);
+            }
+            if let Some(tag) = unknown {
+                return Err(self.mark_broken(format!("unexpected completion (tag {tag})")));
             }
         }
         Ok((write, sync))
@@ -67,7 +92,7 @@ fn check(res: Option<i32>) -> io::Result<usize> {
     match res {
         Some(n) if n >= 0 => Ok(n as usize),
         Some(errno) => Err(io::Error::from_raw_os_error(-errno)),
-        None => unreachable!("completion missing"),
+        None => Err(io::Error::other("io_uring completion missing")),
     }
 }
 
@@ -79,6 +104,9 @@ impl IoEngine for UringEngine {
         offset: u64,
         sync: bool,
     ) -> Result<(), IoFailure> {
+        if let Some(e) = self.broken_error() {
+            return Err(IoFailure::Broken(e));
+        }
         let fd = types::Fd(file.as_raw_fd());
         let mut done = 0usize;
         let mut synced = false;
@@ -103,7 +131,7 @@ impl IoEngine for UringEngine {
             }
             let (w, s) = self
                 .run(if link_sync { 2 } else { 1 })
-                .map_err(IoFailure::Write)?;
+                .map_err(IoFailure::Broken)?;
             let n = check(w).map_err(IoFailure::Write)?;
             if n == 0 {
                 let e = io::Error::new(io::ErrorKind::WriteZero, "write returned 0");
@@ -128,6 +156,9 @@ impl IoEngine for UringEngine {
     }
 
     fn sync_data(&mut self, file: &File) -> io::Result<()> {
+        if let Some(e) = self.broken_error() {
+            return Err(e);
+        }
         let entry = opcode::Fsync::new(types::Fd(file.as_raw_fd()))
             .flags(types::FsyncFlags::DATASYNC)
             .build()
