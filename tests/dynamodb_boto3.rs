@@ -135,6 +135,24 @@ fn access_keys_without_a_secret_are_refused_at_start_up() {
     .err()
     .expect("refused");
     assert!(err.contains("KEYID:SECRET"), "{err}");
+    // A list that holds no key (an unset variable, say) is refused, never read as "no
+    // check"; an error never shows what may be a secret.
+    for keys in ["", ",", " , ", "AKID=supersecret"] {
+        let err = common::try_start(
+            dir.path(),
+            "epoll",
+            &[
+                "--dynamodb-listen",
+                "0.0.0.0:0",
+                "--dynamodb-access-keys",
+                keys,
+            ],
+        )
+        .err()
+        .unwrap_or_else(|| panic!("{keys:?} accepted"));
+        assert!(err.contains("--dynamodb-access-keys"), "{keys:?}: {err}");
+        assert!(!err.contains("supersecret"), "{err}");
+    }
 }
 
 /// Sends one request on `conn` and reads the response: (status, body).

@@ -17,11 +17,13 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
 
 use super::error::DynamoError;
-use super::sigv4::{verify, RequestParts, SigError};
+use super::sigv4::{precheck, verify, RequestParts, SigError};
 use super::{dispatch, Dynamo, MAX_BODY_BYTES};
 
 const CONTENT_TYPE_JSON: &str = "application/x-amz-json-1.0";
 const TARGET_PREFIX: &str = "DynamoDB_20120810.";
+/// A request body must arrive within this long of its headers.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs the DynamoDB listener on its own thread until `shutdown` turns true.
 pub fn spawn(
@@ -122,21 +124,66 @@ fn respond(status: u16, body: String, request_id: u64) -> Response<Full<Bytes>> 
     r
 }
 
-/// With `--dynamodb-access-keys`, the request's SigV4 signature must verify with one of
-/// the configured secrets (see `sigv4.rs`).
-fn check_auth(
+/// The request's headers as text, for the signature check. A header that is not visible
+/// ASCII is refused outright when signatures are checked, so the verifier and the dispatcher
+/// never see different headers.
+fn header_list(parts: &hyper::http::request::Parts) -> Result<Vec<(String, String)>, DynamoError> {
+    parts
+        .headers
+        .iter()
+        .map(|(n, v)| match v.to_str() {
+            Ok(v) => Ok((n.as_str().to_string(), v.to_string())),
+            Err(_) => Err(DynamoError::InvalidSignature(format!(
+                "header '{n}' is not visible ASCII"
+            ))),
+        })
+        .collect()
+}
+
+fn now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn sig_error(e: SigError) -> DynamoError {
+    match e {
+        SigError::Missing => DynamoError::MissingAuthenticationToken(e.to_string()),
+        SigError::UnknownKey => DynamoError::UnrecognizedClient(e.to_string()),
+        SigError::Invalid(m) => DynamoError::InvalidSignature(m),
+    }
+}
+
+/// With `--dynamodb-access-keys`: before the body is read, a known key id, a fresh date and
+/// the right headers signed; the headers for [`check_signature`].
+fn precheck_auth(
     dynamo: &Dynamo,
     parts: &hyper::http::request::Parts,
+) -> Result<Vec<(String, String)>, DynamoError> {
+    if dynamo.access_keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let headers = header_list(parts)?;
+    let authorization = parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    precheck(&dynamo.access_keys, authorization, &headers, now_s()).map_err(sig_error)?;
+    Ok(headers)
+}
+
+/// With `--dynamodb-access-keys`, the request's SigV4 signature must verify with one of the
+/// configured secrets (see `sigv4.rs`).
+fn check_signature(
+    dynamo: &Dynamo,
+    parts: &hyper::http::request::Parts,
+    headers: &[(String, String)],
     body: &[u8],
 ) -> Result<(), DynamoError> {
     if dynamo.access_keys.is_empty() {
         return Ok(());
     }
-    let headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
-        .collect();
     let authorization = parts
         .headers
         .get(AUTHORIZATION)
@@ -145,18 +192,10 @@ fn check_auth(
         method: parts.method.as_str(),
         path: parts.uri.path(),
         query: parts.uri.query().unwrap_or(""),
-        headers: &headers,
+        headers,
         body,
     };
-    let now_s = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    verify(&dynamo.access_keys, authorization, &req, now_s).map_err(|e| match e {
-        SigError::Missing => DynamoError::MissingAuthenticationToken(e.to_string()),
-        SigError::UnknownKey => DynamoError::UnrecognizedClient(e.to_string()),
-        SigError::Invalid(m) => DynamoError::InvalidSignature(m),
-    })
+    verify(&dynamo.access_keys, authorization, &req, now_s()).map_err(sig_error)
 }
 
 async fn handle(dynamo: &Dynamo, req: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -205,9 +244,16 @@ async fn answer(dynamo: &Dynamo, req: Request<Incoming>) -> Result<serde_json::V
         return Err(too_large(&n));
     }
     let (parts, body) = req.into_parts();
-    let body = Limited::new(body, MAX_BODY_BYTES)
-        .collect()
+    let headers = precheck_auth(dynamo, &parts)?;
+    let read = Limited::new(body, MAX_BODY_BYTES).collect();
+    let body = tokio::time::timeout(BODY_TIMEOUT, read)
         .await
+        .map_err(|_| {
+            DynamoError::Serialization(format!(
+                "the request body did not arrive within {} s",
+                BODY_TIMEOUT.as_secs()
+            ))
+        })?
         .map_err(|e| {
             if e.is::<http_body_util::LengthLimitError>() {
                 too_large(&"more than")
@@ -217,6 +263,6 @@ async fn answer(dynamo: &Dynamo, req: Request<Incoming>) -> Result<serde_json::V
         })?
         .to_bytes();
     // The signature covers the body, so it is checked once the body is in.
-    check_auth(dynamo, &parts, &body)?;
+    check_signature(dynamo, &parts, &headers, &body)?;
     dispatch(&dynamo.db, op, &body).await
 }

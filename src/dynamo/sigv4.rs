@@ -148,32 +148,61 @@ fn canonical_query(q: &str) -> String {
         .join("&")
 }
 
-/// Checks the request's SigV4 signature against `keys` (key id, secret). `now_s`: the
-/// server's Unix time.
-pub fn verify(
+/// Headers that must be signed: the host, the time, and the operation (so a captured request
+/// cannot be replayed as another operation).
+const MUST_SIGN: [&str; 3] = ["host", "x-amz-date", "x-amz-target"];
+
+/// The checks that need no body: a known key id, the scope, the signed headers, the clock.
+/// Run before the body is read, so a client without a known key id and a fresh date cannot
+/// make the server read (and hold) a request body.
+pub fn precheck(
     keys: &[(String, String)],
     authorization: Option<&str>,
-    req: &RequestParts<'_>,
+    headers: &[(String, String)],
     now_s: u64,
 ) -> Result<(), SigError> {
+    checked(keys, authorization, headers, now_s).map(|_| ())
+}
+
+struct Checked<'a> {
+    auth: Authorization<'a>,
+    secret: &'a str,
+    amz_date: &'a str,
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+    headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+fn checked<'a>(
+    keys: &'a [(String, String)],
+    authorization: Option<&'a str>,
+    headers: &'a [(String, String)],
+    now_s: u64,
+) -> Result<Checked<'a>, SigError> {
     let auth = parse_authorization(authorization.ok_or(SigError::Missing)?)?;
     let secret = keys
         .iter()
         .find(|(id, _)| id == auth.key_id)
-        .map(|(_, s)| s)
+        .map(|(_, s)| s.as_str())
         .ok_or(SigError::UnknownKey)?;
-    let header = |name: &str| -> Vec<&str> {
-        req.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
-    };
-    let signed: Vec<&str> = auth.signed_headers.split(';').collect();
-    if !signed.contains(&"host") {
-        return Err(SigError::Invalid("'Host' must be a signed header".into()));
+    if auth.service != "dynamodb" {
+        return Err(SigError::Invalid(format!(
+            "Credential should be scoped to correct service: 'dynamodb', not '{}'",
+            auth.service
+        )));
     }
-    let amz_date = header("x-amz-date")
+    let signed: Vec<&str> = auth.signed_headers.split(';').collect();
+    if let Some(missing) = MUST_SIGN.iter().find(|h| !signed.contains(h)) {
+        return Err(SigError::Invalid(format!(
+            "'{missing}' must be a signed header"
+        )));
+    }
+    let amz_date = header(headers, "x-amz-date")
         .first()
         .copied()
         .ok_or_else(|| SigError::Invalid("X-Amz-Date header is missing".into()))?;
@@ -192,9 +221,30 @@ pub fn verify(
             auth.date
         )));
     }
+    Ok(Checked {
+        auth,
+        secret,
+        amz_date,
+    })
+}
+
+/// Checks the request's SigV4 signature against `keys` (key id, secret). `now_s`: the
+/// server's Unix time.
+pub fn verify(
+    keys: &[(String, String)],
+    authorization: Option<&str>,
+    req: &RequestParts<'_>,
+    now_s: u64,
+) -> Result<(), SigError> {
+    let Checked {
+        auth,
+        secret,
+        amz_date,
+    } = checked(keys, authorization, req.headers, now_s)?;
+    let signed: Vec<&str> = auth.signed_headers.split(';').collect();
     let mut canonical_headers = String::new();
     for name in &signed {
-        let values = header(name);
+        let values = header(req.headers, name);
         if values.is_empty() {
             return Err(SigError::Invalid(format!(
                 "signed header '{name}' is not in the request"
@@ -316,6 +366,18 @@ mod tests {
             "{expired:?}"
         );
         let keys = vec![("OTHER".to_string(), SECRET.to_string())];
+        let unsigned_target = AUTH.replace("x-amz-date;x-amz-target", "x-amz-date");
+        let k = vec![("AKIDEXAMPLE".to_string(), SECRET.to_string())];
+        assert!(matches!(
+            precheck(&k, Some(&unsigned_target), &h, NOW),
+            Err(SigError::Invalid(m)) if m.contains("x-amz-target")
+        ));
+        let other_service = AUTH.replace("/dynamodb/", "/s3/");
+        assert!(matches!(
+            precheck(&k, Some(&other_service), &h, NOW),
+            Err(SigError::Invalid(m)) if m.contains("service")
+        ));
+        assert_eq!(precheck(&k, Some(AUTH), &h, NOW), Ok(()));
         let req = RequestParts {
             method: "POST",
             path: "/",

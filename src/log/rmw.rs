@@ -74,8 +74,10 @@ pub(crate) struct Overlay {
 
 /// The byte range of `part` inside `whole` (`part` is a sub-slice of it).
 fn range_in(whole: &[u8], part: &[u8]) -> std::ops::Range<usize> {
-    let start = part.as_ptr() as usize - whole.as_ptr() as usize;
-    debug_assert!(start + part.len() <= whole.len());
+    let start = (part.as_ptr() as usize)
+        .checked_sub(whole.as_ptr() as usize)
+        .filter(|s| s + part.len() <= whole.len())
+        .expect("a record's value lies inside its batch");
     start..start + part.len()
 }
 

@@ -398,10 +398,15 @@ impl WriterThread {
                 return Err(self.poison(Arc::new(e)));
             }
         }
-        let seg = self.create_segment(commit_us).map_err(|e| {
-            tracing::error!("cannot start a new segment: {e}");
-            CommitError::WriteFailed(Arc::new(e))
-        })?;
+        let seg = match self.create_segment(commit_us) {
+            Ok(seg) => seg,
+            // The I/O engine itself failed: nothing more can be trusted to it.
+            Err((e, true)) => return Err(self.poison(Arc::new(e))),
+            Err((e, false)) => {
+                tracing::error!("cannot start a new segment: {e}");
+                return Err(CommitError::WriteFailed(Arc::new(e)));
+            }
+        };
         self.active = Some(seg);
         self.stats.segments_created.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -428,7 +433,8 @@ impl WriterThread {
         Ok(())
     }
 
-    fn create_segment(&mut self, commit_us: u64) -> Result<ActiveSegment, LogError> {
+    /// A new segment; on failure, the error and whether the I/O engine broke.
+    fn create_segment(&mut self, commit_us: u64) -> Result<ActiveSegment, (LogError, bool)> {
         let header = SegmentHeader {
             table_id: self.config.table_id,
             shard: self.config.shard,
@@ -436,16 +442,15 @@ impl WriterThread {
             created_us: commit_us,
         };
         let path = self.config.dir.join(segment::file_name(self.next_seq));
-        let file = create_file(&path)?;
+        let file = create_file(&path).map_err(|e| (e, false))?;
         let init = self
             .engine
             .append(&file, &header.encode(), 0, true)
             .map_err(|f| match f {
-                IoFailure::Write(e) | IoFailure::Sync(e) | IoFailure::Broken(e) => {
-                    LogError::io(&path, e)
-                }
+                IoFailure::Write(e) | IoFailure::Sync(e) => (LogError::io(&path, e), false),
+                IoFailure::Broken(e) => (LogError::io(&path, e), true),
             })
-            .and_then(|_| sync_dir(&self.config.dir));
+            .and_then(|_| sync_dir(&self.config.dir).map_err(|e| (e, false)));
         if let Err(e) = init {
             let _ = std::fs::remove_file(&path);
             return Err(e);

@@ -87,10 +87,9 @@ pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
             return Err(ServerError::NotLoopback(t));
         }
     }
-    parse_access_keys(&args.dynamodb_access_keys)?;
+    let access_keys = parse_access_keys(&args.dynamodb_access_keys)?;
     if let Some(d) = args.dynamodb_listen {
-        if !d.ip().is_loopback() && args.dynamodb_access_keys.is_empty() && !args.no_protected_mode
-        {
+        if !d.ip().is_loopback() && access_keys.is_empty() && !args.no_protected_mode {
             return Err(ServerError::DynamoNotLoopback(d));
         }
     }
@@ -204,14 +203,14 @@ pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
             let bound = l.local_addr()?;
             let d = Arc::new(crate::dynamo::Dynamo {
                 db: db.clone(),
-                access_keys: parse_access_keys(&args.dynamodb_access_keys)?,
+                access_keys: access_keys.clone(),
                 max_connections: args.max_clients,
                 requests: Default::default(),
             });
             let t = crate::dynamo::spawn(l, d, shutdown_rx.clone())?;
             tracing::info!(
                 "DynamoDB API listening on http://{bound} ({})",
-                if args.dynamodb_access_keys.is_empty() {
+                if access_keys.is_empty() {
                     "any access key accepted"
                 } else {
                     "SigV4 signatures checked"
@@ -312,18 +311,29 @@ fn wait_for_signal() -> std::io::Result<()> {
     })
 }
 
-/// `KEYID:SECRET` pairs; the secret may itself hold ':'.
+/// `KEYID:SECRET` pairs; the secret may itself hold ':'. A list that was given but holds no
+/// key (`""`, `","`: an unset variable, say) is refused rather than read as "no check".
+/// Errors name an entry by its position, never by its text, which may hold a secret.
 fn parse_access_keys(raw: &[String]) -> Result<Vec<(String, String)>, ServerError> {
-    raw.iter()
-        .filter(|k| !k.trim().is_empty())
-        .map(|k| match k.trim().split_once(':') {
+    let mut keys = Vec::new();
+    for (i, k) in raw.iter().enumerate() {
+        match k.trim().split_once(':') {
             Some((id, secret)) if !id.is_empty() && !secret.is_empty() => {
-                Ok((id.to_string(), secret.to_string()))
+                keys.push((id.to_string(), secret.to_string()))
             }
-            _ => Err(ServerError::BadAccessKeys(format!(
-                "'{}' is not KEYID:SECRET (the secret is needed to check signatures)",
-                k.split(':').next().unwrap_or("")
-            ))),
-        })
-        .collect()
+            _ if k.trim().is_empty() && raw.len() > 1 => {}
+            _ => {
+                return Err(ServerError::BadAccessKeys(format!(
+                    "entry {} is not KEYID:SECRET (the secret is needed to check signatures)",
+                    i + 1
+                )))
+            }
+        }
+    }
+    if !raw.is_empty() && keys.is_empty() {
+        return Err(ServerError::BadAccessKeys(
+            "the list holds no KEYID:SECRET entry; leave the flag out to accept any request (loopback only)".into(),
+        ));
+    }
+    Ok(keys)
 }

@@ -182,7 +182,12 @@ impl Db {
                 known.remove(&meta.id);
             }
         }
-        write_atomic(&self.dir.join("catalog"), &catalog::encode(c))?;
+        if let Err(e) = write_atomic(&self.dir.join("catalog"), &catalog::encode(c)) {
+            // What was written may be undone by the caller (a failed create deletes the
+            // directory): check every file again next time.
+            known.clear();
+            return Err(e.into());
+        }
         Ok(())
     }
 
@@ -237,6 +242,9 @@ impl Db {
         *catalog = next;
         self.failures.lock().expect("failures lock").remove(&name);
         let table = self.tables.write().expect("tables lock").remove(&name);
+        // Stopping the writers and deleting files can take long: not under the catalog lock,
+        // which the net threads take to list and describe tables.
+        drop(catalog);
         if let Some(t) = &table {
             t.shut(true);
         }

@@ -117,6 +117,7 @@ impl Db {
         if !report.deleted.is_empty() {
             tracing::info!("retention deleted {} files", report.deleted.len());
         }
+        self.refresh_disk_bytes();
         Ok(report)
     }
 
