@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use common::{start, Value};
+use common::Value;
 use rewind::log::failpoint::{
     arm_catalog_eio, arm_checkpoint_eio, arm_short_write, arm_sync_eio, arm_write_enospc,
 };
@@ -19,6 +19,17 @@ use rewind::shard::{Db, EngineConfig, RestoreAt};
 
 /// The failpoints are process-wide: one test at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Starts the server binary with `REWIND_FAILPOINTS=spec` in its own environment.
+fn start_with_failpoints(
+    dir: &std::path::Path,
+    io: &str,
+    extra: &[&str],
+    spec: &str,
+) -> common::Server {
+    common::try_start_env(dir, io, extra, &[("REWIND_FAILPOINTS", spec)])
+        .unwrap_or_else(|e| panic!("server did not start: {e}"))
+}
 
 fn open(dir: &std::path::Path, io: IoMode) -> ShardLog {
     let mut c = LogConfig::new(dir, 1, 0);
@@ -89,10 +100,8 @@ fn a_failed_sync_poisons_the_shard_until_restart() {
 #[test]
 fn a_full_disk_answers_clients_with_an_error_and_reads_go_on() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    std::env::set_var("REWIND_FAILPOINTS", "write_enospc=1");
     let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path(), "epoll", &["--shards", "1"]);
-    std::env::remove_var("REWIND_FAILPOINTS");
+    let srv = start_with_failpoints(dir.path(), "epoll", &["--shards", "1"], "write_enospc=1");
     let mut c = srv.client();
     let r = c.cmd(&["SET", "a", "1"]);
     assert!(
@@ -263,10 +272,13 @@ fn a_failed_catalog_save_changes_nothing() {
 #[test]
 fn an_async_restore_reports_progress_then_becomes_active() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    std::env::set_var("REWIND_FAILPOINTS", "restore_delay_us=1000");
     let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path(), "auto", &["--shards", "1"]);
-    std::env::remove_var("REWIND_FAILPOINTS");
+    let srv = start_with_failpoints(
+        dir.path(),
+        "auto",
+        &["--shards", "1"],
+        "restore_delay_us=1000",
+    );
     let mut c = srv.client();
     c.cmd(&["PITR.ENABLE", "default", "DAYS", "1"]);
     for i in 0..2000 {
@@ -353,10 +365,8 @@ fn a_new_tables_directories_are_durable_before_its_first_write_is_acknowledged()
 #[test]
 fn a_restore_worker_that_panics_marks_the_target_failed() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    std::env::set_var("REWIND_FAILPOINTS", "restore_panic=1");
     let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path(), "auto", &["--shards", "1"]);
-    std::env::remove_var("REWIND_FAILPOINTS");
+    let srv = start_with_failpoints(dir.path(), "auto", &["--shards", "1"], "restore_panic=1");
     let mut c = srv.client();
     c.cmd(&["PITR.ENABLE", "default", "DAYS", "1"]);
     c.cmd(&["SET", "a", "1"]);
@@ -383,10 +393,13 @@ fn a_restore_worker_that_panics_marks_the_target_failed() {
 fn a_slow_catalog_save_does_not_stall_the_net_thread() {
     use std::io::{Read, Write};
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    std::env::set_var("REWIND_FAILPOINTS", "catalog_delay_ms=5000");
     let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path(), "auto", &["--net-threads", "1"]);
-    std::env::remove_var("REWIND_FAILPOINTS");
+    let srv = start_with_failpoints(
+        dir.path(),
+        "auto",
+        &["--net-threads", "1"],
+        "catalog_delay_ms=5000",
+    );
     let mut a = std::net::TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
     a.write_all(b"*2\r\n$12\r\nTABLE.CREATE\r\n$4\r\nslow\r\n")
         .unwrap();
