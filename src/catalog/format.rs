@@ -114,21 +114,30 @@ fn malformed(detail: String) -> FormatError {
     }
 }
 
-pub(super) fn le_u64(b: &[u8], at: usize) -> u64 {
+fn le_u64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
 
-pub fn decode(b: &[u8]) -> Result<Catalog, FormatError> {
-    if b.len() < HEADER_LEN + 8 {
+/// Checks the frame both catalog files share — 7-byte magic, version byte, ..., xxh3-64 of
+/// everything before it — in the order that keeps errors distinct (length, magic, checksum,
+/// version); returns the bytes before the checksum.
+pub(super) fn check_frame<'a>(
+    b: &'a [u8],
+    what: &'static str,
+    magic: &[u8; 7],
+    version: u8,
+    min_len: usize,
+) -> Result<&'a [u8], FormatError> {
+    if b.len() < min_len {
         return Err(FormatError::Truncated {
-            what: "catalog",
-            need: (HEADER_LEN + 8) as u64,
+            what,
+            need: min_len as u64,
             have: b.len() as u64,
         });
     }
-    if b[0..7] != CATALOG_MAGIC {
+    if b[0..7] != magic[..] {
         return Err(FormatError::BadMagic {
-            expected: CATALOG_MAGIC.to_vec(),
+            expected: magic.to_vec(),
             found: b[0..7].to_vec(),
         });
     }
@@ -136,18 +145,29 @@ pub fn decode(b: &[u8]) -> Result<Catalog, FormatError> {
     let (got, expected) = (xxh3_64(body), le_u64(b, b.len() - 8));
     if got != expected {
         return Err(FormatError::ChecksumMismatch {
-            what: "catalog",
+            what,
             got,
             expected,
         });
     }
-    if b[7] != CATALOG_VERSION {
+    if b[7] != version {
         return Err(FormatError::BadVersion {
-            what: "catalog",
+            what,
             found: b[7],
-            supported: CATALOG_VERSION,
+            supported: version,
         });
     }
+    Ok(body)
+}
+
+pub fn decode(b: &[u8]) -> Result<Catalog, FormatError> {
+    let body = check_frame(
+        b,
+        "catalog",
+        &CATALOG_MAGIC,
+        CATALOG_VERSION,
+        HEADER_LEN + 8,
+    )?;
     let next_table_id = le_u64(b, 8);
     let count = u32::from_le_bytes(b[16..20].try_into().expect("4 bytes"));
     let mut pos = HEADER_LEN;

@@ -20,7 +20,7 @@ use std::path::Path;
 
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::format::{decode_table, encode_table, le_u64};
+use super::format::{check_frame, decode_table, encode_table};
 use super::TableMeta;
 use crate::log::FormatError;
 
@@ -40,35 +40,7 @@ pub fn encode_table_file(t: &TableMeta) -> Vec<u8> {
 
 pub fn decode_table_file(b: &[u8]) -> Result<TableMeta, FormatError> {
     const WHAT: &str = "table metadata";
-    if b.len() < 16 {
-        return Err(FormatError::Truncated {
-            what: WHAT,
-            need: 16,
-            have: b.len() as u64,
-        });
-    }
-    if b[0..7] != TABLE_FILE_MAGIC {
-        return Err(FormatError::BadMagic {
-            expected: TABLE_FILE_MAGIC.to_vec(),
-            found: b[0..7].to_vec(),
-        });
-    }
-    let body = &b[..b.len() - 8];
-    let (got, expected) = (xxh3_64(body), le_u64(b, b.len() - 8));
-    if got != expected {
-        return Err(FormatError::ChecksumMismatch {
-            what: WHAT,
-            got,
-            expected,
-        });
-    }
-    if b[7] != TABLE_FILE_VERSION {
-        return Err(FormatError::BadVersion {
-            what: WHAT,
-            found: b[7],
-            supported: TABLE_FILE_VERSION,
-        });
-    }
+    let body = check_frame(b, WHAT, &TABLE_FILE_MAGIC, TABLE_FILE_VERSION, 16)?;
     let (meta, end) = decode_table(WHAT, body, 8, 0)?;
     if end != body.len() {
         return Err(FormatError::Malformed {
