@@ -388,7 +388,7 @@ fn a_restore_worker_that_panics_marks_the_target_failed() {
     assert_eq!(r.field("status"), Value::bulk("ACTIVE"), "{r:?}");
 }
 
-/// With one net thread and every catalog save slowed to 5 s, a client whose TABLE.CREATE is
+/// With one net thread and every catalog save slowed to 10 s, a client whose TABLE.CREATE is
 /// waiting on the disk does not hold up another client on the same thread: its PING is
 /// answered while the CREATE is still pending (before, the save ran on the net thread).
 #[test]
@@ -400,13 +400,25 @@ fn a_slow_catalog_save_does_not_stall_the_net_thread() {
         dir.path(),
         "auto",
         &["--net-threads", "1"],
-        "catalog_delay_ms=5000",
+        "catalog_delay_ms=10000",
     );
     let mut a = std::net::TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
     a.write_all(b"*2\r\n$12\r\nTABLE.CREATE\r\n$4\r\nslow\r\n")
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    // Wait until the server has taken up the CREATE (it counts the call before running it),
+    // so the PING below is certain to come while the CREATE is in progress.
     let mut b = srv.client();
+    let taken_up = |b: &mut common::Client| {
+        let Value::Bulk(info) = b.cmd(&["INFO", "commandstats"]) else {
+            panic!("INFO")
+        };
+        String::from_utf8(info)
+            .unwrap()
+            .contains("cmdstat_table.create:calls=1")
+    };
+    while !taken_up(&mut b) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     assert_eq!(b.cmd(&["PING"]), Value::Simple("PONG".into()));
     assert_eq!(b.cmd(&["GET", "x"]), Value::Null);
     // The CREATE has not been answered yet ...

@@ -60,8 +60,6 @@ impl Db {
     pub fn maintain(&self) -> Result<MaintainReport, DbError> {
         let now = self.clock.now_us();
         let mut report = MaintainReport::default();
-        // INFO reports this figure; the walk runs here, off the net threads.
-        self.refresh_disk_bytes();
         for table in self.tables() {
             for k in 0..table.shards.len() {
                 let sh = &table.shards[k];
@@ -117,6 +115,8 @@ impl Db {
         if !report.deleted.is_empty() {
             tracing::info!("retention deleted {} files", report.deleted.len());
         }
+        // INFO reports this figure; the walk runs here, off the net threads, once the
+        // pass's checkpoints and deletions are done.
         self.refresh_disk_bytes();
         Ok(report)
     }
