@@ -1,3 +1,4 @@
+pub mod archive;
 pub mod catalog;
 pub mod cli;
 pub mod dynamo;

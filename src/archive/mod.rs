@@ -1,0 +1,15 @@
+//! The archive: every PITR table's history shipped to object storage (S3 and its
+//! compatibles, or another mount), and restores from it on any host.
+//!
+//! - `layout.rs`: object names; listing a prefix gives the restore plan.
+//! - `part.rs`: the part object (a run of whole log blocks).
+//! - `store.rs`: the object store behind a URL.
+
+pub mod error;
+pub mod layout;
+pub mod part;
+pub mod store;
+
+pub use error::ArchiveError;
+pub use layout::{CkpName, Layout, Object, PartName};
+pub use store::{Archive, Created, Listed};
