@@ -7,8 +7,10 @@
 
 pub mod error;
 pub mod layout;
+pub mod lease;
 pub mod part;
 pub mod store;
+pub mod tail;
 
 pub use error::ArchiveError;
 pub use layout::{CkpName, Layout, Object, PartName};

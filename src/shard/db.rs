@@ -46,6 +46,8 @@ pub struct Db {
     pub(super) disk_bytes: std::sync::atomic::AtomicU64,
     /// The `table.meta` entries known to be on disk, by table id.
     pub(super) table_files: Mutex<HashMap<u64, TableMeta>>,
+    /// Set when the server archives (`--archive`): retention keeps what it has not got.
+    pub archive: std::sync::OnceLock<Arc<super::ArchiveState>>,
     _lock: DirLock,
 }
 
@@ -128,11 +130,21 @@ impl Db {
             failures: Mutex::new(HashMap::new()),
             history: RwLock::new(()),
             table_files: Mutex::new(table_files),
+            archive: std::sync::OnceLock::new(),
             disk_bytes: Default::default(),
             _lock: lock,
         };
         db.refresh_disk_bytes();
         Ok((db, summary))
+    }
+
+    /// A copy of the catalog as it stands.
+    pub fn catalog_snapshot(&self) -> Catalog {
+        self.catalog.lock().expect("catalog lock").clone()
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     pub fn table(&self, name: &str) -> Option<Arc<Table>> {

@@ -97,13 +97,19 @@ impl Db {
                 meta.pitr_since_us
                     .max(now.saturating_sub(meta.pitr_days as u64 * US_PER_DAY))
             });
+            // An archived (PITR) table keeps what the archive has not got yet.
+            let archive = self.archive.get().filter(|_| meta.pitr_days > 0);
             if meta.status == TableStatus::Dropped && earliest.is_none_or(|e| e > meta.dropped_us) {
+                if archive.is_some_and(|a| (0..meta.shards).any(|k| !a.floor(meta.id, k).drained)) {
+                    continue;
+                }
                 self.expire(&meta)?;
                 report.expired_tables.push(meta.name.clone());
                 continue;
             }
             for k in 0..meta.shards {
-                for path in retention::plan(&shard_dir(&dir, k), earliest)? {
+                let floor = archive.map(|a| a.floor(meta.id, k));
+                for path in retention::plan(&shard_dir(&dir, k), earliest, floor)? {
                     match std::fs::remove_file(&path) {
                         Ok(()) => report.deleted.push(path),
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -1,5 +1,6 @@
 //! The data plane: tables split into shards, each shard an in-memory map fed by its own log.
 
+mod archive_state;
 mod config;
 mod db;
 mod entry;
@@ -13,6 +14,7 @@ mod retention;
 mod startup;
 mod table;
 
+pub use archive_state::{ArchiveState, Floor, TableArchive};
 pub use config::EngineConfig;
 pub use db::{Db, OpenSummary, DEFAULT_TABLE};
 pub use entry::Entry;

@@ -8,12 +8,18 @@
 
 use std::path::{Path, PathBuf};
 
+use super::Floor;
 use crate::log::checkpoint::{self, CheckpointHeader};
 use crate::log::{segment, LogError};
 
 /// Files to delete in `dir`. `earliest_us`: `Some` for a PITR table (the start of its
-/// window), `None` for a table without PITR.
-pub fn plan(dir: &Path, earliest_us: Option<u64>) -> Result<Vec<PathBuf>, LogError> {
+/// window), `None` for a table without PITR. `archived`: what the archive holds of the shard
+/// when it is archived; nothing it has not got is deleted.
+pub fn plan(
+    dir: &Path,
+    earliest_us: Option<u64>,
+    archived: Option<Floor>,
+) -> Result<Vec<PathBuf>, LogError> {
     let ckps: Vec<(PathBuf, CheckpointHeader)> = checkpoint::list(dir)?
         .into_iter()
         .map(|(_, p)| checkpoint::read_header(&p).map(|h| (p, h)))
@@ -26,11 +32,17 @@ pub fn plan(dir: &Path, earliest_us: Option<u64>) -> Result<Vec<PathBuf>, LogErr
     let Some((keep_at, (_, kept))) = keep else {
         return Ok(Vec::new());
     };
-    let mut doomed: Vec<PathBuf> = ckps[..keep_at].iter().map(|(p, _)| p.clone()).collect();
+    let mut doomed: Vec<PathBuf> = ckps[..keep_at]
+        .iter()
+        .filter(|(_, h)| archived.is_none_or(|a| h.end_seq <= a.checkpoint_end))
+        .map(|(p, _)| p.clone())
+        .collect();
     let segs = segment::list(dir)?;
     for pair in segs.windows(2) {
-        // Every record of pair[0] is at or before the checkpoint's start: not needed.
-        if pair[1].first_seq <= kept.start_seq + 1 {
+        // Every record of pair[0] is at or before the checkpoint's start: not needed (once
+        // the archive has every one of them).
+        let shipped = archived.is_none_or(|a| pair[1].first_seq - 1 <= a.log_seq);
+        if pair[1].first_seq <= kept.start_seq + 1 && shipped {
             doomed.push(pair[0].path.clone());
             doomed.push(pair[0].index_path());
         }
@@ -81,14 +93,14 @@ mod tests {
         ckp(dir.path(), 210, 250, 2_000);
         // Window starts at 1500: keep ckp(150..180); replay starts at 151, so segment 1
         // (records 1..=99) goes and segment 100 (100..=199) stays.
-        let d = plan(dir.path(), Some(1_500)).unwrap();
+        let d = plan(dir.path(), Some(1_500), None).unwrap();
         assert_eq!(
             names(&d),
             vec!["00000000000000000001.idx", "00000000000000000001.seg"]
         );
         // Window starts at 2500: keep ckp(210..250), drop the older checkpoint and segments
         // 1 and 100 (records up to 199 <= 211); 200 holds 211, kept.
-        let d = plan(dir.path(), Some(2_500)).unwrap();
+        let d = plan(dir.path(), Some(2_500), None).unwrap();
         assert_eq!(
             names(&d),
             vec![
@@ -100,9 +112,40 @@ mod tests {
             ]
         );
         // Window before every checkpoint: nothing can go.
-        assert!(plan(dir.path(), Some(500)).unwrap().is_empty());
+        assert!(plan(dir.path(), Some(500), None).unwrap().is_empty());
         // Without PITR: the newest checkpoint rules.
-        assert_eq!(plan(dir.path(), None).unwrap().len(), 5);
+        assert_eq!(plan(dir.path(), None, None).unwrap().len(), 5);
+    }
+
+    #[test]
+    fn nothing_the_archive_lacks_is_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        for s in [1, 100, 200, 300] {
+            seg(dir.path(), s);
+        }
+        ckp(dir.path(), 150, 180, 1_000);
+        ckp(dir.path(), 210, 250, 2_000);
+        let floor = |log_seq, checkpoint_end| {
+            Some(Floor {
+                log_seq,
+                checkpoint_end,
+                drained: false,
+            })
+        };
+        // The archive has nothing: nothing goes.
+        assert!(plan(dir.path(), Some(2_500), floor(0, 0))
+            .unwrap()
+            .is_empty());
+        // It has the log to 150 and no checkpoint: segment 1 (1..=99) may go, not 100.
+        assert_eq!(
+            names(&plan(dir.path(), Some(2_500), floor(150, 0)).unwrap()),
+            vec!["00000000000000000001.idx", "00000000000000000001.seg"]
+        );
+        // Everything: as without an archive.
+        assert_eq!(
+            plan(dir.path(), Some(2_500), floor(u64::MAX, u64::MAX)).unwrap(),
+            plan(dir.path(), Some(2_500), None).unwrap()
+        );
     }
 
     #[test]
@@ -110,6 +153,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         seg(dir.path(), 1);
         ckp(dir.path(), 500, 600, 10);
-        assert!(plan(dir.path(), None).unwrap().is_empty());
+        assert!(plan(dir.path(), None, None).unwrap().is_empty());
     }
 }
