@@ -42,9 +42,18 @@ enum Command {
         /// RFC 3339 or Unix seconds with a fraction.
         #[arg(long, conflicts_with = "latest", required_unless_present = "latest")]
         at: Option<String>,
-        /// The newest durable state.
+        /// The newest durable state (from an archive: the newest it holds).
         #[arg(long)]
         latest: bool,
+        /// Restore from this archive (s3://bucket/prefix or file:///path) instead of the data
+        /// directory's own history; --data-dir is then the directory to restore into (created
+        /// if missing).
+        #[arg(long)]
+        archive: Option<String>,
+        /// With --archive: the generation to restore from (default: the newest that has the
+        /// table).
+        #[arg(long, requires = "archive")]
+        generation: Option<String>,
     },
     /// Show segments, checkpoints, time ranges, markers and compression per table and shard.
     Inspect {
@@ -53,6 +62,9 @@ enum Command {
         /// Only this table.
         #[arg(long)]
         table: Option<String>,
+        /// List the tables of this archive and their restorable windows instead.
+        #[arg(long, conflicts_with = "table")]
+        archive: Option<String>,
     },
     /// Check every checksum of a data directory; exits 1 naming file and offset on damage.
     Verify {
@@ -110,6 +122,8 @@ fn main() -> ExitCode {
             target,
             at,
             latest,
+            archive,
+            generation,
         } => {
             let at = match (at, latest) {
                 (Some(t), _) => match rewind::restore::parse_time(&t) {
@@ -121,6 +135,22 @@ fn main() -> ExitCode {
                 },
                 (None, _) => rewind::shard::RestoreAt::Latest,
             };
+            if let Some(url) = archive {
+                return match rewind::cli::restore_from_archive(
+                    &url,
+                    &data_dir,
+                    &source,
+                    &target,
+                    at,
+                    generation.as_deref(),
+                ) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("rewind restore: {e}");
+                        ExitCode::FAILURE
+                    }
+                };
+            }
             match rewind::cli::restore(&data_dir, &source, &target, at) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -129,8 +159,13 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Inspect { data_dir, table } => {
-            match rewind::cli::inspect(&data_dir, table.as_deref()) {
+        Command::Inspect {
+            data_dir,
+            table,
+            archive: Some(url),
+        } => {
+            let _ = (data_dir, table);
+            match rewind::cli::inspect_archive(&url) {
                 Ok(text) => {
                     print!("{text}");
                     ExitCode::SUCCESS
@@ -141,6 +176,18 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Inspect {
+            data_dir, table, ..
+        } => match rewind::cli::inspect(&data_dir, table.as_deref()) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("rewind inspect: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Verify { data_dir } => match rewind::cli::verify(&data_dir) {
             Ok(r) => {
                 for t in &r.torn {

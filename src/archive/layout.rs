@@ -4,14 +4,15 @@
 //! ```text
 //! <prefix>/rewind-v1/lease                                    who archives here (fencing)
 //! <prefix>/rewind-v1/gen/<gen>/catalog/<unix_us>.cat           the catalog, on every change
-//! <prefix>/rewind-v1/gen/<gen>/tables/<id>/meta/<unix_us>.meta table.meta, on every change
-//! <prefix>/rewind-v1/gen/<gen>/tables/<id>/shard-<k>/log/<segment_seq>/<first_seq>-<last_seq>-<first_us>-<last_us>.part
-//! <prefix>/rewind-v1/gen/<gen>/tables/<id>/shard-<k>/log/<segment_seq>/index.idx
-//! <prefix>/rewind-v1/gen/<gen>/tables/<id>/shard-<k>/ckp/<end_seq>-<start_seq>-<end_us>.ckp
+//! <prefix>/rewind-v1/gen/<gen>/t<id>/meta/<unix_us>.meta        table.meta, on every change
+//! <prefix>/rewind-v1/gen/<gen>/t<id>/s<k>/log/<segment_seq>/<first_seq>-<last_seq>-<first_us>-<last_us>.part
+//! <prefix>/rewind-v1/gen/<gen>/t<id>/s<k>/log/<segment_seq>/index.idx
+//! <prefix>/rewind-v1/gen/<gen>/t<id>/s<k>/ckp/<end_seq>-<start_seq>-<end_us>.ckp
 //! ```
 //!
-//! Numbers are zero-padded decimal (sequences and ids 20 digits, times 16, shards 3) so names
-//! sort in number order. `<gen>` is `<started_unix_us>-<8 random hex digits>`.
+//! Sequences and times are zero-padded to 16 decimal digits so names sort in number order
+//! (and stay short: some S3 servers keep a key in one file name); table ids and shards are
+//! plain decimal. `<gen>` is `<started_unix_us>-<8 random hex digits>`.
 
 /// The first path component of every object this layout writes.
 pub const ROOT: &str = "rewind-v1";
@@ -68,12 +69,8 @@ impl Layout {
         format!("{}/catalog/{at_us:016}.cat", self.generation(gen))
     }
 
-    pub fn tables(&self, gen: &str) -> String {
-        format!("{}/tables", self.generation(gen))
-    }
-
     pub fn table(&self, gen: &str, id: u64) -> String {
-        format!("{}/tables/{id:020}", self.generation(gen))
+        format!("{}/t{id}", self.generation(gen))
     }
 
     pub fn meta(&self, gen: &str, id: u64, at_us: u64) -> String {
@@ -81,7 +78,7 @@ impl Layout {
     }
 
     pub fn shard(&self, gen: &str, id: u64, shard: u32) -> String {
-        format!("{}/shard-{shard:03}", self.table(gen, id))
+        format!("{}/s{shard}", self.table(gen, id))
     }
 
     pub fn log(&self, gen: &str, id: u64, shard: u32) -> String {
@@ -90,7 +87,7 @@ impl Layout {
 
     pub fn part(&self, gen: &str, id: u64, shard: u32, segment_seq: u64, p: &PartName) -> String {
         format!(
-            "{}/{segment_seq:020}/{:020}-{:020}-{:016}-{:016}.part",
+            "{}/{segment_seq:016}/{:016}-{:016}-{:016}-{:016}.part",
             self.log(gen, id, shard),
             p.first_seq,
             p.last_seq,
@@ -100,7 +97,7 @@ impl Layout {
     }
 
     pub fn index(&self, gen: &str, id: u64, shard: u32, segment_seq: u64) -> String {
-        format!("{}/{segment_seq:020}/index.idx", self.log(gen, id, shard))
+        format!("{}/{segment_seq:016}/index.idx", self.log(gen, id, shard))
     }
 
     pub fn checkpoints(&self, gen: &str, id: u64, shard: u32) -> String {
@@ -109,7 +106,7 @@ impl Layout {
 
     pub fn checkpoint(&self, gen: &str, id: u64, shard: u32, c: &CkpName) -> String {
         format!(
-            "{}/{:020}-{:020}-{:016}.ckp",
+            "{}/{:016}-{:016}-{:016}.ckp",
             self.checkpoints(gen, id, shard),
             c.end_seq,
             c.start_seq,
@@ -160,12 +157,12 @@ impl Object {
             ["catalog", f] => Some(Object::Catalog {
                 at_us: num(f.strip_suffix(".cat")?)?,
             }),
-            ["tables", id, "meta", f] => Some(Object::Meta {
-                table: num(id)?,
+            [id, "meta", f] => Some(Object::Meta {
+                table: table_num(id)?,
                 at_us: num(f.strip_suffix(".meta")?)?,
             }),
-            ["tables", id, shard, "log", seg, f] => {
-                let table = num(id)?;
+            [id, shard, "log", seg, f] => {
+                let table = table_num(id)?;
                 let shard = shard_num(shard)?;
                 let segment_seq = num(seg)?;
                 if *f == "index.idx" {
@@ -191,13 +188,13 @@ impl Object {
                     },
                 })
             }
-            ["tables", id, shard, "ckp", f] => {
+            [id, shard, "ckp", f] => {
                 let n = nums(f.strip_suffix(".ckp")?)?;
                 let [end_seq, start_seq, end_us] = n.as_slice() else {
                     return None;
                 };
                 Some(Object::Checkpoint {
-                    table: num(id)?,
+                    table: table_num(id)?,
                     shard: shard_num(shard)?,
                     name: CkpName {
                         end_seq: *end_seq,
@@ -223,7 +220,11 @@ fn nums(s: &str) -> Option<Vec<u64>> {
 }
 
 fn shard_num(s: &str) -> Option<u32> {
-    u32::try_from(num(s.strip_prefix("shard-")?)?).ok()
+    u32::try_from(num(s.strip_prefix('s')?)?).ok()
+}
+
+fn table_num(s: &str) -> Option<u64> {
+    num(s.strip_prefix('t')?)
 }
 
 #[cfg(test)]
@@ -289,7 +290,7 @@ mod tests {
         // Names of other layouts, or stray objects, are not ours.
         assert_eq!(l.classify("backups/prod/rewind-v1/lease"), None);
         assert_eq!(
-            l.classify(&format!("{}/tables/x/meta/1.meta", l.generation(g))),
+            l.classify(&format!("{}/tx/meta/1.meta", l.generation(g))),
             None
         );
         assert_eq!(Layout::new("").lease(), "rewind-v1/lease");

@@ -6,9 +6,13 @@
 //! - `store.rs`: the object store behind a URL.
 
 pub mod error;
+pub mod fetch;
 pub mod layout;
 pub mod lease;
 pub mod part;
+pub mod plan;
+pub mod retain;
+pub mod ship;
 pub mod store;
 pub mod tail;
 

@@ -54,9 +54,30 @@ impl Archive {
             let client = object_store::ClientOptions::new()
                 .with_timeout(std::time::Duration::from_secs(30))
                 .with_connect_timeout(std::time::Duration::from_secs(5));
-            let store = object_store::aws::AmazonS3Builder::from_env()
+            // Client options first: the AWS_* variables (AWS_ALLOW_HTTP among them) are
+            // client options too, and setting the options afterwards would drop them.
+            let mut b = object_store::aws::AmazonS3Builder::new().with_client_options(client);
+            for (k, v) in std::env::vars() {
+                if !k.starts_with("AWS_") {
+                    continue;
+                }
+                if let Ok(key) = k
+                    .to_ascii_lowercase()
+                    .parse::<object_store::aws::AmazonS3ConfigKey>()
+                {
+                    b = b.with_config(key, v);
+                }
+            }
+            // Few quick retries: the shipper retries on its own with a growing pause and
+            // reports the failure meanwhile, instead of hanging in one request for minutes.
+            let retry = object_store::RetryConfig {
+                max_retries: 2,
+                retry_timeout: std::time::Duration::from_secs(10),
+                ..Default::default()
+            };
+            let store = b
+                .with_retry(retry)
                 .with_bucket_name(bucket)
-                .with_client_options(client)
                 .with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch)
                 .build()
                 .map_err(|e| bad(&e.to_string()))?;
@@ -159,6 +180,18 @@ impl Archive {
             .await
             .map_err(|e| ArchiveError::store("GET", name, e))?;
         r.bytes()
+            .await
+            .map_err(|e| ArchiveError::store("GET", name, e))
+    }
+
+    /// Bytes `range` of an object.
+    pub async fn get_range(
+        &self,
+        name: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<Bytes, ArchiveError> {
+        self.store
+            .get_range(&ObjPath::from(name), range)
             .await
             .map_err(|e| ArchiveError::store("GET", name, e))
     }

@@ -1,10 +1,12 @@
 //! The offline subcommands: `restore`, `inspect`, `verify` and `recover-catalog` on a data
 //! directory.
 
+mod archive;
 mod inspect;
 mod restore;
 mod verify;
 
+pub use archive::{inspect_archive, restore_from_archive};
 pub use inspect::inspect;
 pub use restore::restore;
 pub use verify::verify;

@@ -15,6 +15,27 @@ pub fn restore(data_dir: &Path, source: &str, target: &str, at: RestoreAt) -> Re
     let (db, _) = Db::open(data_dir, EngineConfig::default(), Arc::new(SystemClock))?;
     let db = Arc::new(db);
     let mut handle = db.begin_restore(source, target.as_bytes(), at)?;
+    let result = wait(&mut handle);
+    let s = handle.progress.snapshot();
+    db.shutdown();
+    match result {
+        Ok(()) => {
+            let items = db.table(target).map(|t| t.len()).unwrap_or(0);
+            println!(
+                "restored '{source}' as of {} into '{target}': {items} items, {} records replayed ({:.1} MB of log) in {:.3} s",
+                format_time(handle.progress.at_us),
+                s.records,
+                s.bytes_done as f64 / 1e6,
+                s.elapsed_s
+            );
+            Ok(())
+        }
+        Err(why) => Err(DbError::BadTime(format!("restore failed: {why}"))),
+    }
+}
+
+/// Shows the restore's progress until it ends.
+pub(super) fn wait(handle: &mut crate::shard::RestoreHandle) -> Result<(), String> {
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template(
@@ -45,20 +66,5 @@ pub fn restore(data_dir: &Path, source: &str, target: &str, at: RestoreAt) -> Re
         }
     };
     bar.finish_and_clear();
-    let s = handle.progress.snapshot();
-    db.shutdown();
-    match result {
-        Ok(()) => {
-            let items = db.table(target).map(|t| t.len()).unwrap_or(0);
-            println!(
-                "restored '{source}' as of {} into '{target}': {items} items, {} records replayed ({:.1} MB of log) in {:.3} s",
-                format_time(handle.progress.at_us),
-                s.records,
-                s.bytes_done as f64 / 1e6,
-                s.elapsed_s
-            );
-            Ok(())
-        }
-        Err(why) => Err(DbError::BadTime(format!("restore failed: {why}"))),
-    }
+    result
 }

@@ -121,6 +121,20 @@ pub struct ServeArgs {
     /// Seconds between maintenance passes (checkpoints due, retention).
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub maintenance_secs: u64,
+    /// Ship every PITR table's history to this archive: `s3://bucket/prefix` (endpoint,
+    /// region and credentials from AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY; AWS_ALLOW_HTTP=true for plain HTTP) or `file:///path`.
+    /// See docs/RELIABILITY.md, "The archive".
+    #[arg(long)]
+    pub archive: Option<String>,
+    /// The archive is at most this far behind the newest durable write while it is
+    /// reachable (one PUT per shard per interval at most, none while idle).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub archive_lag: std::time::Duration,
+    /// Take the archive's lease from another generation (its server is gone for good, e.g.
+    /// the host was replaced). That server, if it still runs, stops archiving.
+    #[arg(long, requires = "archive")]
+    pub archive_takeover: bool,
     /// Also serve the DynamoDB JSON API (HTTP) on this address, sharing the same tables (off
     /// unless given; port 0 picks a free port and the log line names it). See docs/DYNAMODB.md.
     #[arg(long)]

@@ -41,8 +41,16 @@ pub enum ServerError {
     Tls(#[from] tls::TlsError),
     #[error("--tls-listen needs the epoll socket path: use --io auto or --io epoll")]
     TlsNeedsEpoll,
+    #[error("--archive: {0}")]
+    Archive(Box<crate::archive::ArchiveError>),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl From<crate::archive::ArchiveError> for ServerError {
+    fn from(e: crate::archive::ArchiveError) -> Self {
+        ServerError::Archive(Box::new(e))
+    }
 }
 
 /// Picks the socket path and the log engine.
@@ -127,6 +135,10 @@ pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
         started.elapsed().as_secs_f64()
     );
     let db = Arc::new(db);
+    let archive = match &args.archive {
+        Some(url) => Some(start_archive(url, &db, &args)?),
+        None => None,
+    };
     // Restores a crash interrupted run again in the background.
     drop(db.resume_restores());
     let listener =
@@ -245,9 +257,36 @@ pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
             Err(_) => tracing::error!("net thread panicked"),
         }
     }
+    if let Some((stop, t)) = archive {
+        // Its last pass ships what the connections wrote before they closed.
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if t.join().is_err() {
+            tracing::error!("the archive thread panicked");
+        }
+    }
     db.shutdown();
     tracing::info!("shutdown complete: every log committed and synced");
     Ok(())
+}
+
+type ArchiveThread = (
+    Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<()>,
+);
+
+/// Takes the archive's lease (refusing to start when another server holds it) and starts
+/// the shipper.
+fn start_archive(url: &str, db: &Arc<Db>, args: &ServeArgs) -> Result<ArchiveThread, ServerError> {
+    let archive = crate::archive::Archive::open(url)?;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let t = crate::archive::ship::spawn(
+        archive,
+        db.clone(),
+        args.archive_takeover,
+        args.archive_lag,
+        stop.clone(),
+    )?;
+    Ok((stop, t))
 }
 
 /// Checkpoints and retention every `secs` seconds until shutdown.

@@ -12,19 +12,12 @@ use std::time::Instant;
 pub struct Floor {
     /// Every sequence up to here is in the archive.
     pub log_seq: u64,
+    /// Commit time of that sequence (0: nothing archived yet).
+    pub last_us: u64,
     /// Every local checkpoint up to this end sequence is in the archive.
     pub checkpoint_end: u64,
     /// A dropped table's shard whose whole log and checkpoints are in the archive.
     pub drained: bool,
-}
-
-/// Per archived table, for `PITR.DESCRIBE`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TableArchive {
-    /// The newest moment a restore from the archive alone reaches (0: none yet).
-    pub latest_restorable_us: u64,
-    /// How far that is behind the newest durable write.
-    pub lag_us: u64,
 }
 
 /// The archive as the server sees it. Counters only grow.
@@ -42,7 +35,6 @@ pub struct ArchiveState {
     /// `ok`, `starting`, `error: ...` (retrying) or `fenced: ...` (stopped).
     status: Mutex<String>,
     floors: Mutex<HashMap<(u64, u32), Floor>>,
-    tables: Mutex<HashMap<u64, TableArchive>>,
 }
 
 impl ArchiveState {
@@ -59,7 +51,6 @@ impl ArchiveState {
             errors: AtomicU64::new(0),
             status: Mutex::new("starting".into()),
             floors: Mutex::new(HashMap::new()),
-            tables: Mutex::new(HashMap::new()),
         }
     }
 
@@ -80,22 +71,38 @@ impl ArchiveState {
             .insert((table, shard), f);
     }
 
-    pub fn table(&self, table: u64) -> Option<TableArchive> {
-        self.tables
-            .lock()
-            .expect("tables lock")
-            .get(&table)
-            .copied()
+    /// The newest moment a restore from the archive alone reaches for a table of `shards`
+    /// shards: the oldest of its shards' newest archived commits (0: some shard has nothing
+    /// archived, or none wrote). A restore cannot tell a quiet shard from one whose shipping stopped, so a
+    /// quiet shard holds it back.
+    pub fn latest_restorable_us(&self, table: u64, shards: u32) -> u64 {
+        let floors = self.floors.lock().expect("floors lock");
+        let mut latest = u64::MAX;
+        for k in 0..shards {
+            match floors.get(&(table, k)) {
+                Some(f) if f.last_us > 0 => latest = latest.min(f.last_us),
+                // A shard that never wrote anything holds nothing back.
+                Some(f) if f.log_seq == 0 => {}
+                _ => return 0,
+            }
+        }
+        if latest == u64::MAX {
+            0
+        } else {
+            latest
+        }
     }
 
-    pub fn set_table(&self, table: u64, t: TableArchive) {
-        self.tables.lock().expect("tables lock").insert(table, t);
-    }
-
-    /// The largest lag over every archived table.
-    pub fn max_lag_us(&self) -> u64 {
-        let t = self.tables.lock().expect("tables lock");
-        t.values().map(|t| t.lag_us).max().unwrap_or(0)
+    /// How far the archive is behind one shard's newest durable write (`durable`: its
+    /// sequence and commit time), measured now: 0 when it has everything.
+    pub fn lag_us(&self, table: u64, shard: u32, durable: (u64, u64), since_us: u64) -> u64 {
+        let f = self.floor(table, shard);
+        if f.log_seq >= durable.0 {
+            return 0;
+        }
+        durable
+            .1
+            .saturating_sub(if f.last_us > 0 { f.last_us } else { since_us })
     }
 
     pub fn status(&self) -> String {

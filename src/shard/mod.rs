@@ -14,7 +14,7 @@ mod retention;
 mod startup;
 mod table;
 
-pub use archive_state::{ArchiveState, Floor, TableArchive};
+pub use archive_state::{ArchiveState, Floor};
 pub use config::EngineConfig;
 pub use db::{Db, OpenSummary, DEFAULT_TABLE};
 pub use entry::Entry;

@@ -227,11 +227,52 @@ impl Db {
         Ok(self.spawn_restore(meta, until_seq))
     }
 
+    /// Restores a table from shard directories outside this data directory (an archive's
+    /// download: `source_id` is the table's id where it came from) into a new table `target`.
+    /// The target's catalog entry names no local source, so an interrupted run is marked
+    /// FAILED at the next start instead of being run again.
+    pub fn restore_external(
+        self: &Arc<Self>,
+        target: &[u8],
+        source_id: u64,
+        source_shards: Vec<std::path::PathBuf>,
+        at_us: u64,
+    ) -> Result<RestoreHandle, DbError> {
+        let target = validate_table_name(target).map_err(DbError::InvalidName)?;
+        let shards = source_shards.len() as u32;
+        let now = self.clock.now_us();
+        let meta = {
+            let mut catalog = self.catalog.lock().expect("catalog lock");
+            if catalog.get(target).is_some() {
+                return Err(DbError::TableExists(target.to_string()));
+            }
+            let mut next = catalog.clone();
+            let mut meta = next.add(target, shards, now);
+            let entry = next.get_mut(target).expect("just added");
+            entry.status = TableStatus::Restoring;
+            entry.restore_at_us = at_us;
+            meta.status = TableStatus::Restoring;
+            meta.restore_at_us = at_us;
+            self.save_catalog(&next)?;
+            *catalog = next;
+            meta
+        };
+        let mut spec = self.restore_spec(&meta, vec![u64::MAX; shards as usize]);
+        spec.source_id = source_id;
+        spec.source_shards = source_shards;
+        Ok(self.spawn_restore_spec(meta, spec, false))
+    }
+
     /// Runs the restore of catalog entry `meta` in the background.
     fn spawn_restore(self: &Arc<Self>, meta: TableMeta, until_seq: Vec<u64>) -> RestoreHandle {
+        let spec = self.restore_spec(&meta, until_seq);
+        self.spawn_restore_spec(meta, spec, true)
+    }
+
+    fn restore_spec(&self, meta: &TableMeta, until_seq: Vec<u64>) -> RestoreSpec {
         let tables_dir = self.dir.join("tables");
         let source_dir = tables_dir.join(meta.restore_source_id.to_string());
-        let spec = RestoreSpec {
+        RestoreSpec {
             source_id: meta.restore_source_id,
             source_shards: (0..meta.shards)
                 .map(|k| super::shard_dir(&source_dir, k))
@@ -244,7 +285,15 @@ impl Db {
                 .map(|n| n.get())
                 .unwrap_or(1),
             zstd_level: restore_zstd_level(self.cfg.zstd_level),
-        };
+        }
+    }
+
+    fn spawn_restore_spec(
+        self: &Arc<Self>,
+        meta: TableMeta,
+        spec: RestoreSpec,
+        local_source: bool,
+    ) -> RestoreHandle {
         let progress = Arc::new(RestoreProgress::new(
             meta.restore_at_us,
             meta.shards as usize,
@@ -259,7 +308,9 @@ impl Db {
         let spawned = std::thread::Builder::new()
             .name(format!("restore-{}", meta.id))
             .spawn(move || {
-                let run = std::panic::AssertUnwindSafe(|| db.run_restore(&spec, meta.clone(), &p));
+                let run = std::panic::AssertUnwindSafe(|| {
+                    db.run_restore(&spec, meta.clone(), &p, local_source)
+                });
                 let result = std::panic::catch_unwind(run).unwrap_or_else(|panic| {
                     let why = format!(
                         "the restore panicked: {}",
@@ -286,15 +337,17 @@ impl Db {
         spec: &RestoreSpec,
         meta: TableMeta,
         progress: &RestoreProgress,
+        local_source: bool,
     ) -> Result<(), String> {
         let started = std::time::Instant::now();
         let history = self.history.read().expect("history lock");
-        let source_known = self
-            .catalog
-            .lock()
-            .expect("catalog lock")
-            .by_id(spec.source_id)
-            .is_some();
+        let source_known = !local_source
+            || self
+                .catalog
+                .lock()
+                .expect("catalog lock")
+                .by_id(spec.source_id)
+                .is_some();
         let replayed = if source_known {
             restore::run(spec, progress)
         } else {

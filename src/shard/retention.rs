@@ -129,7 +129,7 @@ mod tests {
             Some(Floor {
                 log_seq,
                 checkpoint_end,
-                drained: false,
+                ..Floor::default()
             })
         };
         // The archive has nothing: nothing goes.

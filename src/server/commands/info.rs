@@ -83,6 +83,31 @@ pub fn render_info(state: &ServerState, section: Option<&str>) -> String {
             s.records,
         );
     }
+    if let Some(a) = db.archive.get().filter(|_| want("archive")) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let _ = write!(
+            out,
+            "# Archive\r\narchive_url:{}\r\narchive_generation:{}\r\narchive_status:{}\r\narchive_bytes_shipped:{}\r\narchive_objects_shipped:{}\r\narchive_puts:{}\r\narchive_puts_per_hour:{:.0}\r\narchive_gets:{}\r\narchive_deletes:{}\r\narchive_errors:{}\r\narchive_lag_seconds:{:.3}\r\n\r\n",
+            a.url,
+            a.generation,
+            a.status().replace(['\r', '\n'], " "),
+            a.bytes.load(Relaxed),
+            a.objects.load(Relaxed),
+            a.puts.load(Relaxed),
+            a.puts_per_hour(),
+            a.gets.load(Relaxed),
+            a.deletes.load(Relaxed),
+            a.errors.load(Relaxed),
+            db.catalog_snapshot()
+                .tables
+                .iter()
+                .filter(|t| t.pitr_days > 0)
+                .map(|t| super::pitr::table_lag_us(db, a, t))
+                .max()
+                .unwrap_or(0) as f64
+                / 1e6,
+        );
+    }
     if want("keyspace") {
         out.push_str("# Keyspace\r\n");
         for t in db.tables() {

@@ -49,9 +49,9 @@ async fn enable(conn: &mut Conn<'_>, args: &[&[u8]]) -> Result<(), DbError> {
 /// Status, recovery period and the restorable window, as field/value pairs.
 fn describe(conn: &mut Conn<'_>, name: &str) -> Result<(), DbError> {
     let (meta, window) = conn.state.db.pitr_source(name)?;
-    let mut w = conn.reply();
     match window {
         None => {
+            let mut w = conn.reply();
             w.map(3);
             w.bulk(b"table");
             w.bulk(meta.name.as_bytes());
@@ -61,7 +61,12 @@ fn describe(conn: &mut Conn<'_>, name: &str) -> Result<(), DbError> {
             w.int(0);
         }
         Some(win) => {
-            w.map(8);
+            let archive = conn.state.db.archive.get().cloned();
+            let lag = archive
+                .as_ref()
+                .map_or(0, |a| table_lag_us(&conn.state.db, a, &meta));
+            let mut w = conn.reply();
+            w.map(12);
             w.bulk(b"table");
             w.bulk(meta.name.as_bytes());
             w.bulk(b"status");
@@ -78,6 +83,27 @@ fn describe(conn: &mut Conn<'_>, name: &str) -> Result<(), DbError> {
             w.bulk(format_time(win.latest_us).as_bytes());
             w.bulk(b"latest_restorable_unix_us");
             w.int(win.latest_us as i64);
+            // From the archive alone (--archive): how far a restore on another host reaches.
+            let status = match &archive {
+                None => "OFF".to_string(),
+                Some(a) => a.status(),
+            };
+            w.bulk(b"archive_status");
+            w.bulk(status.as_bytes());
+            let latest = archive
+                .as_ref()
+                .map_or(0, |a| a.latest_restorable_us(meta.id, meta.shards));
+            w.bulk(b"archive_latest_restorable");
+            if latest > 0 {
+                w.bulk(format_time(latest).as_bytes());
+            } else {
+                w.bulk(b"none");
+            }
+            w.bulk(b"archive_latest_restorable_unix_us");
+            w.int(latest as i64);
+            w.bulk(b"archive_lag_seconds");
+            let lag = lag as f64 / 1e6;
+            w.bulk(format!("{lag:.3}").as_bytes());
         }
     }
     Ok(())
@@ -144,4 +170,26 @@ async fn restore(conn: &mut Conn<'_>, args: &[&[u8]]) -> Result<(), DbError> {
         w.bulk(format!("{:.3}", s.elapsed_s).as_bytes());
     }
     Ok(())
+}
+
+/// How far the archive is behind a live table's newest durable write, now.
+pub(crate) fn table_lag_us(
+    db: &crate::shard::Db,
+    a: &crate::shard::ArchiveState,
+    meta: &crate::catalog::TableMeta,
+) -> u64 {
+    let Some(t) = db.table(&meta.name).filter(|t| t.meta.id == meta.id) else {
+        return 0;
+    };
+    (0..t.shards.len())
+        .map(|k| {
+            a.lag_us(
+                meta.id,
+                k as u32,
+                t.shards[k].log.durable(),
+                meta.pitr_since_us,
+            )
+        })
+        .max()
+        .unwrap_or(0)
 }

@@ -1,0 +1,349 @@
+//! Plans made from a listing alone: which objects a restore needs, the restorable window,
+//! and which objects the archive's retention may delete.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::layout::{CkpName, Layout, Object, PartName};
+use super::store::Listed;
+
+/// One shard's objects in one generation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShardObjects {
+    /// Checkpoints by end sequence, with their sizes.
+    pub checkpoints: BTreeMap<u64, (CkpName, u64)>,
+    /// Parts by segment, each segment's by first sequence, with their sizes.
+    pub segments: BTreeMap<u64, BTreeMap<u64, (PartName, u64)>>,
+    pub indexes: BTreeSet<u64>,
+}
+
+/// One table's objects in one generation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableObjects {
+    /// Times of its metadata versions.
+    pub metas: Vec<u64>,
+    pub shards: BTreeMap<u32, ShardObjects>,
+}
+
+/// A generation's objects, by table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Generation {
+    pub catalogs: Vec<u64>,
+    pub tables: BTreeMap<u64, TableObjects>,
+}
+
+/// Sorts a listing of a generation (`Layout::generation`) by what each object is.
+pub fn group(layout: &Layout, listed: &[Listed]) -> BTreeMap<String, Generation> {
+    let mut out: BTreeMap<String, Generation> = BTreeMap::new();
+    for o in listed {
+        let Some((gen, obj)) = layout.classify(&o.name) else {
+            continue;
+        };
+        let g = out.entry(gen).or_default();
+        match obj {
+            Object::Catalog { at_us } => g.catalogs.push(at_us),
+            Object::Meta { table, at_us } => g.tables.entry(table).or_default().metas.push(at_us),
+            Object::Part {
+                table,
+                shard,
+                segment_seq,
+                name,
+            } => {
+                g.tables
+                    .entry(table)
+                    .or_default()
+                    .shards
+                    .entry(shard)
+                    .or_default()
+                    .segments
+                    .entry(segment_seq)
+                    .or_default()
+                    .insert(name.first_seq, (name, o.size));
+            }
+            Object::Index {
+                table,
+                shard,
+                segment_seq,
+            } => {
+                g.tables
+                    .entry(table)
+                    .or_default()
+                    .shards
+                    .entry(shard)
+                    .or_default()
+                    .indexes
+                    .insert(segment_seq);
+            }
+            Object::Checkpoint { table, shard, name } => {
+                g.tables
+                    .entry(table)
+                    .or_default()
+                    .shards
+                    .entry(shard)
+                    .or_default()
+                    .checkpoints
+                    .insert(name.end_seq, (name, o.size));
+            }
+        }
+    }
+    for g in out.values_mut() {
+        g.catalogs.sort_unstable();
+        for t in g.tables.values_mut() {
+            t.metas.sort_unstable();
+        }
+    }
+    out
+}
+
+/// What one shard's restore downloads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardPlan {
+    pub checkpoint: Option<CkpName>,
+    /// Segments to rebuild, each from its first part, and whether it is whole (its index is
+    /// then worth fetching).
+    pub segments: Vec<(u64, Vec<PartName>, bool)>,
+    pub bytes: u64,
+}
+
+impl ShardObjects {
+    /// Every part in sequence order, with its segment.
+    fn parts(&self) -> Vec<(u64, PartName, u64)> {
+        self.segments
+            .iter()
+            .flat_map(|(s, ps)| ps.values().map(move |(p, size)| (*s, *p, *size)))
+            .collect()
+    }
+
+    /// The run of parts that carries on from the segment holding `from_seq` without a gap,
+    /// each segment from its first part. `None` when no segment can start it.
+    fn chain_from(&self, from_seq: u64) -> Option<Vec<(u64, PartName, u64)>> {
+        let parts = self.parts();
+        // The segment holding from_seq, read from its first part.
+        let seg = parts
+            .iter()
+            .find(|(_, p, _)| p.first_seq <= from_seq && from_seq <= p.last_seq)
+            .map(|(s, _, _)| *s);
+        let seg = match seg {
+            Some(s) => s,
+            // Nothing at from_seq: the next segment must start exactly there.
+            None => parts.iter().find(|(s, _, _)| *s == from_seq)?.0,
+        };
+        let mut chain: Vec<(u64, PartName, u64)> = Vec::new();
+        for (s, p, size) in parts.into_iter().filter(|(s, _, _)| *s >= seg) {
+            let expected = chain.last().map_or(s, |(_, l, _)| l.last_seq + 1);
+            let starts_segment = chain.last().is_none_or(|(ls, _, _)| *ls != s);
+            if p.first_seq != expected || (starts_segment && p.first_seq != s) {
+                break;
+            }
+            chain.push((s, p, size));
+        }
+        (!chain.is_empty()).then_some(chain)
+    }
+
+    /// The oldest and newest moments this shard's objects can restore, or `None` when they
+    /// cannot restore any (no base).
+    pub fn window(&self) -> Option<(u64, u64)> {
+        // From the start of the log (sequence 1), any moment is covered.
+        if let Some(c) = self.chain_from(1) {
+            let latest = c.last().map_or(0, |(_, p, _)| p.last_us);
+            return Some((0, latest.max(self.newest_checkpoint_us())));
+        }
+        let (mut earliest, mut latest) = (None, 0);
+        for (c, _) in self.checkpoints.values() {
+            let reach = self
+                .chain_from(c.start_seq + 1)
+                .and_then(|ch| ch.last().map(|(_, p, _)| p.last_us));
+            let logless = self.last_seq().is_none_or(|l| c.end_seq >= l);
+            if reach.is_some() || logless {
+                earliest.get_or_insert(c.end_us);
+                latest = latest.max(reach.unwrap_or(0)).max(c.end_us);
+            }
+        }
+        earliest.map(|e| (e, latest))
+    }
+
+    fn newest_checkpoint_us(&self) -> u64 {
+        self.checkpoints
+            .values()
+            .map(|(c, _)| c.end_us)
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn last_seq(&self) -> Option<u64> {
+        self.parts().last().map(|(_, p, _)| p.last_seq)
+    }
+
+    /// What a restore to `at_us` (`u64::MAX`: everything archived) downloads.
+    pub fn plan(&self, at_us: u64) -> Result<ShardPlan, String> {
+        // The newest checkpoint that may stand in for the log at at_us and from whose start
+        // the archive's log carries on; else the log from sequence 1.
+        let mut bases: Vec<(Option<CkpName>, u64)> = self
+            .checkpoints
+            .values()
+            .rev()
+            .filter(|(c, _)| c.end_us <= at_us)
+            .map(|(c, size)| (Some(*c), *size))
+            .collect();
+        bases.push((None, 0));
+        for (ckp, ckp_size) in bases {
+            let from = ckp.map_or(1, |c| c.start_seq + 1);
+            let chain = match self.chain_from(from) {
+                Some(c) => c,
+                // The checkpoint is the whole story (no log after it was ever archived).
+                None if ckp.is_some() && self.last_seq().is_none_or(|l| l < from) => Vec::new(),
+                None if ckp.is_none() && self.segments.is_empty() => Vec::new(),
+                None => continue,
+            };
+            let mut segments: Vec<(u64, Vec<PartName>, bool)> = Vec::new();
+            let mut bytes = ckp_size;
+            for (s, p, size) in chain {
+                // A part entirely after the moment is not needed; its segment's earlier parts
+                // are (a segment is rebuilt from its start).
+                if p.first_us > at_us && p.first_seq > from {
+                    break;
+                }
+                match segments.last_mut() {
+                    Some((ls, v, _)) if *ls == s => v.push(p),
+                    _ => segments.push((s, vec![p], false)),
+                }
+                bytes += size;
+            }
+            for (s, v, whole) in segments.iter_mut() {
+                let all = self.segments.get(s).map_or(0, |m| m.len());
+                *whole = v.len() == all && self.indexes.contains(s);
+            }
+            return Ok(ShardPlan {
+                checkpoint: ckp,
+                segments,
+                bytes,
+            });
+        }
+        Err("the archive holds no checkpoint and log that reach that moment".into())
+    }
+
+    /// Objects retention may delete when the window starts at `earliest_us`: checkpoints
+    /// older than the newest one at or before it, and segments wholly before that one's start.
+    pub fn expired(&self, earliest_us: u64) -> (Vec<CkpName>, Vec<u64>) {
+        let Some((keep, _)) = self
+            .checkpoints
+            .values()
+            .rev()
+            .find(|(c, _)| c.end_us <= earliest_us)
+        else {
+            return (Vec::new(), Vec::new());
+        };
+        let ckps = self
+            .checkpoints
+            .values()
+            .filter(|(c, _)| c.end_seq < keep.end_seq)
+            .map(|(c, _)| *c)
+            .collect();
+        let segs: Vec<u64> = self.segments.keys().copied().collect();
+        let doomed = segs
+            .windows(2)
+            .filter(|w| w[1] <= keep.start_seq + 1)
+            .map(|w| w[0])
+            .collect();
+        (ckps, doomed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(first_seq: u64, last_seq: u64, first_us: u64, last_us: u64) -> PartName {
+        PartName {
+            first_seq,
+            last_seq,
+            first_us,
+            last_us,
+        }
+    }
+
+    fn shard(parts: &[(u64, PartName)], ckps: &[CkpName]) -> ShardObjects {
+        let mut s = ShardObjects::default();
+        for (seg, p) in parts {
+            s.segments
+                .entry(*seg)
+                .or_default()
+                .insert(p.first_seq, (*p, 10));
+        }
+        for c in ckps {
+            s.checkpoints.insert(c.end_seq, (*c, 100));
+        }
+        s
+    }
+
+    #[test]
+    fn plans_from_the_log_start_and_stops_after_the_moment() {
+        let s = shard(
+            &[
+                (1, part(1, 10, 100, 200)),
+                (1, part(11, 20, 210, 300)),
+                (21, part(21, 30, 310, 400)),
+            ],
+            &[],
+        );
+        assert_eq!(s.window(), Some((0, 400)));
+        let p = s.plan(250).unwrap();
+        assert_eq!(p.checkpoint, None);
+        assert_eq!(p.segments.len(), 1);
+        assert_eq!(p.segments[0].1.len(), 2);
+        let all = s.plan(u64::MAX).unwrap();
+        assert_eq!(all.segments.len(), 2);
+    }
+
+    #[test]
+    fn a_checkpoint_cuts_the_download_and_gaps_end_the_window() {
+        let c = CkpName {
+            end_seq: 25,
+            start_seq: 22,
+            end_us: 350,
+        };
+        // Segment 1 was deleted by retention; the checkpoint's start is in segment 21.
+        let s = shard(
+            &[
+                (21, part(21, 30, 310, 400)),
+                (31, part(31, 40, 410, 500)),
+                (41, part(45, 50, 600, 700)), // a gap: 41..=44 missing
+            ],
+            &[c],
+        );
+        assert_eq!(s.window(), Some((350, 500)));
+        let p = s.plan(450).unwrap();
+        assert_eq!(p.checkpoint, Some(c));
+        assert_eq!(
+            p.segments.iter().map(|(s, _, _)| *s).collect::<Vec<_>>(),
+            vec![21, 31]
+        );
+        // Before the checkpoint there is no base.
+        assert!(s.plan(320).is_err());
+    }
+
+    #[test]
+    fn retention_keeps_the_base_and_what_follows() {
+        let c1 = CkpName {
+            end_seq: 15,
+            start_seq: 12,
+            end_us: 250,
+        };
+        let c2 = CkpName {
+            end_seq: 35,
+            start_seq: 32,
+            end_us: 450,
+        };
+        let s = shard(
+            &[
+                (1, part(1, 20, 100, 300)),
+                (21, part(21, 30, 310, 400)),
+                (31, part(31, 40, 410, 500)),
+            ],
+            &[c1, c2],
+        );
+        assert_eq!(s.expired(200), (vec![], vec![]));
+        assert_eq!(s.expired(300), (vec![], vec![]));
+        // Window from 460: keep c2 (start 32, in segment 31); c1 and segments 1, 21 go.
+        assert_eq!(s.expired(460), (vec![c1], vec![1, 21]));
+    }
+}

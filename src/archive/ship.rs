@@ -1,0 +1,440 @@
+//! The shipper: every `--archive-lag`, each PITR table shard's new durable blocks go to the
+//! archive as one part per shard (none while idle), then its new checkpoints, and the table
+//! metadata and catalog when they changed. A failed request is retried on the next pass with
+//! a growing pause; nothing local is deleted meanwhile (retention asks `ArchiveState`), and
+//! the write path never waits for any of it.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::error::ArchiveError;
+use super::layout::{CkpName, Object, PartName};
+use super::store::{Archive, Created};
+use super::tail::{self, Cursor, Step};
+use super::{lease, part};
+use crate::catalog::{self, TableMeta, TableStatus};
+use crate::log::checkpoint;
+use crate::shard::{shard_dir, ArchiveState, Db, Floor};
+
+/// A part holds at most this many bytes of blocks (one PUT).
+pub const MAX_PART_BYTES: u64 = 64 << 20;
+/// How often a running server checks it still holds the lease.
+const LEASE_CHECK: Duration = Duration::from_secs(10);
+/// How often the archive's retention runs.
+const RETENTION_EVERY: Duration = Duration::from_secs(60);
+/// The longest pause between retries while the archive fails.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Default)]
+struct ShardShip {
+    /// `None` until the shard has a local segment to start from.
+    cursor: Option<Cursor>,
+    /// End sequence of the newest checkpoint in the archive.
+    ckp_end: u64,
+    known: bool,
+}
+
+/// What one pass shipped.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Shipped {
+    pub parts: u64,
+    pub checkpoints: u64,
+    pub bytes: u64,
+}
+
+pub struct Shipper {
+    pub archive: Archive,
+    pub generation: String,
+    db: Arc<Db>,
+    state: Arc<ArchiveState>,
+    shards: HashMap<(u64, u32), ShardShip>,
+    meta_sums: HashMap<u64, u64>,
+    catalog_sum: Option<u64>,
+}
+
+impl Shipper {
+    /// Takes the lease on the archive and attaches the archive's state to `db`.
+    pub async fn start(
+        archive: Archive,
+        db: Arc<Db>,
+        takeover: bool,
+    ) -> Result<Self, ArchiveError> {
+        let now = db.clock().now_us();
+        let generation = lease::acquire(&archive, &db.dir, now, takeover).await?;
+        let state = Arc::new(ArchiveState::new(&archive.url, &generation));
+        if db.archive.set(state.clone()).is_err() {
+            return Err(ArchiveError::Plan("this server already archives".into()));
+        }
+        tracing::info!("archiving to {} as generation {generation}", archive.url);
+        Ok(Shipper {
+            archive,
+            generation,
+            db,
+            state,
+            shards: HashMap::new(),
+            meta_sums: HashMap::new(),
+            catalog_sum: None,
+        })
+    }
+
+    pub fn state(&self) -> &Arc<ArchiveState> {
+        &self.state
+    }
+
+    /// One pass over every archived table.
+    pub async fn tick(&mut self) -> Result<Shipped, ArchiveError> {
+        let catalog = self.db.catalog_snapshot();
+        let now = self.db.clock().now_us();
+        let mut shipped = Shipped::default();
+        let cat = catalog::encode(&catalog);
+        if self.catalog_sum != Some(xxh3_64(&cat)) {
+            let name = self.archive.layout.catalog(&self.generation, now);
+            self.put(&name, Bytes::from(cat.clone())).await?;
+            self.catalog_sum = Some(xxh3_64(&cat));
+        }
+        for meta in &catalog.tables {
+            let archived = meta.pitr_days > 0
+                && matches!(meta.status, TableStatus::Active | TableStatus::Dropped);
+            if archived {
+                let s = self.ship_table(meta, now).await?;
+                shipped.parts += s.parts;
+                shipped.checkpoints += s.checkpoints;
+                shipped.bytes += s.bytes;
+            }
+        }
+        Ok(shipped)
+    }
+
+    async fn ship_table(&mut self, meta: &TableMeta, now: u64) -> Result<Shipped, ArchiveError> {
+        let bytes = catalog::encode_table_file(meta);
+        if self.meta_sums.get(&meta.id) != Some(&xxh3_64(&bytes)) {
+            let name = self.archive.layout.meta(&self.generation, meta.id, now);
+            self.put(&name, Bytes::from(bytes.clone())).await?;
+            self.meta_sums.insert(meta.id, xxh3_64(&bytes));
+        }
+        let live = self
+            .db
+            .table(&meta.name)
+            .filter(|t| t.meta.id == meta.id && meta.status == TableStatus::Active);
+        let table_dir = self.db.dir.join("tables").join(meta.id.to_string());
+        let mut shipped = Shipped::default();
+        for k in 0..meta.shards {
+            // A dropped table's writers are stopped: its files are all there is.
+            let bound = match &live {
+                Some(t) => t.shards[k as usize].log.durable().0,
+                None => u64::MAX,
+            };
+            let dir = shard_dir(&table_dir, k);
+            let s = self.ship_shard(meta.id, k, &dir, bound).await?;
+            shipped.parts += s.parts;
+            shipped.checkpoints += s.checkpoints;
+            shipped.bytes += s.bytes;
+        }
+        Ok(shipped)
+    }
+
+    async fn ship_shard(
+        &mut self,
+        id: u64,
+        k: u32,
+        dir: &Path,
+        bound: u64,
+    ) -> Result<Shipped, ArchiveError> {
+        if !self.shards.get(&(id, k)).is_some_and(|s| s.known) {
+            let s = self.find_shard(id, k, dir).await?;
+            self.shards.insert((id, k), s);
+        }
+        let mut shipped = Shipped::default();
+        let mut cursor = self.shards[&(id, k)].cursor;
+        if cursor.is_none() {
+            cursor = tail::start(dir)?;
+        }
+        let mut drained = bound == u64::MAX;
+        if let Some(mut cur) = cursor {
+            loop {
+                match tail::next(dir, (id, k), &cur, bound, MAX_PART_BYTES)? {
+                    Step::Part {
+                        header,
+                        payload,
+                        next,
+                    } => {
+                        let name = self.archive.layout.part(
+                            &self.generation,
+                            id,
+                            k,
+                            header.segment_seq,
+                            &PartName {
+                                first_seq: header.first_seq,
+                                last_seq: header.last_seq,
+                                first_us: header.first_us,
+                                last_us: header.last_us,
+                            },
+                        );
+                        let obj = Bytes::from(part::encode(header, &payload));
+                        shipped.bytes += obj.len() as u64;
+                        self.put(&name, obj).await?;
+                        shipped.parts += 1;
+                        cur = next;
+                    }
+                    Step::Sealed { segment_seq, next } => {
+                        let idx = crate::log::segment::SegmentFile {
+                            first_seq: segment_seq,
+                            path: dir.join(crate::log::segment::file_name(segment_seq)),
+                        }
+                        .index_path();
+                        if let Ok(b) = std::fs::read(&idx) {
+                            let name =
+                                self.archive
+                                    .layout
+                                    .index(&self.generation, id, k, segment_seq);
+                            self.put(&name, Bytes::from(b)).await?;
+                        }
+                        cur = next;
+                    }
+                    Step::Idle => break,
+                }
+                // Record progress as it is made: a failure later in the pass keeps it.
+                self.shards.get_mut(&(id, k)).expect("known").cursor = Some(cur);
+            }
+            // Checkpoints whose log is archived, oldest first.
+            let mut ckp_end = self.shards[&(id, k)].ckp_end;
+            for (end_seq, path) in checkpoint::list(dir)? {
+                if end_seq <= ckp_end {
+                    continue;
+                }
+                if end_seq >= cur.next_seq {
+                    drained = false;
+                    break;
+                }
+                let h = checkpoint::read_header(&path)?;
+                let name = self.archive.layout.checkpoint(
+                    &self.generation,
+                    id,
+                    k,
+                    &CkpName {
+                        end_seq: h.end_seq,
+                        start_seq: h.start_seq,
+                        end_us: h.end_us,
+                    },
+                );
+                let n = self.archive.upload_file(&name, &path).await?;
+                self.count_put(n);
+                shipped.checkpoints += 1;
+                shipped.bytes += n;
+                ckp_end = end_seq;
+                self.shards.get_mut(&(id, k)).expect("known").ckp_end = ckp_end;
+            }
+            self.state.set_floor(
+                id,
+                k,
+                Floor {
+                    log_seq: cur.next_seq - 1,
+                    last_us: cur.last_us,
+                    checkpoint_end: ckp_end,
+                    drained,
+                },
+            );
+        } else if drained {
+            // A dropped shard that never wrote anything.
+            self.state.set_floor(
+                id,
+                k,
+                Floor {
+                    drained: true,
+                    ..Floor::default()
+                },
+            );
+        }
+        Ok(shipped)
+    }
+
+    /// Where the archive's copy of a shard ends, matched against the local log.
+    async fn find_shard(&mut self, id: u64, k: u32, dir: &Path) -> Result<ShardShip, ArchiveError> {
+        let layout = &self.archive.layout;
+        let mut last: Option<(String, u64, PartName)> = None;
+        for o in self
+            .archive
+            .list(&layout.log(&self.generation, id, k))
+            .await?
+        {
+            if let Some((
+                _,
+                Object::Part {
+                    segment_seq, name, ..
+                },
+            )) = layout.classify(&o.name)
+            {
+                if last
+                    .as_ref()
+                    .is_none_or(|(_, _, l)| name.last_seq > l.last_seq)
+                {
+                    last = Some((o.name.clone(), segment_seq, name));
+                }
+            }
+        }
+        let mut ckp_end = 0;
+        for o in self
+            .archive
+            .list(&layout.checkpoints(&self.generation, id, k))
+            .await?
+        {
+            if let Some((_, Object::Checkpoint { name, .. })) = layout.classify(&o.name) {
+                ckp_end = ckp_end.max(name.end_seq);
+            }
+        }
+        let cursor = match last {
+            None => tail::start(dir)?,
+            Some((name, segment_seq, p)) => {
+                let head = self
+                    .archive
+                    .get_range(&name, 0..part::PART_HEADER_LEN as u64)
+                    .await?;
+                self.state.add(&self.state.gets, 1);
+                let h = part::PartHeader::decode(&head)
+                    .map_err(|source| ArchiveError::Damaged { name, source })?;
+                Some(tail::resume(
+                    dir,
+                    (id, k),
+                    segment_seq,
+                    p.last_seq,
+                    h.last_block_sum,
+                )?)
+            }
+        };
+        Ok(ShardShip {
+            cursor,
+            ckp_end,
+            known: true,
+        })
+    }
+
+    /// A conditional create; an object already there must hold the same bytes (a retried
+    /// request that had in fact succeeded).
+    async fn put(&self, name: &str, data: Bytes) -> Result<(), ArchiveError> {
+        let len = data.len() as u64;
+        if self.archive.create(name, data.clone()).await? == Created::AlreadyThere {
+            let there = self.archive.get(name).await?;
+            if there != data {
+                return Err(ArchiveError::Plan(format!(
+                    "{name} is already in the archive with other contents"
+                )));
+            }
+        }
+        self.count_put(len);
+        Ok(())
+    }
+
+    fn count_put(&self, bytes: u64) {
+        self.state.add(&self.state.puts, 1);
+        self.state.add(&self.state.objects, 1);
+        self.state.add(&self.state.bytes, bytes);
+    }
+}
+
+/// Starts archiving on its own thread (with its own runtime: the HTTP client's connections
+/// live there): takes the lease, then ships every `lag` until `stop` is set. Failures to
+/// ship are reported in the state and retried with a growing pause; failing to take the
+/// lease is returned.
+pub fn spawn(
+    archive: Archive,
+    db: Arc<Db>,
+    takeover: bool,
+    lag: Duration,
+    stop: Arc<AtomicBool>,
+) -> Result<std::thread::JoinHandle<()>, ArchiveError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = std::thread::Builder::new()
+        .name("archive".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = tx.send(Err(ArchiveError::io(Path::new("tokio runtime"), e)));
+                    return;
+                }
+            };
+            rt.block_on(async {
+                match Shipper::start(archive, db, takeover).await {
+                    Ok(mut shipper) => {
+                        let _ = tx.send(Ok(()));
+                        run(&mut shipper, lag, &stop).await;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                    }
+                }
+            });
+        })
+        .map_err(|e| ArchiveError::io(Path::new("archive thread"), e))?;
+    match rx.recv() {
+        Ok(Ok(())) => Ok(t),
+        Ok(Err(e)) => {
+            let _ = t.join();
+            Err(e)
+        }
+        Err(_) => Err(ArchiveError::Plan(
+            "the archive thread stopped while starting".into(),
+        )),
+    }
+}
+
+async fn run(shipper: &mut Shipper, lag: Duration, stop: &AtomicBool) {
+    let state = shipper.state.clone();
+    let mut backoff = Duration::ZERO;
+    let mut last_lease = Instant::now();
+    let mut last_retention = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let started = Instant::now();
+        let mut result = shipper.tick().await.map(|_| ());
+        if result.is_ok() && last_lease.elapsed() >= LEASE_CHECK {
+            result = lease::check(&shipper.archive, &shipper.generation).await;
+            last_lease = Instant::now();
+        }
+        if result.is_ok() && last_retention.elapsed() >= RETENTION_EVERY {
+            result = super::retain::run(shipper).await.map(|_| ());
+            last_retention = Instant::now();
+        }
+        match result {
+            Ok(()) => {
+                backoff = Duration::ZERO;
+                state.set_status("ok");
+            }
+            Err(e @ ArchiveError::Fenced { .. }) => {
+                tracing::error!("archiving stopped: {e}");
+                state.add(&state.errors, 1);
+                state.set_status(format!("fenced: {e}"));
+                return;
+            }
+            Err(e) => {
+                state.add(&state.errors, 1);
+                backoff = (backoff * 2).clamp(lag.max(Duration::from_millis(100)), MAX_BACKOFF);
+                tracing::warn!("archive: {e}; retrying in {:.1} s", backoff.as_secs_f64());
+                state.set_status(format!("error: {e}"));
+            }
+        }
+        let pause = lag.max(backoff).saturating_sub(started.elapsed());
+        let until = Instant::now() + pause;
+        while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(50).min(until - Instant::now())).await;
+        }
+    }
+    // A last pass on the way out, so a clean stop leaves the archive current.
+    if let Err(e) = shipper.tick().await {
+        tracing::warn!("archive: last pass on shutdown failed: {e}");
+    }
+}
+
+impl Shipper {
+    pub(super) fn db(&self) -> &Arc<Db> {
+        &self.db
+    }
+}
