@@ -151,6 +151,15 @@ fn restore_from(s3: &S3, url: &str, into: &Path, at: Option<u64>) -> Server {
     start_with(into, &["--listen", "127.0.0.1:0", "--shards", "2"])
 }
 
+fn rewind_cli(s3: &S3, args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rewind"));
+    cmd.args(args);
+    for (k, v) in s3.env() {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
 fn write_for(port: u16, ms: u64, seed: u64, ids: std::ops::Range<u64>) -> History {
     let stop = Arc::new(AtomicBool::new(false));
     let ws: Vec<_> = ids
@@ -192,6 +201,38 @@ fn the_archive_alone_restores_every_moment_after_the_host_is_gone() {
     assert!(info.contains("archive_status:ok"), "{info}");
     srv.kill9();
     std::fs::remove_dir_all(&data).unwrap();
+
+    // What the archive holds, without a server or a data directory.
+    let out = rewind_cli(&s3, &["inspect", "--archive", url]);
+    assert!(out.status.success(), "{out:?}");
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listing.contains("table 'default'") && listing.contains("restorable 20"),
+        "{listing}"
+    );
+    // A moment the archive cannot reach is refused with the window.
+    let before = t0 - 3_600_000_000;
+    let out = rewind_cli(
+        &s3,
+        &[
+            "restore",
+            "--archive",
+            url,
+            "--data-dir",
+            tmp.path().join("refused").to_str().unwrap(),
+            "--source",
+            "default",
+            "--target",
+            "back",
+            "--at",
+            &format!("{}", before / 1_000_000),
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("outside what the archive can restore"),
+        "{err}"
+    );
 
     let mut rng = SmallRng::seed_from_u64(13);
     let mut times: Vec<Option<u64>> = (0..3).map(|_| Some(rng.gen_range(t0..=latest))).collect();

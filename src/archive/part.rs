@@ -144,6 +144,17 @@ pub fn encode(mut header: PartHeader, payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// [`encode`] without copying the payload: the header and the payload as two pieces of one
+/// object.
+pub fn encode_pieces(mut header: PartHeader, payload: Vec<u8>) -> Vec<bytes::Bytes> {
+    header.payload_len = payload.len() as u64;
+    header.payload_sum = xxh3_64(&payload);
+    vec![
+        bytes::Bytes::copy_from_slice(&header.encode()),
+        bytes::Bytes::from(payload),
+    ]
+}
+
 /// Checks a whole part object and returns its header and payload.
 pub fn decode(b: &[u8]) -> Result<(PartHeader, &[u8]), FormatError> {
     let h = PartHeader::decode(b)?;
@@ -200,6 +211,12 @@ mod tests {
             },
             sample()
         );
+    }
+
+    #[test]
+    fn pieces_are_the_same_object() {
+        let a = encode(sample(), b"abc");
+        assert_eq!(encode_pieces(sample(), b"abc".to_vec()).concat(), a);
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub const MAX_PART_BYTES: u64 = 64 << 20;
 const LEASE_CHECK: Duration = Duration::from_secs(10);
 /// How often the archive's retention runs.
 const RETENTION_EVERY: Duration = Duration::from_secs(60);
+/// The longest the last pass on shutdown may take.
+const SHUTDOWN_PASS: Duration = Duration::from_secs(15);
 /// The longest pause between retries while the archive fails.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -56,6 +58,8 @@ pub struct Shipper {
     shards: HashMap<(u64, u32), ShardShip>,
     meta_sums: HashMap<u64, u64>,
     catalog_sum: Option<u64>,
+    /// The last time used in a catalog or metadata object's name: names never repeat.
+    last_stamp_us: u64,
 }
 
 impl Shipper {
@@ -80,6 +84,7 @@ impl Shipper {
             shards: HashMap::new(),
             meta_sums: HashMap::new(),
             catalog_sum: None,
+            last_stamp_us: 0,
         })
     }
 
@@ -94,27 +99,43 @@ impl Shipper {
         let mut shipped = Shipped::default();
         let cat = catalog::encode(&catalog);
         if self.catalog_sum != Some(xxh3_64(&cat)) {
-            let name = self.archive.layout.catalog(&self.generation, now);
+            let at = self.stamp(now);
+            let name = self.archive.layout.catalog(&self.generation, at);
             self.put(&name, Bytes::from(cat.clone())).await?;
             self.catalog_sum = Some(xxh3_64(&cat));
         }
+        // One table's trouble (a damaged local file, a diverged history) does not hold the
+        // others back: each is tried, and the first error is reported.
+        let mut first_error = None;
         for meta in &catalog.tables {
             let archived = meta.pitr_days > 0
                 && matches!(meta.status, TableStatus::Active | TableStatus::Dropped);
-            if archived {
-                let s = self.ship_table(meta, now).await?;
-                shipped.parts += s.parts;
-                shipped.checkpoints += s.checkpoints;
-                shipped.bytes += s.bytes;
+            if !archived {
+                continue;
+            }
+            match self.ship_table(meta, now).await {
+                Ok(s) => {
+                    shipped.parts += s.parts;
+                    shipped.checkpoints += s.checkpoints;
+                    shipped.bytes += s.bytes;
+                }
+                Err(e) => {
+                    tracing::warn!("archive: table '{}' (id {}): {e}", meta.name, meta.id);
+                    first_error.get_or_insert(e);
+                }
             }
         }
-        Ok(shipped)
+        match first_error {
+            None => Ok(shipped),
+            Some(e) => Err(e),
+        }
     }
 
     async fn ship_table(&mut self, meta: &TableMeta, now: u64) -> Result<Shipped, ArchiveError> {
         let bytes = catalog::encode_table_file(meta);
         if self.meta_sums.get(&meta.id) != Some(&xxh3_64(&bytes)) {
-            let name = self.archive.layout.meta(&self.generation, meta.id, now);
+            let at = self.stamp(now);
+            let name = self.archive.layout.meta(&self.generation, meta.id, at);
             self.put(&name, Bytes::from(bytes.clone())).await?;
             self.meta_sums.insert(meta.id, xxh3_64(&bytes));
         }
@@ -176,9 +197,9 @@ impl Shipper {
                                 last_us: header.last_us,
                             },
                         );
-                        let obj = Bytes::from(part::encode(header, &payload));
-                        shipped.bytes += obj.len() as u64;
-                        self.put(&name, obj).await?;
+                        let obj = part::encode_pieces(header, payload);
+                        shipped.bytes += obj.iter().map(|b| b.len() as u64).sum::<u64>();
+                        self.put_pieces(&name, obj).await?;
                         shipped.parts += 1;
                         cur = next;
                     }
@@ -195,6 +216,15 @@ impl Shipper {
                                     .index(&self.generation, id, k, segment_seq);
                             self.put(&name, Bytes::from(b)).await?;
                         }
+                        cur = next;
+                    }
+                    Step::Gap { missing, next } => {
+                        tracing::warn!(
+                            "archive: table id {id} shard {k}: sequences {}..={} were deleted locally before they were archived (PITR was off); the archive goes on from {}",
+                            missing.0,
+                            missing.1,
+                            next.next_seq
+                        );
                         cur = next;
                     }
                     Step::Idle => break,
@@ -314,13 +344,17 @@ impl Shipper {
         })
     }
 
+    async fn put(&self, name: &str, data: Bytes) -> Result<(), ArchiveError> {
+        self.put_pieces(name, vec![data]).await
+    }
+
     /// A conditional create; an object already there must hold the same bytes (a retried
     /// request that had in fact succeeded).
-    async fn put(&self, name: &str, data: Bytes) -> Result<(), ArchiveError> {
-        let len = data.len() as u64;
-        if self.archive.create(name, data.clone()).await? == Created::AlreadyThere {
+    async fn put_pieces(&self, name: &str, pieces: Vec<Bytes>) -> Result<(), ArchiveError> {
+        let len = pieces.iter().map(|b| b.len() as u64).sum();
+        if self.archive.create_pieces(name, pieces.clone()).await? == Created::AlreadyThere {
             let there = self.archive.get(name).await?;
-            if there != data {
+            if there != pieces.concat() {
                 return Err(ArchiveError::Plan(format!(
                     "{name} is already in the archive with other contents"
                 )));
@@ -328,6 +362,11 @@ impl Shipper {
         }
         self.count_put(len);
         Ok(())
+    }
+
+    fn stamp(&mut self, now: u64) -> u64 {
+        self.last_stamp_us = now.max(self.last_stamp_us + 1);
+        self.last_stamp_us
     }
 
     fn count_put(&self, bytes: u64) {
@@ -427,9 +466,15 @@ async fn run(shipper: &mut Shipper, lag: Duration, stop: &AtomicBool) {
             tokio::time::sleep(Duration::from_millis(50).min(until - Instant::now())).await;
         }
     }
-    // A last pass on the way out, so a clean stop leaves the archive current.
-    if let Err(e) = shipper.tick().await {
-        tracing::warn!("archive: last pass on shutdown failed: {e}");
+    // A last pass on the way out, so a clean stop leaves the archive current; bounded, so an
+    // unreachable archive does not hold the shutdown up (the next start ships the rest).
+    match tokio::time::timeout(SHUTDOWN_PASS, shipper.tick()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!("archive: last pass on shutdown failed: {e}"),
+        Err(_) => tracing::warn!(
+            "archive: last pass on shutdown gave up after {} s; the next start ships the rest",
+            SHUTDOWN_PASS.as_secs()
+        ),
     }
 }
 

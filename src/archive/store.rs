@@ -107,13 +107,22 @@ impl Archive {
 
     /// Writes `name` only if no object has that name.
     pub async fn create(&self, name: &str, data: Bytes) -> Result<Created, ArchiveError> {
+        self.create_pieces(name, vec![data]).await
+    }
+
+    /// [`Archive::create`] of the concatenation of `pieces` (sent without joining them).
+    pub async fn create_pieces(
+        &self,
+        name: &str,
+        pieces: Vec<Bytes>,
+    ) -> Result<Created, ArchiveError> {
         let opts = PutOptions {
             mode: PutMode::Create,
             ..Default::default()
         };
         match self
             .store
-            .put_opts(&ObjPath::from(name), PutPayload::from_bytes(data), opts)
+            .put_opts(&ObjPath::from(name), PutPayload::from_iter(pieces), opts)
             .await
         {
             Ok(_) => Ok(Created::Yes),

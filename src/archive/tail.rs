@@ -40,6 +40,9 @@ pub enum Step {
     /// The cursor's segment is sealed and shipped to its end: go on with the next one.
     /// Carries the sealed segment (for its index) and the new cursor.
     Sealed { segment_seq: u64, next: Cursor },
+    /// The local log no longer holds sequences `missing` (deleted while the table had PITR
+    /// off): the archive goes on after the gap, from the next segment.
+    Gap { missing: (u64, u64), next: Cursor },
     /// Nothing durable past the cursor.
     Idle,
 }
@@ -134,14 +137,27 @@ pub fn next(
 ) -> Result<Step, ArchiveError> {
     let segs = segment::list(dir)?;
     let Some(i) = segs.iter().position(|s| s.first_seq == cur.segment_seq) else {
-        return Err(ArchiveError::Diverged {
-            table: ids.0,
-            shard: ids.1,
-            detail: format!(
-                "segment {} is gone from {} before it was archived",
-                cur.segment_seq,
-                dir.display()
-            ),
+        // Gone locally: shipped to its end and then removed by retention (the next segment
+        // carries on), or removed while the table had PITR off (a gap in the archive).
+        return Ok(match segs.iter().find(|s| s.first_seq > cur.segment_seq) {
+            Some(n) if n.first_seq == cur.next_seq => Step::Sealed {
+                segment_seq: cur.segment_seq,
+                next: Cursor {
+                    segment_seq: n.first_seq,
+                    offset: 0,
+                    ..*cur
+                },
+            },
+            Some(n) if n.first_seq > cur.next_seq => Step::Gap {
+                missing: (cur.next_seq, n.first_seq - 1),
+                next: Cursor {
+                    segment_seq: n.first_seq,
+                    offset: 0,
+                    next_seq: n.first_seq,
+                    ..*cur
+                },
+            },
+            _ => Step::Idle,
         });
     };
     let later = segs.get(i + 1).map(|s| s.first_seq);
