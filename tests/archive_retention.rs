@@ -224,13 +224,13 @@ fn the_archive_window_follows_the_pitr_window_and_restores_exactly() {
         targets.push(rng.gen_range(lo..=hi));
     }
     for (i, t) in targets.into_iter().enumerate() {
-        let plan = fetch::plan_restore(&tables, "hist", None, RestoreAt::Time(t)).unwrap();
+        let plan = fetch::plan_restore(&tables, "hist", None, None, RestoreAt::Time(t)).unwrap();
         let got = restore(&archive, &plan, &dir.path().join(format!("r{i}")));
         assert_eq!(got, expected(&model, t), "restore to {}", format_time(t));
     }
-    let latest = fetch::plan_restore(&tables, "hist", None, RestoreAt::Latest).unwrap();
+    let latest = fetch::plan_restore(&tables, "hist", None, None, RestoreAt::Latest).unwrap();
     assert_eq!(latest.at_us, hi);
-    let too_old = fetch::plan_restore(&tables, "hist", None, RestoreAt::Time(lo - 1));
+    let too_old = fetch::plan_restore(&tables, "hist", None, None, RestoreAt::Time(lo - 1));
     assert!(matches!(too_old, Err(ArchiveError::Plan(_))));
 }
 
@@ -259,7 +259,7 @@ fn a_damaged_archive_object_is_refused_by_name() {
     rt.block_on(shipper.tick()).unwrap();
     let now = clock.now_us_for_test();
     let (tables, _) = rt.block_on(fetch::catalog(&archive, now)).unwrap();
-    let plan = fetch::plan_restore(&tables, "default", None, RestoreAt::Latest).unwrap();
+    let plan = fetch::plan_restore(&tables, "default", None, None, RestoreAt::Latest).unwrap();
     assert_eq!(
         restore(&archive, &plan, &dir.path().join("ok")),
         expected(&model, plan.at_us)

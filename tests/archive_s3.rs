@@ -317,3 +317,43 @@ fn a_second_server_on_the_prefix_is_refused_until_it_takes_over() {
     cb.cmd(&["SET", "k", "v"]);
     wait_for(&mut cb, "the new server archiving", 60, caught_up);
 }
+
+#[test]
+fn a_server_starts_and_serves_while_its_archive_is_unreachable() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The S3 server's port, with nothing listening there yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let root = tmp.path().join("s3");
+    let down = S3 {
+        child: Command::new("true").spawn().unwrap(),
+        root: root.clone(),
+        port,
+    };
+    let url = "s3://bkt/late";
+    let srv = serve(&tmp.path().join("data"), &down, url, &[]).unwrap();
+    let mut c = srv.client();
+    c.cmd(&["PITR.ENABLE", "default"]);
+    let h = write_for(srv.port, 300, 3, 0..2);
+    assert!(text(&describe(&mut c).field("archive_status")).starts_with("error"));
+    let s3 = S3::start(&root, port);
+    let d = wait_for(
+        &mut c,
+        "archive catching up once it is there",
+        90,
+        caught_up,
+    );
+    let latest = d.field("archive_latest_restorable_unix_us").as_int() as u64;
+    srv.kill9();
+    let back = restore_from(&s3, url, &tmp.path().join("restored"), None);
+    check_restored(
+        &mut back.client(),
+        "back",
+        latest,
+        &h,
+        "archive reached late",
+    );
+}

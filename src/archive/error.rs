@@ -34,6 +34,10 @@ pub enum ArchiveError {
         data_dir: String,
         since: String,
     },
+    /// The lease this server held is gone: it stops archiving rather than race a server that
+    /// may create it anew.
+    #[error("the lease object {0} is gone; archiving stopped (restart to take it again)")]
+    LeaseLost(String),
     /// The archive's history and the local log disagree (a crash lost writes that had been
     /// shipped, possible only without --fsync always).
     #[error("table {table} shard {shard}: {detail}")]
@@ -56,6 +60,14 @@ pub enum ArchiveError {
 }
 
 impl ArchiveError {
+    /// Errors after which this server must stop archiving.
+    pub fn is_fencing(&self) -> bool {
+        matches!(
+            self,
+            ArchiveError::Fenced { .. } | ArchiveError::LeaseLost(_)
+        )
+    }
+
     pub fn store(op: &'static str, name: &str, source: object_store::Error) -> Self {
         ArchiveError::Store {
             op,

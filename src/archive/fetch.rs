@@ -18,6 +18,9 @@ use crate::catalog::{decode_table_file, TableMeta, TableStatus};
 use crate::log::{checkpoint, segment};
 use crate::shard::{RestoreAt, US_PER_DAY};
 
+/// A part as written: shard, segment, offset, length and object name.
+type Written = (u32, u64, u64, u64, String);
+
 /// Downloads at once.
 pub const PARALLEL_GETS: usize = 16;
 
@@ -65,7 +68,9 @@ fn table(gen: &str, g: &Generation, meta: TableMeta, now_us: u64) -> ArchivedTab
     let mut bytes = 0;
     let (mut earliest, mut latest) = (meta.pitr_since_us, u64::MAX);
     let mut restorable = true;
-    for s in t.shards.values() {
+    let empty = ShardObjects::default();
+    for k in 0..meta.shards {
+        let s = t.shards.get(&k).unwrap_or(&empty);
         objects += s.checkpoints.len() + s.indexes.len();
         objects += s.segments.values().map(|p| p.len()).sum::<usize>();
         bytes += s.checkpoints.values().map(|(_, n)| n).sum::<u64>();
@@ -75,6 +80,8 @@ fn table(gen: &str, g: &Generation, meta: TableMeta, now_us: u64) -> ArchivedTab
             .flat_map(|p| p.values())
             .map(|(_, n)| n)
             .sum::<u64>();
+        // A shard with nothing archived (no write yet, or none shipped) or whose log does
+        // not run to its newest part: no moment can be promised for the table.
         match s.window() {
             Some((e, l)) => {
                 earliest = earliest.max(e);
@@ -116,6 +123,7 @@ pub fn plan_restore(
     tables: &[ArchivedTable],
     source: &str,
     generation: Option<&str>,
+    live: Option<&str>,
     at: RestoreAt,
 ) -> Result<RestorePlan, ArchiveError> {
     let mut found: Vec<&ArchivedTable> = tables
@@ -123,8 +131,10 @@ pub fn plan_restore(
         .filter(|t| t.meta.name == source && generation.is_none_or(|g| t.generation == g))
         .filter(|t| matches!(t.meta.status, TableStatus::Active | TableStatus::Dropped))
         .collect();
+    // The generation holding the lease first, then the newest.
     found.sort_by_key(|t| {
         (
+            Some(t.generation.as_str()) != live,
             std::cmp::Reverse(t.generation.clone()),
             t.meta.status != TableStatus::Active,
             std::cmp::Reverse(t.meta.id),
@@ -138,30 +148,63 @@ pub fn plan_restore(
                 .unwrap_or_default()
         )));
     };
-    let Some((earliest, latest)) = t.window else {
-        return Err(ArchiveError::Plan(format!(
-            "the archive's copy of '{source}' (generation {}) is not restorable yet: some shard has no checkpoint or log from its start",
-            t.generation
-        )));
-    };
-    let at_us = match at {
-        RestoreAt::Latest => latest,
-        RestoreAt::Time(us) if us < earliest || us > latest => {
+    let empty = ShardObjects::default();
+    let shard = |k: u32| t.shards.get(&k).unwrap_or(&empty);
+    let (at_us, shard_at) = match (t.window, at) {
+        (Some((_, latest)), RestoreAt::Latest) => (latest, latest),
+        (Some((earliest, latest)), RestoreAt::Time(us)) if us < earliest || us > latest => {
             return Err(ArchiveError::Plan(format!(
-                "{} is outside what the archive can restore of '{source}': {} .. {} (use --latest for the newest)",
+                "{} is outside what the archive can restore of '{source}': {} .. {} (--latest restores everything it holds)",
                 crate::restore::format_time(us),
                 crate::restore::format_time(earliest),
                 crate::restore::format_time(latest)
             )))
         }
-        RestoreAt::Time(us) => us,
+        (Some(_), RestoreAt::Time(us)) => (us, us),
+        // Some shard has nothing archived, or a log that stops short: no moment can be
+        // promised, but everything archived can still be had.
+        (None, RestoreAt::Latest) => {
+            let newest = (0..t.meta.shards)
+                .filter_map(|k| shard(k).window().map(|(_, l)| l))
+                .max()
+                .ok_or_else(|| {
+                    ArchiveError::Plan(format!(
+                        "the archive holds nothing restorable of '{source}' (generation {})",
+                        t.generation
+                    ))
+                })?;
+            (newest, u64::MAX)
+        }
+        (None, RestoreAt::Time(_)) => {
+            let why = (0..t.meta.shards)
+                .find(|&k| shard(k).window().is_none())
+                .map(|k| {
+                    if shard(k).is_empty() {
+                        format!("shard {k} has nothing in it (no write yet, or none shipped)")
+                    } else {
+                        format!("shard {k}'s archived log does not run to its end")
+                    }
+                })
+                .unwrap_or_default();
+            return Err(ArchiveError::Plan(format!(
+                "no moment of '{source}' (generation {}) can be restored exactly from the archive: {why}; --latest restores everything it holds",
+                t.generation
+            )));
+        }
     };
     let mut shards = Vec::new();
     for k in 0..t.meta.shards {
-        let s = t.shards.get(&k).cloned().unwrap_or_default();
-        let p = s
-            .plan(at_us)
-            .map_err(|why| ArchiveError::Plan(format!("shard {k} of '{source}': {why}")))?;
+        let s = shard(k);
+        let p = if s.is_empty() {
+            ShardPlan {
+                checkpoint: None,
+                segments: Vec::new(),
+                bytes: 0,
+            }
+        } else {
+            s.plan(shard_at)
+                .map_err(|why| ArchiveError::Plan(format!("shard {k} of '{source}': {why}")))?
+        };
         shards.push(p);
     }
     let bytes = shards.iter().map(|p| p.bytes).sum();
@@ -235,15 +278,41 @@ pub async fn download(
             }
         }
     }
-    futures::stream::iter(
+    let pieces: Vec<Option<Written>> = futures::stream::iter(
         jobs.into_iter()
             .map(|job| fetch_one(archive, job, id, &dirs, done)),
     )
     .buffer_unordered(PARALLEL_GETS)
-    .try_collect::<Vec<()>>()
+    .try_collect()
     .await?;
+    // Each rebuilt segment must be whole from its start: every part begins where the one
+    // before it ended.
+    #[allow(clippy::type_complexity)]
+    let mut by_segment: BTreeMap<(u32, u64), Vec<(u64, u64, String)>> = BTreeMap::new();
+    for (shard, seg, offset, len, name) in pieces.into_iter().flatten() {
+        by_segment
+            .entry((shard, seg))
+            .or_default()
+            .push((offset, len, name));
+    }
+    for ((shard, seg), mut parts) in by_segment {
+        parts.sort();
+        let mut end = 0;
+        for (offset, len, name) in parts {
+            if offset != end {
+                return Err(ArchiveError::Plan(format!(
+                    "{name} starts at byte {offset} of segment {seg} (shard {shard}), but the parts before it end at {end}"
+                )));
+            }
+            end = offset + len;
+        }
+    }
     Ok(dirs)
 }
+
+/// The furthest into a segment file a part may claim to start (a segment holds at most a
+/// block of 1 GiB past its size limit).
+const MAX_PART_OFFSET: u64 = 8 << 30;
 
 async fn fetch_one(
     archive: &Archive,
@@ -251,7 +320,7 @@ async fn fetch_one(
     table_id: u64,
     dirs: &[PathBuf],
     done: &AtomicU64,
-) -> Result<(), ArchiveError> {
+) -> Result<Option<Written>, ArchiveError> {
     match job {
         Job::Checkpoint {
             shard,
@@ -297,6 +366,15 @@ async fn fetch_one(
                     },
                 });
             }
+            if h.offset > MAX_PART_OFFSET {
+                return Err(ArchiveError::Damaged {
+                    name,
+                    source: crate::log::FormatError::Malformed {
+                        what: "archive part",
+                        detail: format!("offset {} past any segment", h.offset),
+                    },
+                });
+            }
             let path = dirs[shard as usize].join(segment::file_name(segment_seq));
             let f = std::fs::OpenOptions::new()
                 .create(true)
@@ -306,9 +384,16 @@ async fn fetch_one(
                 .map_err(|e| ArchiveError::io(&path, e))?;
             f.write_all_at(payload, h.offset)
                 .map_err(|e| ArchiveError::io(&path, e))?;
+            return Ok(Some((
+                shard,
+                segment_seq,
+                h.offset,
+                payload.len() as u64,
+                name,
+            )));
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 fn index_name(segment_seq: u64) -> String {

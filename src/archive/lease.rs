@@ -93,8 +93,19 @@ pub async fn acquire(
     now_us: u64,
     takeover: bool,
 ) -> Result<String, ArchiveError> {
-    let local = read_local(data_dir, &archive.url)?;
+    // A takeover always starts a new generation: a copied data directory (a cloned VM, a
+    // restored snapshot) carries its original's id and must not write under it.
+    let local = if takeover {
+        None
+    } else {
+        read_local(data_dir, &archive.url)?
+    };
     let generation = local.clone().unwrap_or_else(|| new_generation(now_us));
+    // Recorded before the lease names it, so a crash in between cannot leave a lease this
+    // directory does not know it holds.
+    if local.is_none() {
+        write_local(data_dir, &archive.url, &generation)?;
+    }
     let lease = Lease {
         format: LEASE_FORMAT.into(),
         version: VERSION,
@@ -114,16 +125,20 @@ pub async fn acquire(
             name: name.clone(),
             source,
         })?;
-        if held.generation != generation {
-            if !takeover {
-                return Err(fenced(archive, &held));
-            }
-            if !archive.replace(&name, lease.encode(), version).await? {
-                return Err(ArchiveError::Plan(format!(
-                    "the lease on {} changed while taking it over; try again",
-                    archive.url
-                )));
-            }
+        let ours = held.generation == generation
+            && held.host == lease.host
+            && held.data_dir == lease.data_dir;
+        if !ours && !takeover {
+            return Err(fenced(archive, &held));
+        }
+        // Ours (a restart: the lease names this process now) or taken over.
+        if !archive.replace(&name, lease.encode(), version).await? {
+            return Err(ArchiveError::Plan(format!(
+                "the lease on {} changed while taking it; try again",
+                archive.url
+            )));
+        }
+        if !ours {
             tracing::warn!(
                 "took the archive {} over from generation {} (host {}, data dir {})",
                 archive.url,
@@ -133,9 +148,6 @@ pub async fn acquire(
             );
         }
     }
-    if local.is_none() {
-        write_local(data_dir, &archive.url, &generation)?;
-    }
     Ok(generation)
 }
 
@@ -143,9 +155,7 @@ pub async fn acquire(
 pub async fn check(archive: &Archive, generation: &str) -> Result<(), ArchiveError> {
     let name = archive.layout.lease();
     let Some((bytes, _)) = archive.get_versioned(&name).await? else {
-        return Err(ArchiveError::Plan(format!(
-            "the lease object {name} is gone; another server may have released it"
-        )));
+        return Err(ArchiveError::LeaseLost(name));
     };
     let held = Lease::decode(&bytes).map_err(|source| ArchiveError::Damaged { name, source })?;
     if held.generation != generation {
@@ -244,6 +254,13 @@ mod tests {
         let g1 = acquire(&archive, a.path(), 1, false).await.unwrap();
         // The same data directory carries on with its generation.
         assert_eq!(acquire(&archive, a.path(), 2, false).await.unwrap(), g1);
+        // A copy of it (same generation file, another directory) is refused.
+        let copy = tempfile::tempdir().unwrap();
+        std::fs::copy(a.path().join(LOCAL_FILE), copy.path().join(LOCAL_FILE)).unwrap();
+        assert!(matches!(
+            acquire(&archive, copy.path(), 2, false).await,
+            Err(ArchiveError::Fenced { .. })
+        ));
         let err = acquire(&archive, b.path(), 3, false).await.unwrap_err();
         assert!(matches!(err, ArchiveError::Fenced { ref generation, .. } if *generation == g1));
         assert!(err.to_string().contains("--archive-takeover"), "{err}");
@@ -253,6 +270,14 @@ mod tests {
         assert!(matches!(
             check(&archive, &g1).await,
             Err(ArchiveError::Fenced { .. })
+        ));
+        // A takeover by a copy starts its own generation.
+        let g3 = acquire(&archive, copy.path(), 5, true).await.unwrap();
+        assert!(g3 != g1 && g3 != g2);
+        archive.delete(&archive.layout.lease()).await.unwrap();
+        assert!(matches!(
+            check(&archive, &g3).await,
+            Err(ArchiveError::LeaseLost(_))
         ));
     }
 }

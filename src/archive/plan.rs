@@ -94,6 +94,9 @@ pub fn group(layout: &Layout, listed: &[Listed]) -> BTreeMap<String, Generation>
     out
 }
 
+/// A run of parts: segment, part and size of each.
+type Chain = Vec<(u64, PartName, u64)>;
+
 /// What one shard's restore downloads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardPlan {
@@ -115,7 +118,7 @@ impl ShardObjects {
 
     /// The run of parts that carries on from the segment holding `from_seq` without a gap,
     /// each segment from its first part. `None` when no segment can start it.
-    fn chain_from(&self, from_seq: u64) -> Option<Vec<(u64, PartName, u64)>> {
+    fn chain_from(&self, from_seq: u64) -> Option<Chain> {
         let parts = self.parts();
         // The segment holding from_seq, read from its first part.
         let seg = parts
@@ -127,7 +130,7 @@ impl ShardObjects {
             // Nothing at from_seq: the next segment must start exactly there.
             None => parts.iter().find(|(s, _, _)| *s == from_seq)?.0,
         };
-        let mut chain: Vec<(u64, PartName, u64)> = Vec::new();
+        let mut chain: Chain = Vec::new();
         for (s, p, size) in parts.into_iter().filter(|(s, _, _)| *s >= seg) {
             let expected = chain.last().map_or(s, |(_, l, _)| l.last_seq + 1);
             let starts_segment = chain.last().is_none_or(|(ls, _, _)| *ls != s);
@@ -139,63 +142,99 @@ impl ShardObjects {
         (!chain.is_empty()).then_some(chain)
     }
 
-    /// The oldest and newest moments this shard's objects can restore, or `None` when they
-    /// cannot restore any (no base).
-    pub fn window(&self) -> Option<(u64, u64)> {
-        // From the start of the log (sequence 1), any moment is covered.
-        if let Some(c) = self.chain_from(1) {
-            let latest = c.last().map_or(0, |(_, p, _)| p.last_us);
-            return Some((0, latest.max(self.newest_checkpoint_us())));
-        }
-        let (mut earliest, mut latest) = (None, 0);
-        for (c, _) in self.checkpoints.values() {
-            let reach = self
-                .chain_from(c.start_seq + 1)
-                .and_then(|ch| ch.last().map(|(_, p, _)| p.last_us));
-            let logless = self.last_seq().is_none_or(|l| c.end_seq >= l);
-            if reach.is_some() || logless {
-                earliest.get_or_insert(c.end_us);
-                latest = latest.max(reach.unwrap_or(0)).max(c.end_us);
+    fn last_part(&self) -> Option<PartName> {
+        self.segments
+            .values()
+            .flat_map(|ps| ps.values())
+            .map(|(p, _)| *p)
+            .max_by_key(|p| p.last_seq)
+    }
+
+    /// Whether the shard has anything in the archive.
+    pub fn is_empty(&self) -> bool {
+        self.segments.is_empty() && self.checkpoints.is_empty()
+    }
+
+    /// Every base a restore can start from, oldest first: the log from sequence 1, then each
+    /// checkpoint; with the moment each serves from and its size.
+    fn bases(&self) -> Vec<(Option<CkpName>, u64, u64)> {
+        let mut v = vec![(None, 0, 0)];
+        v.extend(
+            self.checkpoints
+                .values()
+                .map(|(c, size)| (Some(*c), c.end_us, *size)),
+        );
+        v
+    }
+
+    /// The log a base needs, if the archive holds it: the gap-free chain of parts from the
+    /// base's start, how far in time it reaches, and whether it runs to the archive's last
+    /// part. A fuzzy checkpoint needs the log up to its end; only a checkpoint whose start is
+    /// its end (a restored table's first) stands alone.
+    fn serve(&self, base: Option<CkpName>) -> Option<(Chain, u64, bool)> {
+        let last = self.last_part();
+        let from = base.map_or(1, |c| c.start_seq + 1);
+        match self.chain_from(from) {
+            Some(chain) => {
+                let end = chain
+                    .last()
+                    .map(|(_, p, _)| *p)
+                    .expect("a chain is not empty");
+                if base.is_some_and(|c| end.last_seq < c.end_seq) {
+                    return None;
+                }
+                let reach = end.last_us.max(base.map_or(0, |c| c.end_us));
+                Some((chain, reach, Some(end) == last))
+            }
+            None => {
+                let standalone = match base {
+                    Some(c) => {
+                        c.start_seq == c.end_seq && last.is_none_or(|l| l.last_seq <= c.start_seq)
+                    }
+                    None => last.is_none(),
+                };
+                standalone.then(|| (Vec::new(), base.map_or(0, |c| c.end_us), true))
             }
         }
-        earliest.map(|e| (e, latest))
     }
 
-    fn newest_checkpoint_us(&self) -> u64 {
-        self.checkpoints
-            .values()
-            .map(|(c, _)| c.end_us)
-            .max()
-            .unwrap_or(0)
+    /// The oldest and newest moments this shard's objects restore with a log that runs to
+    /// the archive's newest part (earlier stretches cut off by a gap are not offered), or
+    /// `None` when the archive holds nothing of the shard or nothing that reaches its end.
+    pub fn window(&self) -> Option<(u64, u64)> {
+        if self.is_empty() {
+            return None;
+        }
+        let mut out: Option<(u64, u64)> = None;
+        for (base, from_us, _) in self.bases() {
+            if let Some((_, reach, true)) = self.serve(base) {
+                let (e, l) = out.get_or_insert((from_us, reach));
+                *e = (*e).min(from_us);
+                *l = (*l).max(reach);
+            }
+        }
+        out
     }
 
-    fn last_seq(&self) -> Option<u64> {
-        self.parts().last().map(|(_, p, _)| p.last_seq)
-    }
-
-    /// What a restore to `at_us` (`u64::MAX`: everything archived) downloads.
+    /// What a restore to `at_us` (`u64::MAX`: everything archived) downloads. Refused unless
+    /// a base at or before the moment has a gap-free log that reaches it.
     pub fn plan(&self, at_us: u64) -> Result<ShardPlan, String> {
-        // The newest checkpoint that may stand in for the log at at_us and from whose start
-        // the archive's log carries on; else the log from sequence 1.
-        let mut bases: Vec<(Option<CkpName>, u64)> = self
-            .checkpoints
-            .values()
-            .rev()
-            .filter(|(c, _)| c.end_us <= at_us)
-            .map(|(c, size)| (Some(*c), *size))
-            .collect();
-        bases.push((None, 0));
-        for (ckp, ckp_size) in bases {
-            let from = ckp.map_or(1, |c| c.start_seq + 1);
-            let chain = match self.chain_from(from) {
-                Some(c) => c,
-                // The checkpoint is the whole story (no log after it was ever archived).
-                None if ckp.is_some() && self.last_seq().is_none_or(|l| l < from) => Vec::new(),
-                None if ckp.is_none() && self.segments.is_empty() => Vec::new(),
-                None => continue,
+        for (base, from_us, base_size) in self.bases().into_iter().rev() {
+            if from_us > at_us {
+                continue;
+            }
+            let Some((chain, reach, complete)) = self.serve(base) else {
+                continue;
             };
+            if reach < at_us && !complete {
+                continue; // a gap before the moment
+            }
+            if at_us == u64::MAX && !complete {
+                continue;
+            }
+            let from = base.map_or(1, |c| c.start_seq + 1);
             let mut segments: Vec<(u64, Vec<PartName>, bool)> = Vec::new();
-            let mut bytes = ckp_size;
+            let mut bytes = base_size;
             for (s, p, size) in chain {
                 // A part entirely after the moment is not needed; its segment's earlier parts
                 // are (a segment is rebuilt from its start).
@@ -213,12 +252,12 @@ impl ShardObjects {
                 *whole = v.len() == all && self.indexes.contains(s);
             }
             return Ok(ShardPlan {
-                checkpoint: ckp,
+                checkpoint: base,
                 segments,
                 bytes,
             });
         }
-        Err("the archive holds no checkpoint and log that reach that moment".into())
+        Err("the archive holds no checkpoint and gap-free log that reach that moment".into())
     }
 
     /// Objects retention may delete when the window starts at `earliest_us`: checkpoints
@@ -310,15 +349,48 @@ mod tests {
             ],
             &[c],
         );
-        assert_eq!(s.window(), Some((350, 500)));
+        // The gap at 41 ends what the checkpoint's log reaches: no window runs to the end.
+        assert_eq!(s.window(), None);
         let p = s.plan(450).unwrap();
         assert_eq!(p.checkpoint, Some(c));
         assert_eq!(
             p.segments.iter().map(|(s, _, _)| *s).collect::<Vec<_>>(),
             vec![21, 31]
         );
-        // Before the checkpoint there is no base.
+        // Before the checkpoint there is no base; past the gap, no log.
         assert!(s.plan(320).is_err());
+        assert!(s.plan(650).is_err());
+        assert!(s.plan(u64::MAX).is_err());
+    }
+
+    #[test]
+    fn a_fuzzy_checkpoint_needs_its_log_and_a_gap_is_never_bridged() {
+        let fuzzy = CkpName {
+            end_seq: 30,
+            start_seq: 20,
+            end_us: 300,
+        };
+        // Log from 1 to 10, then (PITR off, then on) a gap, then segment 41 onward.
+        let s = shard(
+            &[(1, part(1, 10, 100, 200)), (41, part(41, 50, 500, 600))],
+            &[fuzzy],
+        );
+        // The checkpoint's log (21..=30) is missing: it serves nothing, and the era before
+        // the gap does not reach the end: not restorable, and no moment after 200 is.
+        assert_eq!(s.window(), None);
+        assert!(s.plan(250).is_err());
+        assert!(s.plan(550).is_err());
+        assert!(s.plan(150).is_ok(), "inside the old era the log serves");
+        // A restored table's first checkpoint (start = end) stands alone.
+        let first = CkpName {
+            end_seq: 40,
+            start_seq: 40,
+            end_us: 450,
+        };
+        let s2 = shard(&[(41, part(41, 50, 500, 600))], &[first]);
+        assert_eq!(s2.window(), Some((450, 600)));
+        assert_eq!(s2.plan(470).unwrap().checkpoint, Some(first));
+        assert!(ShardObjects::default().window().is_none());
     }
 
     #[test]

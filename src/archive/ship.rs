@@ -63,22 +63,16 @@ pub struct Shipper {
 }
 
 impl Shipper {
-    /// Takes the lease on the archive and attaches the archive's state to `db`.
-    pub async fn start(
-        archive: Archive,
-        db: Arc<Db>,
-        takeover: bool,
-    ) -> Result<Self, ArchiveError> {
-        let now = db.clock().now_us();
-        let generation = lease::acquire(&archive, &db.dir, now, takeover).await?;
-        let state = Arc::new(ArchiveState::new(&archive.url, &generation));
+    /// Attaches the archive's state to `db` at once (from here on local retention keeps what
+    /// the archive has not got); the lease is taken by [`Shipper::acquire`].
+    pub fn new(archive: Archive, db: Arc<Db>) -> Result<Self, ArchiveError> {
+        let state = Arc::new(ArchiveState::new(&archive.url));
         if db.archive.set(state.clone()).is_err() {
             return Err(ArchiveError::Plan("this server already archives".into()));
         }
-        tracing::info!("archiving to {} as generation {generation}", archive.url);
         Ok(Shipper {
             archive,
-            generation,
+            generation: String::new(),
             db,
             state,
             shards: HashMap::new(),
@@ -86,6 +80,30 @@ impl Shipper {
             catalog_sum: None,
             last_stamp_us: 0,
         })
+    }
+
+    /// Takes the lease (or finds it still ours).
+    pub async fn acquire(&mut self, takeover: bool) -> Result<(), ArchiveError> {
+        let now = self.db.clock().now_us();
+        let generation = lease::acquire(&self.archive, &self.db.dir, now, takeover).await?;
+        tracing::info!(
+            "archiving to {} as generation {generation}",
+            self.archive.url
+        );
+        self.state.set_generation(&generation);
+        self.generation = generation;
+        Ok(())
+    }
+
+    /// [`Shipper::new`] and [`Shipper::acquire`].
+    pub async fn start(
+        archive: Archive,
+        db: Arc<Db>,
+        takeover: bool,
+    ) -> Result<Self, ArchiveError> {
+        let mut s = Shipper::new(archive, db)?;
+        s.acquire(takeover).await?;
+        Ok(s)
     }
 
     pub fn state(&self) -> &Arc<ArchiveState> {
@@ -376,10 +394,13 @@ impl Shipper {
     }
 }
 
+/// How long start-up waits for the archive before serving without it (and retrying).
+const START_WAIT: Duration = Duration::from_secs(10);
+
 /// Starts archiving on its own thread (with its own runtime: the HTTP client's connections
-/// live there): takes the lease, then ships every `lag` until `stop` is set. Failures to
-/// ship are reported in the state and retried with a growing pause; failing to take the
-/// lease is returned.
+/// live there). Another generation holding the lease is returned as an error; an archive that
+/// cannot be reached is not: the server starts, reports it, and keeps trying, while local
+/// retention keeps everything the archive has not got.
 pub fn spawn(
     archive: Archive,
     db: Arc<Db>,
@@ -387,6 +408,7 @@ pub fn spawn(
     lag: Duration,
     stop: Arc<AtomicBool>,
 ) -> Result<std::thread::JoinHandle<()>, ArchiveError> {
+    let mut shipper = Shipper::new(archive, db)?;
     let (tx, rx) = std::sync::mpsc::channel();
     let t = std::thread::Builder::new()
         .name("archive".into())
@@ -402,15 +424,26 @@ pub fn spawn(
                 }
             };
             rt.block_on(async {
-                match Shipper::start(archive, db, takeover).await {
-                    Ok(mut shipper) => {
-                        let _ = tx.send(Ok(()));
-                        run(&mut shipper, lag, &stop).await;
-                    }
-                    Err(e) => {
+                let first = tokio::time::timeout(START_WAIT, shipper.acquire(takeover)).await;
+                let acquired = match first {
+                    Ok(Ok(())) => true,
+                    Ok(Err(e)) if e.is_fencing() => {
                         let _ = tx.send(Err(e));
+                        return;
                     }
-                }
+                    Ok(Err(e)) => {
+                        report(&shipper.state, &e);
+                        false
+                    }
+                    Err(_) => {
+                        shipper
+                            .state
+                            .set_status("error: the archive did not answer within 10 s; retrying");
+                        false
+                    }
+                };
+                let _ = tx.send(Ok(()));
+                run(&mut shipper, acquired, takeover, lag, &stop).await;
             });
         })
         .map_err(|e| ArchiveError::io(Path::new("archive thread"), e))?;
@@ -426,38 +459,66 @@ pub fn spawn(
     }
 }
 
-async fn run(shipper: &mut Shipper, lag: Duration, stop: &AtomicBool) {
+fn report(state: &ArchiveState, e: &ArchiveError) {
+    state.add(&state.errors, 1);
+    state.set_status(format!("error: {e}"));
+}
+
+/// Runs `fut` unless `stop` is set first (checked every 50 ms). A pass cut short keeps what
+/// it shipped: cursors move only after each object is stored.
+async fn unless_stopped<T>(
+    stop: &AtomicBool,
+    fut: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    tokio::pin!(fut);
+    loop {
+        tokio::select! {
+            r = &mut fut => return Some(r),
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {
+                if stop.load(Ordering::Relaxed) {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+async fn run(
+    shipper: &mut Shipper,
+    mut acquired: bool,
+    takeover: bool,
+    lag: Duration,
+    stop: &AtomicBool,
+) {
     let state = shipper.state.clone();
     let mut backoff = Duration::ZERO;
     let mut last_lease = Instant::now();
     let mut last_retention = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let started = Instant::now();
-        let mut result = shipper.tick().await.map(|_| ());
-        if result.is_ok() && last_lease.elapsed() >= LEASE_CHECK {
-            result = lease::check(&shipper.archive, &shipper.generation).await;
-            last_lease = Instant::now();
-        }
-        if result.is_ok() && last_retention.elapsed() >= RETENTION_EVERY {
-            result = super::retain::run(shipper).await.map(|_| ());
-            last_retention = Instant::now();
-        }
+        let result = if acquired {
+            unless_stopped(stop, pass(shipper, &mut last_lease, &mut last_retention)).await
+        } else {
+            unless_stopped(stop, shipper.acquire(takeover))
+                .await
+                .inspect(|r| acquired = r.is_ok())
+        };
+        let Some(result) = result else { break };
         match result {
             Ok(()) => {
                 backoff = Duration::ZERO;
                 state.set_status("ok");
             }
-            Err(e @ ArchiveError::Fenced { .. }) => {
+            Err(e) if e.is_fencing() => {
                 tracing::error!("archiving stopped: {e}");
                 state.add(&state.errors, 1);
                 state.set_status(format!("fenced: {e}"));
                 return;
             }
             Err(e) => {
-                state.add(&state.errors, 1);
                 backoff = (backoff * 2).clamp(lag.max(Duration::from_millis(100)), MAX_BACKOFF);
                 tracing::warn!("archive: {e}; retrying in {:.1} s", backoff.as_secs_f64());
-                state.set_status(format!("error: {e}"));
+                report(&state, &e);
             }
         }
         let pause = lag.max(backoff).saturating_sub(started.elapsed());
@@ -465,6 +526,9 @@ async fn run(shipper: &mut Shipper, lag: Duration, stop: &AtomicBool) {
         while !stop.load(Ordering::Relaxed) && Instant::now() < until {
             tokio::time::sleep(Duration::from_millis(50).min(until - Instant::now())).await;
         }
+    }
+    if !acquired {
+        return;
     }
     // A last pass on the way out, so a clean stop leaves the archive current; bounded, so an
     // unreachable archive does not hold the shutdown up (the next start ships the rest).
@@ -476,6 +540,26 @@ async fn run(shipper: &mut Shipper, lag: Duration, stop: &AtomicBool) {
             SHUTDOWN_PASS.as_secs()
         ),
     }
+}
+
+/// One pass: ship, and every so often check the lease and run retention; those two run even
+/// when some table failed to ship, so a server with one broken table is still fenced and
+/// still trims the others.
+async fn pass(
+    shipper: &mut Shipper,
+    last_lease: &mut Instant,
+    last_retention: &mut Instant,
+) -> Result<(), ArchiveError> {
+    let shipped = shipper.tick().await.map(|_| ());
+    if last_lease.elapsed() >= LEASE_CHECK {
+        lease::check(&shipper.archive, &shipper.generation).await?;
+        *last_lease = Instant::now();
+    }
+    if last_retention.elapsed() >= RETENTION_EVERY {
+        super::retain::run(shipper).await?;
+        *last_retention = Instant::now();
+    }
+    shipped
 }
 
 impl Shipper {

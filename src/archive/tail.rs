@@ -77,13 +77,27 @@ pub fn resume(
     let Some(seg) = segs.iter().find(|s| s.first_seq == segment_seq) else {
         // Sealed and shipped whole, then removed locally: the next local segment must carry on.
         return match segs.iter().find(|s| s.first_seq > segment_seq) {
-            Some(s) if s.first_seq == last_seq + 1 => Ok(Cursor {
-                segment_seq: s.first_seq,
-                offset: 0,
-                next_seq: s.first_seq,
-                last_us: 0,
-                last_block_sum,
-            }),
+            // Removed locally once shipped (the next segment carries on), or while the
+            // table had PITR off (a gap: the archive goes on after it).
+            Some(s) if s.first_seq > last_seq => {
+                if s.first_seq > last_seq + 1 {
+                    tracing::warn!(
+                        "archive: table id {} shard {}: sequences {}..={} were deleted locally before they were archived (PITR was off); the archive goes on from {}",
+                        ids.0,
+                        ids.1,
+                        last_seq + 1,
+                        s.first_seq - 1,
+                        s.first_seq
+                    );
+                }
+                Ok(Cursor {
+                    segment_seq: s.first_seq,
+                    offset: 0,
+                    next_seq: s.first_seq,
+                    last_us: 0,
+                    last_block_sum,
+                })
+            }
             _ => Err(diverged(format!(
                 "the archive ends at sequence {last_seq} in segment {segment_seq}, which the local log no longer holds"
             ))),

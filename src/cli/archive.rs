@@ -75,8 +75,8 @@ pub fn restore_from_archive(
     let started = Instant::now();
     let archive = Archive::open(url)?;
     let rt = runtime()?;
-    let (tables, _) = rt.block_on(fetch::catalog(&archive, SystemClock.now_us()))?;
-    let plan = fetch::plan_restore(&tables, source, generation, at)?;
+    let (tables, live) = rt.block_on(fetch::catalog(&archive, SystemClock.now_us()))?;
+    let plan = fetch::plan_restore(&tables, source, generation, live.as_deref(), at)?;
     describe(&plan.table, plan.at_us, plan.bytes);
     let (db, _) = Db::open(data_dir, EngineConfig::default(), Arc::new(SystemClock))?;
     let db = Arc::new(db);

@@ -24,7 +24,8 @@ pub struct Floor {
 #[derive(Debug)]
 pub struct ArchiveState {
     pub url: String,
-    pub generation: String,
+    /// Empty until the lease is taken.
+    generation: Mutex<String>,
     pub started: Instant,
     pub bytes: AtomicU64,
     pub objects: AtomicU64,
@@ -38,10 +39,10 @@ pub struct ArchiveState {
 }
 
 impl ArchiveState {
-    pub fn new(url: &str, generation: &str) -> Self {
+    pub fn new(url: &str) -> Self {
         ArchiveState {
             url: url.to_string(),
-            generation: generation.to_string(),
+            generation: Mutex::new(String::new()),
             started: Instant::now(),
             bytes: AtomicU64::new(0),
             objects: AtomicU64::new(0),
@@ -103,6 +104,14 @@ impl ArchiveState {
         durable
             .1
             .saturating_sub(if f.last_us > 0 { f.last_us } else { since_us })
+    }
+
+    pub fn generation(&self) -> String {
+        self.generation.lock().expect("generation lock").clone()
+    }
+
+    pub fn set_generation(&self, g: &str) {
+        *self.generation.lock().expect("generation lock") = g.to_string();
     }
 
     pub fn status(&self) -> String {

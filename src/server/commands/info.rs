@@ -89,7 +89,7 @@ pub fn render_info(state: &ServerState, section: Option<&str>) -> String {
             out,
             "# Archive\r\narchive_url:{}\r\narchive_generation:{}\r\narchive_status:{}\r\narchive_bytes_shipped:{}\r\narchive_objects_shipped:{}\r\narchive_puts:{}\r\narchive_puts_per_hour:{:.0}\r\narchive_gets:{}\r\narchive_deletes:{}\r\narchive_errors:{}\r\narchive_lag_seconds:{:.3}\r\n\r\n",
             a.url,
-            a.generation,
+            a.generation(),
             a.status().replace(['\r', '\n'], " "),
             a.bytes.load(Relaxed),
             a.objects.load(Relaxed),
