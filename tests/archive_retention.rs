@@ -291,3 +291,64 @@ fn a_damaged_archive_object_is_refused_by_name() {
         other => panic!("expected a damaged object, got {other}"),
     }
 }
+
+#[test]
+fn a_restored_table_is_archived_with_its_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", dir.path().join("archive").display());
+    let clock = ManualClock::new(T0);
+    let cfg = EngineConfig {
+        shards: 2,
+        ..EngineConfig::default()
+    };
+    let (db, _) = Db::open(&dir.path().join("data"), cfg, Arc::new(clock.clone())).unwrap();
+    let db = Arc::new(db);
+    db.pitr_enable(b"default", 1).unwrap();
+    let mut rng = SmallRng::seed_from_u64(11);
+    let mut model = Model::new();
+    write_day(&db, &clock, "default", &mut rng, &mut model);
+    clock.advance(1_000_000);
+    let at = clock.now_us_for_test();
+    let h = db
+        .begin_restore("default", b"copy", RestoreAt::Time(at))
+        .unwrap();
+    h.done.blocking_recv().unwrap().unwrap();
+    db.pitr_enable(b"copy", 1).unwrap();
+    // The copy's image, then writes to it (few enough that one shard may stay quiet).
+    let image = expected(&model, at);
+    let mut copy_model: Model = image
+        .iter()
+        .map(|(k, v)| (k.clone(), vec![(at, Some(v.clone()))]))
+        .collect();
+    let t = db.table("copy").unwrap();
+    for i in 0..3 {
+        clock.advance(1_000);
+        let key = format!("k{i}").into_bytes();
+        let value = format!("after-restore-{i}").into_bytes();
+        let info = t.shards[t.shard_for(&key)]
+            .log
+            .append(vec![Record::put(key.clone(), value.clone())])
+            .unwrap();
+        copy_model
+            .entry(key)
+            .or_default()
+            .push((info.commit_us, Some(value)));
+    }
+    let archive = Archive::open(&url).unwrap();
+    let rt = rt();
+    let mut shipper = rt
+        .block_on(Shipper::start(archive.clone(), db.clone(), false))
+        .unwrap();
+    rt.block_on(shipper.tick()).unwrap();
+    let (tables, _) = rt
+        .block_on(fetch::catalog(&archive, clock.now_us_for_test()))
+        .unwrap();
+    let plan = fetch::plan_restore(&tables, "copy", None, None, RestoreAt::Latest).unwrap();
+    assert!(
+        plan.shards.iter().all(|s| s.checkpoint.is_some()),
+        "every shard starts from the restore's image: {plan:?}"
+    );
+    let got = restore(&archive, &plan, &dir.path().join("r"));
+    assert_eq!(got, expected(&copy_model, plan.at_us));
+    assert!(!image.is_empty());
+}

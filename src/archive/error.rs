@@ -6,6 +6,8 @@ use crate::log::{FormatError, LogError};
 pub enum ArchiveError {
     #[error("bad archive URL '{url}': {why} (use s3://bucket/prefix or file:///path)")]
     BadUrl { url: String, why: String },
+    #[error("{0}")]
+    Config(String),
     /// The store could not be reached or refused a request (network, credentials, 5xx).
     #[error("archive {op} {name}: {source}")]
     Store {
@@ -36,7 +38,9 @@ pub enum ArchiveError {
     },
     /// The lease this server held is gone: it stops archiving rather than race a server that
     /// may create it anew.
-    #[error("the lease object {0} is gone; archiving stopped (restart to take it again)")]
+    #[error(
+        "the lease object {0} is gone or unreadable; archiving stopped (restart to take it again)"
+    )]
     LeaseLost(String),
     /// The archive's history and the local log disagree (a crash lost writes that had been
     /// shipped, possible only without --fsync always).

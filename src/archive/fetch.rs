@@ -62,6 +62,11 @@ pub async fn catalog(
     Ok((out, live))
 }
 
+/// Whether the table started empty (not from a restore's image).
+fn from_empty(meta: &TableMeta) -> bool {
+    meta.restore_source_id == 0 && meta.restore_at_us == 0
+}
+
 fn table(gen: &str, g: &Generation, meta: TableMeta, now_us: u64) -> ArchivedTable {
     let t = &g.tables[&meta.id];
     let mut objects = t.metas.len();
@@ -82,7 +87,7 @@ fn table(gen: &str, g: &Generation, meta: TableMeta, now_us: u64) -> ArchivedTab
             .sum::<u64>();
         // A shard with nothing archived (no write yet, or none shipped) or whose log does
         // not run to its newest part: no moment can be promised for the table.
-        match s.window() {
+        match s.window(from_empty(&meta)) {
             Some((e, l)) => {
                 earliest = earliest.max(e);
                 latest = latest.min(l);
@@ -150,6 +155,7 @@ pub fn plan_restore(
     };
     let empty = ShardObjects::default();
     let shard = |k: u32| t.shards.get(&k).unwrap_or(&empty);
+    let empty_start = from_empty(&t.meta);
     let (at_us, shard_at) = match (t.window, at) {
         (Some((_, latest)), RestoreAt::Latest) => (latest, latest),
         (Some((earliest, latest)), RestoreAt::Time(us)) if us < earliest || us > latest => {
@@ -165,7 +171,7 @@ pub fn plan_restore(
         // promised, but everything archived can still be had.
         (None, RestoreAt::Latest) => {
             let newest = (0..t.meta.shards)
-                .filter_map(|k| shard(k).window().map(|(_, l)| l))
+                .filter_map(|k| shard(k).window(empty_start).map(|(_, l)| l))
                 .max()
                 .ok_or_else(|| {
                     ArchiveError::Plan(format!(
@@ -177,7 +183,7 @@ pub fn plan_restore(
         }
         (None, RestoreAt::Time(_)) => {
             let why = (0..t.meta.shards)
-                .find(|&k| shard(k).window().is_none())
+                .find(|&k| shard(k).window(empty_start).is_none())
                 .map(|k| {
                     if shard(k).is_empty() {
                         format!("shard {k} has nothing in it (no write yet, or none shipped)")
@@ -195,14 +201,16 @@ pub fn plan_restore(
     let mut shards = Vec::new();
     for k in 0..t.meta.shards {
         let s = shard(k);
-        let p = if s.is_empty() {
+        // An empty shard of a table that started empty is restored empty; a restored table's
+        // shard starts from its image, which the archive must hold.
+        let p = if s.is_empty() && empty_start {
             ShardPlan {
                 checkpoint: None,
                 segments: Vec::new(),
                 bytes: 0,
             }
         } else {
-            s.plan(shard_at)
+            s.plan(shard_at, empty_start)
                 .map_err(|why| ArchiveError::Plan(format!("shard {k} of '{source}': {why}")))?
         };
         shards.push(p);

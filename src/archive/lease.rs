@@ -95,6 +95,8 @@ pub async fn acquire(
 ) -> Result<String, ArchiveError> {
     // A takeover always starts a new generation: a copied data directory (a cloned VM, a
     // restored snapshot) carries its original's id and must not write under it.
+    // The same directory by any path: the lease compares it.
+    let data_dir = &std::fs::canonicalize(data_dir).map_err(|e| ArchiveError::io(data_dir, e))?;
     let local = if takeover {
         None
     } else {
@@ -151,14 +153,17 @@ pub async fn acquire(
     Ok(generation)
 }
 
-/// Checks that `generation` still holds the lease.
+/// Checks that this process of `generation` still holds the lease: a copy of this server
+/// (a cloned machine) that took it since, even under the same generation, fences this one.
+/// A lease that is gone or unreadable stops archiving too.
 pub async fn check(archive: &Archive, generation: &str) -> Result<(), ArchiveError> {
     let name = archive.layout.lease();
     let Some((bytes, _)) = archive.get_versioned(&name).await? else {
         return Err(ArchiveError::LeaseLost(name));
     };
-    let held = Lease::decode(&bytes).map_err(|source| ArchiveError::Damaged { name, source })?;
-    if held.generation != generation {
+    let held =
+        Lease::decode(&bytes).map_err(|e| ArchiveError::LeaseLost(format!("{name} ({e})")))?;
+    if held.generation != generation || held.pid != std::process::id() || held.host != hostname() {
         return Err(fenced(archive, &held));
     }
     Ok(())

@@ -132,7 +132,9 @@ impl ShardObjects {
         };
         let mut chain: Chain = Vec::new();
         for (s, p, size) in parts.into_iter().filter(|(s, _, _)| *s >= seg) {
-            let expected = chain.last().map_or(s, |(_, l, _)| l.last_seq + 1);
+            let expected = chain
+                .last()
+                .map_or(s, |(_, l, _)| l.last_seq.saturating_add(1));
             let starts_segment = chain.last().is_none_or(|(ls, _, _)| *ls != s);
             if p.first_seq != expected || (starts_segment && p.first_seq != s) {
                 break;
@@ -155,10 +157,14 @@ impl ShardObjects {
         self.segments.is_empty() && self.checkpoints.is_empty()
     }
 
-    /// Every base a restore can start from, oldest first: the log from sequence 1, then each
-    /// checkpoint; with the moment each serves from and its size.
-    fn bases(&self) -> Vec<(Option<CkpName>, u64, u64)> {
-        let mut v = vec![(None, 0, 0)];
+    /// Every base a restore can start from, oldest first: the log from sequence 1 (only for a
+    /// table that started empty: a restored table starts from its first checkpoint), then
+    /// each checkpoint; with the moment each serves from and its size.
+    fn bases(&self, from_empty: bool) -> Vec<(Option<CkpName>, u64, u64)> {
+        let mut v = Vec::new();
+        if from_empty {
+            v.push((None, 0, 0));
+        }
         v.extend(
             self.checkpoints
                 .values()
@@ -173,7 +179,7 @@ impl ShardObjects {
     /// its end (a restored table's first) stands alone.
     fn serve(&self, base: Option<CkpName>) -> Option<(Chain, u64, bool)> {
         let last = self.last_part();
-        let from = base.map_or(1, |c| c.start_seq + 1);
+        let from = base.map_or(1, |c| c.start_seq.saturating_add(1));
         match self.chain_from(from) {
             Some(chain) => {
                 let end = chain
@@ -201,12 +207,12 @@ impl ShardObjects {
     /// The oldest and newest moments this shard's objects restore with a log that runs to
     /// the archive's newest part (earlier stretches cut off by a gap are not offered), or
     /// `None` when the archive holds nothing of the shard or nothing that reaches its end.
-    pub fn window(&self) -> Option<(u64, u64)> {
+    pub fn window(&self, from_empty: bool) -> Option<(u64, u64)> {
         if self.is_empty() {
             return None;
         }
         let mut out: Option<(u64, u64)> = None;
-        for (base, from_us, _) in self.bases() {
+        for (base, from_us, _) in self.bases(from_empty) {
             if let Some((_, reach, true)) = self.serve(base) {
                 let (e, l) = out.get_or_insert((from_us, reach));
                 *e = (*e).min(from_us);
@@ -218,8 +224,8 @@ impl ShardObjects {
 
     /// What a restore to `at_us` (`u64::MAX`: everything archived) downloads. Refused unless
     /// a base at or before the moment has a gap-free log that reaches it.
-    pub fn plan(&self, at_us: u64) -> Result<ShardPlan, String> {
-        for (base, from_us, base_size) in self.bases().into_iter().rev() {
+    pub fn plan(&self, at_us: u64, from_empty: bool) -> Result<ShardPlan, String> {
+        for (base, from_us, base_size) in self.bases(from_empty).into_iter().rev() {
             if from_us > at_us {
                 continue;
             }
@@ -232,7 +238,7 @@ impl ShardObjects {
             if at_us == u64::MAX && !complete {
                 continue;
             }
-            let from = base.map_or(1, |c| c.start_seq + 1);
+            let from = base.map_or(1, |c| c.start_seq.saturating_add(1));
             let mut segments: Vec<(u64, Vec<PartName>, bool)> = Vec::new();
             let mut bytes = base_size;
             for (s, p, size) in chain {
@@ -280,7 +286,7 @@ impl ShardObjects {
         let segs: Vec<u64> = self.segments.keys().copied().collect();
         let doomed = segs
             .windows(2)
-            .filter(|w| w[1] <= keep.start_seq + 1)
+            .filter(|w| w[1] <= keep.start_seq.saturating_add(1))
             .map(|w| w[0])
             .collect();
         (ckps, doomed)
@@ -324,12 +330,12 @@ mod tests {
             ],
             &[],
         );
-        assert_eq!(s.window(), Some((0, 400)));
-        let p = s.plan(250).unwrap();
+        assert_eq!(s.window(true), Some((0, 400)));
+        let p = s.plan(250, true).unwrap();
         assert_eq!(p.checkpoint, None);
         assert_eq!(p.segments.len(), 1);
         assert_eq!(p.segments[0].1.len(), 2);
-        let all = s.plan(u64::MAX).unwrap();
+        let all = s.plan(u64::MAX, true).unwrap();
         assert_eq!(all.segments.len(), 2);
     }
 
@@ -350,17 +356,17 @@ mod tests {
             &[c],
         );
         // The gap at 41 ends what the checkpoint's log reaches: no window runs to the end.
-        assert_eq!(s.window(), None);
-        let p = s.plan(450).unwrap();
+        assert_eq!(s.window(true), None);
+        let p = s.plan(450, true).unwrap();
         assert_eq!(p.checkpoint, Some(c));
         assert_eq!(
             p.segments.iter().map(|(s, _, _)| *s).collect::<Vec<_>>(),
             vec![21, 31]
         );
         // Before the checkpoint there is no base; past the gap, no log.
-        assert!(s.plan(320).is_err());
-        assert!(s.plan(650).is_err());
-        assert!(s.plan(u64::MAX).is_err());
+        assert!(s.plan(320, true).is_err());
+        assert!(s.plan(650, true).is_err());
+        assert!(s.plan(u64::MAX, true).is_err());
     }
 
     #[test]
@@ -377,10 +383,13 @@ mod tests {
         );
         // The checkpoint's log (21..=30) is missing: it serves nothing, and the era before
         // the gap does not reach the end: not restorable, and no moment after 200 is.
-        assert_eq!(s.window(), None);
-        assert!(s.plan(250).is_err());
-        assert!(s.plan(550).is_err());
-        assert!(s.plan(150).is_ok(), "inside the old era the log serves");
+        assert_eq!(s.window(true), None);
+        assert!(s.plan(250, true).is_err());
+        assert!(s.plan(550, true).is_err());
+        assert!(
+            s.plan(150, true).is_ok(),
+            "inside the old era the log serves"
+        );
         // A restored table's first checkpoint (start = end) stands alone.
         let first = CkpName {
             end_seq: 40,
@@ -388,9 +397,14 @@ mod tests {
             end_us: 450,
         };
         let s2 = shard(&[(41, part(41, 50, 500, 600))], &[first]);
-        assert_eq!(s2.window(), Some((450, 600)));
-        assert_eq!(s2.plan(470).unwrap().checkpoint, Some(first));
-        assert!(ShardObjects::default().window().is_none());
+        assert_eq!(s2.window(false), Some((450, 600)));
+        assert_eq!(s2.plan(470, false).unwrap().checkpoint, Some(first));
+        // A restored table's log from sequence 1 is not a base without that checkpoint.
+        let s3 = shard(&[(1, part(1, 10, 500, 600))], &[]);
+        assert_eq!(s3.window(true), Some((0, 600)));
+        assert_eq!(s3.window(false), None);
+        assert!(s3.plan(550, false).is_err());
+        assert!(ShardObjects::default().window(true).is_none());
     }
 
     #[test]

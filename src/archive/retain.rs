@@ -1,8 +1,9 @@
 //! The archive's retention: its window follows each table's PITR window. Per shard it keeps
 //! the newest checkpoint at or before the window's start and everything after that
-//! checkpoint's start, like local retention; a dropped table goes once its window has ended,
-//! and a table the catalog no longer names (expired locally) goes with it. Only this
-//! server's generation is touched.
+//! checkpoint's start, like local retention; a dropped table goes once its window has ended.
+//! A table the local catalog does not name (expired locally, or a data directory rolled back
+//! to an old snapshot) is judged by its own newest archived metadata, never by its absence.
+//! Only this server's generation is touched.
 
 use super::error::ArchiveError;
 use super::plan;
@@ -25,9 +26,16 @@ pub async fn run(shipper: &Shipper) -> Result<u64, ArchiveError> {
     let mut doomed: Vec<String> = Vec::new();
     let layout = &archive.layout;
     for (&id, t) in &g.tables {
-        let meta = catalog.by_id(id);
+        let archived_meta;
+        let meta = match catalog.by_id(id) {
+            Some(m) => Some(m),
+            None => {
+                archived_meta = newest_meta(shipper, id, t).await?;
+                archived_meta.as_ref()
+            }
+        };
         let whole = match meta {
-            None => true,
+            None => false,
             Some(m) if m.pitr_days == 0 => false,
             Some(m) => {
                 let earliest = m
@@ -83,4 +91,22 @@ pub async fn run(shipper: &Shipper) -> Result<u64, ArchiveError> {
         tracing::info!("archive retention deleted {n} objects");
     }
     Ok(n)
+}
+
+/// A table's newest archived metadata, if it has any that reads.
+async fn newest_meta(
+    shipper: &Shipper,
+    id: u64,
+    t: &plan::TableObjects,
+) -> Result<Option<crate::catalog::TableMeta>, ArchiveError> {
+    let Some(&at) = t.metas.last() else {
+        return Ok(None);
+    };
+    let archive = &shipper.archive;
+    let bytes = archive
+        .get(&archive.layout.meta(&shipper.generation, id, at))
+        .await?;
+    Ok(crate::catalog::decode_table_file(&bytes)
+        .ok()
+        .filter(|m| m.id == id))
 }

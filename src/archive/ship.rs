@@ -37,8 +37,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 struct ShardShip {
     /// `None` until the shard has a local segment to start from.
     cursor: Option<Cursor>,
-    /// End sequence of the newest checkpoint in the archive.
-    ckp_end: u64,
+    /// End sequence of the newest checkpoint in the archive (`None`: none yet; a restored
+    /// table's first checkpoint ends at 0).
+    ckp_end: Option<u64>,
     known: bool,
 }
 
@@ -163,6 +164,7 @@ impl Shipper {
             .filter(|t| t.meta.id == meta.id && meta.status == TableStatus::Active);
         let table_dir = self.db.dir.join("tables").join(meta.id.to_string());
         let mut shipped = Shipped::default();
+        let mut first_error = None;
         for k in 0..meta.shards {
             // A dropped table's writers are stopped: its files are all there is.
             let bound = match &live {
@@ -170,12 +172,24 @@ impl Shipper {
                 None => u64::MAX,
             };
             let dir = shard_dir(&table_dir, k);
-            let s = self.ship_shard(meta.id, k, &dir, bound).await?;
-            shipped.parts += s.parts;
-            shipped.checkpoints += s.checkpoints;
-            shipped.bytes += s.bytes;
+            match self.ship_shard(meta.id, k, &dir, bound).await {
+                Ok(s) => {
+                    shipped.parts += s.parts;
+                    shipped.checkpoints += s.checkpoints;
+                    shipped.bytes += s.bytes;
+                }
+                // The archive itself failing: the other shards would fail the same way.
+                Err(e @ ArchiveError::Store { .. }) => return Err(e),
+                Err(e) => {
+                    tracing::warn!("archive: table id {} shard {k}: {e}", meta.id);
+                    first_error.get_or_insert(e);
+                }
+            }
         }
-        Ok(shipped)
+        match first_error {
+            None => Ok(shipped),
+            Some(e) => Err(e),
+        }
     }
 
     async fn ship_shard(
@@ -195,6 +209,8 @@ impl Shipper {
             cursor = tail::start(dir)?;
         }
         let mut drained = bound == u64::MAX;
+        // Sequences below this are in the archive (1 while the shard has no log at all).
+        let mut next_seq = 1;
         if let Some(mut cur) = cursor {
             loop {
                 match tail::next(dir, (id, k), &cur, bound, MAX_PART_BYTES)? {
@@ -250,55 +266,48 @@ impl Shipper {
                 // Record progress as it is made: a failure later in the pass keeps it.
                 self.shards.get_mut(&(id, k)).expect("known").cursor = Some(cur);
             }
-            // Checkpoints whose log is archived, oldest first.
-            let mut ckp_end = self.shards[&(id, k)].ckp_end;
-            for (end_seq, path) in checkpoint::list(dir)? {
-                if end_seq <= ckp_end {
-                    continue;
-                }
-                if end_seq >= cur.next_seq {
-                    drained = false;
-                    break;
-                }
-                let h = checkpoint::read_header(&path)?;
-                let name = self.archive.layout.checkpoint(
-                    &self.generation,
-                    id,
-                    k,
-                    &CkpName {
-                        end_seq: h.end_seq,
-                        start_seq: h.start_seq,
-                        end_us: h.end_us,
-                    },
-                );
-                let n = self.archive.upload_file(&name, &path).await?;
-                self.count_put(n);
-                shipped.checkpoints += 1;
-                shipped.bytes += n;
-                ckp_end = end_seq;
-                self.shards.get_mut(&(id, k)).expect("known").ckp_end = ckp_end;
-            }
-            self.state.set_floor(
-                id,
-                k,
-                Floor {
-                    log_seq: cur.next_seq - 1,
-                    last_us: cur.last_us,
-                    checkpoint_end: ckp_end,
-                    drained,
-                },
-            );
-        } else if drained {
-            // A dropped shard that never wrote anything.
-            self.state.set_floor(
-                id,
-                k,
-                Floor {
-                    drained: true,
-                    ..Floor::default()
-                },
-            );
+            next_seq = cur.next_seq;
         }
+        // Checkpoints whose log is archived, oldest first. A restored table's first checkpoint
+        // (the whole image, ending at 0) ships before any log exists.
+        let mut ckp_end = self.shards[&(id, k)].ckp_end;
+        for (end_seq, path) in checkpoint::list(dir)? {
+            if ckp_end.is_some_and(|e| end_seq <= e) {
+                continue;
+            }
+            if end_seq >= next_seq && end_seq > 0 {
+                drained = false;
+                break;
+            }
+            let h = checkpoint::read_header(&path)?;
+            let name = self.archive.layout.checkpoint(
+                &self.generation,
+                id,
+                k,
+                &CkpName {
+                    end_seq: h.end_seq,
+                    start_seq: h.start_seq,
+                    end_us: h.end_us,
+                },
+            );
+            let n = self.archive.upload_file(&name, &path).await?;
+            self.count_put(n);
+            shipped.checkpoints += 1;
+            shipped.bytes += n;
+            ckp_end = Some(end_seq);
+            self.shards.get_mut(&(id, k)).expect("known").ckp_end = ckp_end;
+        }
+        let cur = self.shards[&(id, k)].cursor;
+        self.state.set_floor(
+            id,
+            k,
+            Floor {
+                log_seq: next_seq - 1,
+                last_us: cur.map_or(0, |c| c.last_us),
+                checkpoint_end: ckp_end,
+                drained,
+            },
+        );
         Ok(shipped)
     }
 
@@ -326,14 +335,14 @@ impl Shipper {
                 }
             }
         }
-        let mut ckp_end = 0;
+        let mut ckp_end: Option<u64> = None;
         for o in self
             .archive
             .list(&layout.checkpoints(&self.generation, id, k))
             .await?
         {
             if let Some((_, Object::Checkpoint { name, .. })) = layout.classify(&o.name) {
-                ckp_end = ckp_end.max(name.end_seq);
+                ckp_end = Some(ckp_end.map_or(name.end_seq, |e| e.max(name.end_seq)));
             }
         }
         let cursor = match last {
@@ -515,9 +524,17 @@ async fn run(
                 state.set_status(format!("fenced: {e}"));
                 return;
             }
-            Err(e) => {
-                backoff = (backoff * 2).clamp(lag.max(Duration::from_millis(100)), MAX_BACKOFF);
+            // The store failing: back off. A local problem with one table (a damaged file, a
+            // diverged history) is reported on every pass without slowing the others.
+            Err(e @ ArchiveError::Store { .. }) => {
+                backoff = (backoff * 2)
+                    .max(lag.max(Duration::from_millis(100)))
+                    .min(MAX_BACKOFF.max(lag));
                 tracing::warn!("archive: {e}; retrying in {:.1} s", backoff.as_secs_f64());
+                report(&state, &e);
+            }
+            Err(e) => {
+                backoff = Duration::ZERO;
                 report(&state, &e);
             }
         }
@@ -556,8 +573,10 @@ async fn pass(
         *last_lease = Instant::now();
     }
     if last_retention.elapsed() >= RETENTION_EVERY {
-        super::retain::run(shipper).await?;
+        // Once a minute even when it fails (no DELETE permission, say): it lists the whole
+        // generation.
         *last_retention = Instant::now();
+        super::retain::run(shipper).await?;
     }
     shipped
 }

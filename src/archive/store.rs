@@ -57,7 +57,10 @@ impl Archive {
             // Client options first: the AWS_* variables (AWS_ALLOW_HTTP among them) are
             // client options too, and setting the options afterwards would drop them.
             let mut b = object_store::aws::AmazonS3Builder::new().with_client_options(client);
-            for (k, v) in std::env::vars() {
+            for (k, v) in std::env::vars_os() {
+                let (Some(k), Some(v)) = (k.to_str(), v.to_str()) else {
+                    continue; // not UTF-8: not one of the AWS settings
+                };
                 if !k.starts_with("AWS_") {
                     continue;
                 }

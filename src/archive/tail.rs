@@ -80,12 +80,12 @@ pub fn resume(
             // Removed locally once shipped (the next segment carries on), or while the
             // table had PITR off (a gap: the archive goes on after it).
             Some(s) if s.first_seq > last_seq => {
-                if s.first_seq > last_seq + 1 {
+                if s.first_seq > last_seq.saturating_add(1) {
                     tracing::warn!(
                         "archive: table id {} shard {}: sequences {}..={} were deleted locally before they were archived (PITR was off); the archive goes on from {}",
                         ids.0,
                         ids.1,
-                        last_seq + 1,
+                        last_seq.saturating_add(1),
                         s.first_seq - 1,
                         s.first_seq
                     );
@@ -124,7 +124,7 @@ pub fn resume(
             return Ok(Cursor {
                 segment_seq,
                 offset: b.offset + h.block_len(),
-                next_seq: last_seq + 1,
+                next_seq: last_seq.saturating_add(1),
                 last_us: h.commit_us,
                 last_block_sum: sum,
             });

@@ -277,6 +277,13 @@ type ArchiveThread = (
 /// Takes the archive's lease (refusing to start when another server holds it) and starts
 /// the shipper.
 fn start_archive(url: &str, db: &Arc<Db>, args: &ServeArgs) -> Result<ArchiveThread, ServerError> {
+    let lag_ms = args.archive_lag.as_millis();
+    if !(10..=3_600_000).contains(&lag_ms) {
+        return Err(crate::archive::ArchiveError::Config(format!(
+            "--archive-lag must be between 10 ms and 1 h, not {lag_ms} ms"
+        ))
+        .into());
+    }
     let archive = crate::archive::Archive::open(url)?;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let t = crate::archive::ship::spawn(

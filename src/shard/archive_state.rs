@@ -14,8 +14,8 @@ pub struct Floor {
     pub log_seq: u64,
     /// Commit time of that sequence (0: nothing archived yet).
     pub last_us: u64,
-    /// Every local checkpoint up to this end sequence is in the archive.
-    pub checkpoint_end: u64,
+    /// Every local checkpoint up to this end sequence is in the archive (`None`: none is).
+    pub checkpoint_end: Option<u64>,
     /// A dropped table's shard whose whole log and checkpoints are in the archive.
     pub drained: bool,
 }

@@ -16,6 +16,9 @@ mod table;
 
 pub use archive_state::{ArchiveState, Floor};
 pub use config::EngineConfig;
+
+/// Most shards a table may have.
+pub const MAX_SHARDS: u32 = 64;
 pub use db::{Db, OpenSummary, DEFAULT_TABLE};
 pub use entry::Entry;
 pub use error::DbError;

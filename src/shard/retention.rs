@@ -34,7 +34,7 @@ pub fn plan(
     };
     let mut doomed: Vec<PathBuf> = ckps[..keep_at]
         .iter()
-        .filter(|(_, h)| archived.is_none_or(|a| h.end_seq <= a.checkpoint_end))
+        .filter(|(_, h)| archived.is_none_or(|a| a.checkpoint_end.is_some_and(|e| h.end_seq <= e)))
         .map(|(p, _)| p.clone())
         .collect();
     let segs = segment::list(dir)?;
@@ -125,10 +125,10 @@ mod tests {
         }
         ckp(dir.path(), 150, 180, 1_000);
         ckp(dir.path(), 210, 250, 2_000);
-        let floor = |log_seq, checkpoint_end| {
+        let floor = |log_seq, checkpoint_end: u64| {
             Some(Floor {
                 log_seq,
-                checkpoint_end,
+                checkpoint_end: (checkpoint_end > 0).then_some(checkpoint_end),
                 ..Floor::default()
             })
         };
