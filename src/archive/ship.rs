@@ -445,9 +445,9 @@ pub fn spawn(
                         false
                     }
                     Err(_) => {
-                        shipper
-                            .state
-                            .set_status("error: the archive did not answer within 10 s; retrying");
+                        let state = &shipper.state;
+                        state.add(&state.errors, 1);
+                        state.set_status("error: the archive did not answer within 10 s; retrying");
                         false
                     }
                 };
@@ -548,8 +548,13 @@ async fn run(
         return;
     }
     // A last pass on the way out, so a clean stop leaves the archive current; bounded, so an
-    // unreachable archive does not hold the shutdown up (the next start ships the rest).
-    match tokio::time::timeout(SHUTDOWN_PASS, shipper.tick()).await {
+    // unreachable archive does not hold the shutdown up (the next start ships the rest). Only
+    // while this server still holds the lease.
+    let last = async {
+        lease::check(&shipper.archive, &shipper.generation).await?;
+        shipper.tick().await
+    };
+    match tokio::time::timeout(SHUTDOWN_PASS, last).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => tracing::warn!("archive: last pass on shutdown failed: {e}"),
         Err(_) => tracing::warn!(

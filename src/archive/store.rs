@@ -166,18 +166,28 @@ impl Archive {
             .map_err(|e| ArchiveError::store("PUT (multipart)", name, e))?;
         let mut w = object_store::WriteMultipart::new_with_chunk_size(upload, PART);
         let mut buf = vec![0u8; PART];
+        let mut failed = None;
         loop {
-            let n = f
-                .read(&mut buf)
-                .await
-                .map_err(|e| ArchiveError::io(path, e))?;
+            let n = match f.read(&mut buf).await {
+                Ok(n) => n,
+                Err(e) => {
+                    failed = Some(ArchiveError::io(path, e));
+                    break;
+                }
+            };
             if n == 0 {
                 break;
             }
-            w.wait_for_capacity(4)
-                .await
-                .map_err(|e| ArchiveError::store("PUT (multipart)", name, e))?;
+            if let Err(e) = w.wait_for_capacity(4).await {
+                failed = Some(ArchiveError::store("PUT (multipart)", name, e));
+                break;
+            }
             w.write(&buf[..n]);
+        }
+        if let Some(e) = failed {
+            // An upload left open costs storage until the bucket's lifecycle rules end it.
+            let _ = w.abort().await;
+            return Err(e);
         }
         w.finish()
             .await
