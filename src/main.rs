@@ -162,10 +162,15 @@ fn main() -> ExitCode {
         Command::Inspect {
             data_dir,
             table,
-            archive: Some(url),
+            archive,
         } => {
-            let _ = (data_dir, table);
-            match rewind::cli::inspect_archive(&url) {
+            let text = match archive {
+                Some(url) => rewind::cli::inspect_archive(&url).map_err(|e| e.to_string()),
+                None => {
+                    rewind::cli::inspect(&data_dir, table.as_deref()).map_err(|e| e.to_string())
+                }
+            };
+            match text {
                 Ok(text) => {
                     print!("{text}");
                     ExitCode::SUCCESS
@@ -176,18 +181,6 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Inspect {
-            data_dir, table, ..
-        } => match rewind::cli::inspect(&data_dir, table.as_deref()) {
-            Ok(text) => {
-                print!("{text}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("rewind inspect: {e}");
-                ExitCode::FAILURE
-            }
-        },
         Command::Verify { data_dir } => match rewind::cli::verify(&data_dir) {
             Ok(r) => {
                 for t in &r.torn {

@@ -12,7 +12,8 @@ use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
 use super::error::ArchiveError;
 use super::part::PartHeader;
-use crate::log::segment::{self, SegmentHeader, SEGMENT_HEADER_LEN};
+use crate::log::reader::read_header;
+use crate::log::segment::{self, SEGMENT_HEADER_LEN};
 use crate::log::stream::{BlockStream, StreamError};
 use crate::log::LogError;
 
@@ -298,16 +299,4 @@ fn gap(ids: (u64, u32), path: &Path, offset: u64, expected: u64, found: u64) -> 
         found,
     }
     .into()
-}
-
-fn read_header(file: &File, path: &Path) -> Result<SegmentHeader, LogError> {
-    let mut buf = [0u8; SEGMENT_HEADER_LEN];
-    let n = file
-        .read_at(&mut buf, 0)
-        .map_err(|e| LogError::io(path, e))?;
-    SegmentHeader::decode(&buf[..n]).map_err(|source| LogError::Damaged {
-        path: path.to_path_buf(),
-        offset: 0,
-        source,
-    })
 }

@@ -328,7 +328,8 @@ pub fn verify_shard(dir: &Path, table_id: u64, shard: u32) -> Result<ScanStats, 
     scan_shard(dir, table_id, shard, ScanRange::ALL, |_, _, _| {})
 }
 
-fn read_header(file: &File, path: &Path) -> Result<SegmentHeader, LogError> {
+/// A segment file's header, checked.
+pub(crate) fn read_header(file: &File, path: &Path) -> Result<SegmentHeader, LogError> {
     let mut buf = [0u8; SEGMENT_HEADER_LEN];
     let n = file
         .read_at(&mut buf, 0)
