@@ -191,6 +191,8 @@ pub struct CheckpointWriter {
     count: u64,
     /// Bytes written since the last `sync_data`.
     unsynced: u64,
+    /// Compression on worker threads (`parallel`), else inline.
+    pool: Option<super::block_pool::BlockPool>,
 }
 
 /// A checkpoint syncs its file every this many bytes as it goes. Left to the end, a large
@@ -234,7 +236,19 @@ impl CheckpointWriter {
             first: 1,
             count: 0,
             unsynced: 0,
+            pool: None,
         })
+    }
+
+    /// Compresses blocks on `workers` threads (a restore's target, written while nothing else
+    /// runs); the file is the same.
+    pub fn parallel(mut self, workers: usize, zstd_level: i32) -> Result<Self, LogError> {
+        if workers > 1 {
+            let pool = super::block_pool::BlockPool::new(workers, zstd_level, 256)
+                .map_err(|e| LogError::io(&self.tmp, e))?;
+            self.pool = Some(pool);
+        }
+        Ok(self)
     }
 
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), LogError> {
@@ -250,30 +264,41 @@ impl CheckpointWriter {
         if self.batch.is_empty() {
             return Ok(());
         }
+        let count = self.batch.len();
+        let batch = std::mem::take(&mut self.batch);
+        let first = self.first;
+        self.first = self.count + 1;
+        if let Some(pool) = self.pool.as_mut() {
+            let job = super::block_pool::Job {
+                salt: self.salt,
+                first_seq: first,
+                commit_us: self.header.end_us,
+                count,
+                raw: batch.into_bytes(),
+            };
+            let ready = pool.submit(job).map_err(|e| LogError::io(&self.tmp, e))?;
+            for block in ready {
+                self.write_block(&block)?;
+            }
+            return Ok(());
+        }
         let block = self
             .encoder
             .encode_parts(
                 self.salt,
-                self.first,
+                first,
                 self.header.end_us,
-                self.batch.len(),
-                &[self.batch.bytes()],
+                count,
+                &[batch.bytes()],
             )
             .map_err(|e| LogError::io(&self.tmp, e))?;
-        let tmp = self.tmp.clone();
-        let len = block.len() as u64;
         let out = self.out.as_mut().expect("writer is open until finish");
-        out.write_all(block).map_err(|e| LogError::io(&tmp, e))?;
-        self.unsynced += len;
-        if self.unsynced >= CHECKPOINT_SYNC_EVERY_BYTES {
-            out.flush()
-                .and_then(|_| out.get_ref().sync_data())
-                .map_err(|e| LogError::io(&tmp, e))?;
-            self.unsynced = 0;
-        }
-        self.first = self.count + 1;
-        self.batch = RecordBatch::new();
-        Ok(())
+        write_block(out, &mut self.unsynced, &self.tmp, block)
+    }
+
+    fn write_block(&mut self, block: &[u8]) -> Result<(), LogError> {
+        let out = self.out.as_mut().expect("writer is open until finish");
+        write_block(out, &mut self.unsynced, &self.tmp, block)
     }
 
     /// Like [`CheckpointWriter::finish`], first recording where a fuzzy checkpoint ended: the
@@ -288,6 +313,12 @@ impl CheckpointWriter {
     /// Writes the footer, syncs, renames into place and syncs the directory.
     pub fn finish(mut self) -> Result<(PathBuf, u64), LogError> {
         self.flush_block()?;
+        if let Some(mut pool) = self.pool.take() {
+            let rest = pool.drain().map_err(|e| LogError::io(&self.tmp, e))?;
+            for block in rest {
+                self.write_block(&block)?;
+            }
+        }
         #[cfg(feature = "failpoints")]
         if let Some(e) = super::failpoint::checkpoint_fault() {
             return Err(LogError::io(&self.tmp, e));
@@ -315,6 +346,24 @@ impl CheckpointWriter {
     fn out(&mut self) -> &mut BufWriter<File> {
         self.out.as_mut().expect("writer is open until finish")
     }
+}
+
+/// Writes one finished block, syncing every [`CHECKPOINT_SYNC_EVERY_BYTES`].
+fn write_block(
+    out: &mut BufWriter<File>,
+    unsynced: &mut u64,
+    tmp: &Path,
+    block: &[u8],
+) -> Result<(), LogError> {
+    out.write_all(block).map_err(|e| LogError::io(tmp, e))?;
+    *unsynced += block.len() as u64;
+    if *unsynced >= CHECKPOINT_SYNC_EVERY_BYTES {
+        out.flush()
+            .and_then(|_| out.get_ref().sync_data())
+            .map_err(|e| LogError::io(tmp, e))?;
+        *unsynced = 0;
+    }
+    Ok(())
 }
 
 impl Drop for CheckpointWriter {

@@ -11,6 +11,7 @@
 //! ```
 
 pub mod block;
+mod block_pool;
 pub mod checkpoint;
 pub mod clock;
 pub mod config;

@@ -120,6 +120,11 @@ impl RecordBatch {
     }
 
     /// The encoded records.
+    /// The encoded records, taken out of the batch.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.buf
+    }
+
     pub fn bytes(&self) -> &[u8] {
         &self.buf
     }

@@ -11,7 +11,7 @@ mod time;
 use std::path::{Path, PathBuf};
 
 pub use progress::{Phase, RestoreProgress, Snapshot};
-pub use replay::{plan, replay, ShardPlan};
+pub use replay::{plan, replay, replay_parts, ShardPlan};
 pub use time::{format_time, parse_time};
 
 use crate::log::checkpoint::{CheckpointHeader, CheckpointWriter};
@@ -49,6 +49,9 @@ pub fn run(spec: &RestoreSpec, progress: &RestoreProgress) -> Result<Vec<KvMap>,
         .total_bytes
         .store(total, std::sync::atomic::Ordering::Relaxed);
     let threads = spec.threads.clamp(1, n.max(1));
+    // Cores left over when there are fewer shards than cores replay each shard in parts
+    // (`replay_parts`): a one-shard table restores on every core too.
+    let parts = (spec.threads / n.max(1)).max(1);
     let mut maps: Vec<Option<KvMap>> = (0..n).map(|_| None).collect();
     // Shards are handed out in turn to `threads` workers.
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -64,16 +67,17 @@ pub fn run(spec: &RestoreSpec, progress: &RestoreProgress) -> Result<Vec<KvMap>,
                         }
                         let dir = &spec.source_shards[k];
                         let t = std::time::Instant::now();
-                        let r = replay(
+                        let r = replay_parts(
                             dir,
                             spec.source_id,
                             k as u32,
                             &plans[k],
                             &progress.shards[k],
+                            parts,
                         )
                         .and_then(|map| {
                             let replayed = t.elapsed();
-                            write_target(spec, k as u32, &map)?;
+                            write_target(spec, k as u32, &map, parts)?;
                             tracing::info!(
                                 "restore shard {k}: {} keys, replay {:.3} s, checkpoint {:.3} s",
                                 map.len(),
@@ -113,7 +117,12 @@ pub fn run(spec: &RestoreSpec, progress: &RestoreProgress) -> Result<Vec<KvMap>,
 }
 
 /// Writes a target shard's state as its first checkpoint: the target's own log starts at 1.
-fn write_target(spec: &RestoreSpec, shard: u32, map: &KvMap) -> Result<(), LogError> {
+fn write_target(
+    spec: &RestoreSpec,
+    shard: u32,
+    map: &KvMap,
+    threads: usize,
+) -> Result<(), LogError> {
     let dir = target_shard_dir(&spec.target_dir, shard);
     crate::log::fsutil::create_private_dir(&dir)?;
     let header = CheckpointHeader {
@@ -124,7 +133,8 @@ fn write_target(spec: &RestoreSpec, shard: u32, map: &KvMap) -> Result<(), LogEr
         end_us: spec.at_us,
         created_us: crate::log::Clock::now_us(&crate::log::SystemClock),
     };
-    let mut w = CheckpointWriter::create(&dir, &header, spec.zstd_level)?;
+    let mut w = CheckpointWriter::create(&dir, &header, spec.zstd_level)?
+        .parallel(threads, spec.zstd_level)?;
     map.try_for_each(|k, v| w.put(k, v))?;
     w.finish()?;
     Ok(())
