@@ -41,6 +41,9 @@ struct ShardShip {
     /// table's first checkpoint ends at 0).
     ckp_end: Option<u64>,
     known: bool,
+    /// A dropped table's shard found all shipped: its newest segment then (name, length,
+    /// modification time). While that stays so, its files are not read again.
+    idle_mark: Option<(std::path::PathBuf, u64, std::time::SystemTime)>,
 }
 
 /// What one pass shipped.
@@ -211,7 +214,13 @@ impl Shipper {
         let mut drained = bound == u64::MAX;
         // Sequences below this are in the archive (1 while the shard has no log at all).
         let mut next_seq = 1;
-        if let Some(mut cur) = cursor {
+        let mark = if bound == u64::MAX {
+            newest_segment_mark(dir)
+        } else {
+            None
+        };
+        let unchanged = mark.is_some() && self.shards[&(id, k)].idle_mark == mark;
+        if let Some(mut cur) = cursor.filter(|_| !unchanged) {
             loop {
                 match tail::next(dir, (id, k), &cur, bound, MAX_PART_BYTES)? {
                     Step::Part {
@@ -261,11 +270,24 @@ impl Shipper {
                         );
                         cur = next;
                     }
-                    Step::Idle => break,
+                    Step::Idle => {
+                        // Only a dropped table's (no writer) is remembered: a write still
+                        // landing from the drop changes the file and is read next time.
+                        // A file's time has coarse steps: only one quiet for a while counts.
+                        let quiet = mark.as_ref().is_some_and(|(_, _, t)| {
+                            t.elapsed().is_ok_and(|e| e > Duration::from_secs(2))
+                        });
+                        if quiet {
+                            self.shards.get_mut(&(id, k)).expect("known").idle_mark = mark.clone();
+                        }
+                        break;
+                    }
                 }
                 // Record progress as it is made: a failure later in the pass keeps it.
                 self.shards.get_mut(&(id, k)).expect("known").cursor = Some(cur);
             }
+            next_seq = cur.next_seq;
+        } else if let Some(cur) = cursor {
             next_seq = cur.next_seq;
         }
         // Checkpoints whose log is archived, oldest first. A restored table's first checkpoint
@@ -368,6 +390,7 @@ impl Shipper {
             cursor,
             ckp_end,
             known: true,
+            idle_mark: None,
         })
     }
 
@@ -401,6 +424,13 @@ impl Shipper {
         self.state.add(&self.state.objects, 1);
         self.state.add(&self.state.bytes, bytes);
     }
+}
+
+/// The newest segment of a shard directory: path, length and modification time.
+fn newest_segment_mark(dir: &Path) -> Option<(std::path::PathBuf, u64, std::time::SystemTime)> {
+    let seg = crate::log::segment::list(dir).ok()?.pop()?;
+    let m = std::fs::metadata(&seg.path).ok()?;
+    Some((seg.path, m.len(), m.modified().ok()?))
 }
 
 /// How long start-up waits for the archive before serving without it (and retrying).

@@ -17,6 +17,9 @@ use crate::log::segment::{self, SEGMENT_HEADER_LEN};
 use crate::log::stream::{BlockStream, StreamError};
 use crate::log::LogError;
 
+/// Bytes read at a time: what a second of writes usually adds, not the reader's 8 MiB.
+const TAIL_CHUNK: usize = 1 << 20;
+
 /// Where shipping of one shard stands: the next byte of which segment, and the next sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Cursor {
@@ -150,6 +153,10 @@ pub fn next(
     bound: u64,
     max_bytes: u64,
 ) -> Result<Step, ArchiveError> {
+    // Nothing new is durable: not a byte read (this runs for every shard every interval).
+    if cur.next_seq > bound {
+        return Ok(Step::Idle);
+    }
     let segs = segment::list(dir)?;
     let Some(i) = segs.iter().position(|s| s.first_seq == cur.segment_seq) else {
         // Gone locally: shipped to its end and then removed by retention (the next segment
@@ -194,11 +201,13 @@ pub fn next(
     let salt = header.salt();
     let len = file.metadata().map_err(|e| LogError::io(path, e))?.len();
     let from = cur.offset.max(SEGMENT_HEADER_LEN as u64);
-    let mut stream = BlockStream::new(&file, salt, from, len);
+    let mut stream = BlockStream::new(&file, salt, from, len).with_chunk(TAIL_CHUNK);
     let (mut end, mut first, mut last) = (from, None, None);
     let mut next_seq = cur.next_seq;
     loop {
-        if end - from >= max_bytes {
+        // Past the durable end, or a part's worth: stop before reading on (into the
+        // preallocated zeros, or a block being written).
+        if end - from >= max_bytes || next_seq > bound {
             break;
         }
         let b = match stream.next_block() {

@@ -44,6 +44,8 @@ pub struct BlockStream<'f> {
     filled: usize,
     /// Set when the range ends in preallocated zeros: where the log really ends.
     zero_tail: Option<u64>,
+    /// Bytes read at a time.
+    chunk: usize,
 }
 
 impl<'f> BlockStream<'f> {
@@ -58,7 +60,15 @@ impl<'f> BlockStream<'f> {
             start: 0,
             filled: 0,
             zero_tail: None,
+            chunk: READ_CHUNK,
         }
+    }
+
+    /// Reads `chunk` bytes at a time instead of [`READ_CHUNK`] (a reader that takes a little
+    /// at a time, often, need not fill 8 MiB each time).
+    pub fn with_chunk(mut self, chunk: usize) -> Self {
+        self.chunk = chunk.max(super::block::BLOCK_HEADER_LEN);
+        self
     }
 
     /// Where preallocated zeros begin, if the stream ended in them.
@@ -93,7 +103,7 @@ impl<'f> BlockStream<'f> {
         self.base += self.start as u64;
         self.filled -= self.start;
         self.start = 0;
-        let want = need.max(READ_CHUNK);
+        let want = need.max(self.chunk);
         if self.buf.len() < want {
             self.buf.resize(want, 0);
         }
