@@ -153,11 +153,24 @@ pub fn next(
     bound: u64,
     max_bytes: u64,
 ) -> Result<Step, ArchiveError> {
-    // Nothing new is durable: not a byte read (this runs for every shard every interval).
-    if cur.next_seq > bound {
-        return Ok(Step::Idle);
-    }
     let segs = segment::list(dir)?;
+    // Nothing new is durable: not a byte read (this runs for every shard every interval),
+    // unless the next segment already starts where the cursor stands (this one is sealed).
+    if cur.next_seq > bound {
+        let pos = segs.iter().position(|s| s.first_seq == cur.segment_seq);
+        let later = pos.and_then(|i| segs.get(i + 1)).map(|s| s.first_seq);
+        return Ok(match later {
+            Some(l) if l == cur.next_seq => Step::Sealed {
+                segment_seq: cur.segment_seq,
+                next: Cursor {
+                    segment_seq: l,
+                    offset: 0,
+                    ..*cur
+                },
+            },
+            _ => Step::Idle,
+        });
+    }
     let Some(i) = segs.iter().position(|s| s.first_seq == cur.segment_seq) else {
         // Gone locally: shipped to its end and then removed by retention (the next segment
         // carries on), or removed while the table had PITR off (a gap in the archive).

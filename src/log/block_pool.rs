@@ -47,10 +47,20 @@ impl BlockPool {
                 .name(format!("ckp-zstd-{i}"))
                 .spawn(move || {
                     for (n, j) in rx {
-                        let r = enc
-                            .encode_parts(j.salt, j.first_seq, j.commit_us, j.count, &[&j.raw])
-                            .map(|b| b.to_vec());
-                        if tx.send((n, r)).is_err() {
+                        // A panic comes back as this block's error: the writer waits for
+                        // every block in order and must not wait for one that never comes.
+                        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            enc.encode_parts(j.salt, j.first_seq, j.commit_us, j.count, &[&j.raw])
+                                .map(|b| b.to_vec())
+                        }))
+                        .unwrap_or_else(|p| {
+                            Err(io::Error::other(format!(
+                                "checkpoint compression panicked: {}",
+                                crate::log::error::panic_message(p.as_ref())
+                            )))
+                        });
+                        let failed = r.is_err();
+                        if tx.send((n, r)).is_err() || failed {
                             return;
                         }
                     }
@@ -126,5 +136,53 @@ impl Drop for BlockPool {
             }
             let _ = h.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(count: u32, raw: Vec<u8>) -> Job {
+        Job {
+            salt: 1,
+            first_seq: 1,
+            commit_us: 1,
+            count,
+            raw,
+        }
+    }
+
+    #[test]
+    fn blocks_come_back_in_order() {
+        let mut pool = BlockPool::new(3, 1, 256).unwrap();
+        let mut inline = BlockEncoder::new(1, 256).unwrap();
+        let mut got = Vec::new();
+        let mut want = Vec::new();
+        for i in 0..40u32 {
+            let mut batch = crate::log::record::RecordBatch::new();
+            for k in 0..(i * 7 + 1) {
+                batch.put(format!("k{k}").as_bytes(), &vec![b'x'; (i * 13) as usize]);
+            }
+            want.push(
+                inline
+                    .encode_parts(1, 1, 1, batch.len(), &[batch.bytes()])
+                    .unwrap()
+                    .to_vec(),
+            );
+            got.extend(pool.submit(job(batch.len(), batch.into_bytes())).unwrap());
+        }
+        got.extend(pool.drain().unwrap());
+        assert_eq!(got, want);
+    }
+
+    /// A block whose compression panics (here: a block of no records, which debug builds
+    /// assert against) fails the checkpoint instead of leaving it waiting for ever.
+    #[cfg(debug_assertions)]
+    #[test]
+    fn a_panicking_block_is_an_error_not_a_hang() {
+        let mut pool = BlockPool::new(2, 1, 256).unwrap();
+        let r = pool.submit(job(0, Vec::new())).and_then(|_| pool.drain());
+        assert!(r.is_err());
     }
 }

@@ -119,12 +119,12 @@ impl RecordBatch {
         self.count == 0
     }
 
-    /// The encoded records.
     /// The encoded records, taken out of the batch.
     pub fn into_bytes(self) -> Vec<u8> {
         self.buf
     }
 
+    /// The encoded records.
     pub fn bytes(&self) -> &[u8] {
         &self.buf
     }

@@ -18,6 +18,9 @@ use crate::log::checkpoint::{CheckpointHeader, CheckpointWriter};
 use crate::log::LogError;
 use crate::shard::KvMap;
 
+/// Most threads one shard's replay is split over.
+pub const MAX_PARTS: usize = 8;
+
 /// What to restore: a source shard directory per shard, and where each one stops.
 #[derive(Debug, Clone)]
 pub struct RestoreSpec {
@@ -51,7 +54,9 @@ pub fn run(spec: &RestoreSpec, progress: &RestoreProgress) -> Result<Vec<KvMap>,
     let threads = spec.threads.clamp(1, n.max(1));
     // Cores left over when there are fewer shards than cores replay each shard in parts
     // (`replay_parts`): a one-shard table restores on every core too.
-    let parts = (spec.threads / n.max(1)).max(1);
+    // Each part reads the whole shard: capped, so a log larger than memory is not read from
+    // disk once per core.
+    let parts = (spec.threads / n.max(1)).clamp(1, MAX_PARTS);
     let mut maps: Vec<Option<KvMap>> = (0..n).map(|_| None).collect();
     // Shards are handed out in turn to `threads` workers.
     let next = std::sync::atomic::AtomicUsize::new(0);
