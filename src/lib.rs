@@ -3,6 +3,7 @@ pub mod catalog;
 pub mod cli;
 pub mod dynamo;
 pub mod log;
+pub mod map;
 pub mod protocol;
 pub mod restore;
 pub mod server;

@@ -32,6 +32,11 @@ pub mod writer;
 mod writer_thread;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+
+/// The log directory of shard `shard` of the table in `table_dir`.
+pub fn shard_dir(table_dir: &std::path::Path, shard: u32) -> std::path::PathBuf {
+    table_dir.join(format!("shard-{shard}"))
+}
 pub use config::{FsyncPolicy, LogConfig};
 pub use error::{CommitError, FormatError, LogError};
 pub use io::IoMode;

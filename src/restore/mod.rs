@@ -16,7 +16,7 @@ pub use time::{format_time, parse_time};
 
 use crate::log::checkpoint::{CheckpointHeader, CheckpointWriter};
 use crate::log::LogError;
-use crate::shard::KvMap;
+use crate::map::KvMap;
 
 /// Most threads one shard's replay is split over.
 pub const MAX_PARTS: usize = 8;
@@ -146,5 +146,5 @@ fn write_target(
 }
 
 pub fn target_shard_dir(table_dir: &Path, shard: u32) -> PathBuf {
-    crate::shard::shard_dir(table_dir, shard)
+    crate::log::shard_dir(table_dir, shard)
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 use crate::log::{
     checkpoint, scan_shard_with, segment, LogError, RecordRef, ScanOptions, ScanProgress, ScanRange,
 };
-use crate::shard::{apply_ref, with_capacity, KvMap};
+use crate::map::{apply_ref, with_capacity, KvMap};
 
 /// Most keys a replay map is sized for up front.
 const MAX_PRESIZE: usize = 16 << 20;

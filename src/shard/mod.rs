@@ -3,11 +3,9 @@
 mod archive_state;
 mod config;
 mod db;
-mod entry;
 mod error;
 mod lock;
 mod maintain;
-mod map;
 mod pitr;
 mod recover;
 mod retention;
@@ -19,12 +17,12 @@ pub use config::EngineConfig;
 
 /// Most shards a table may have.
 pub const MAX_SHARDS: u32 = 64;
+pub use crate::map::Entry;
+pub use crate::map::{apply_ref, new_map, with_capacity, KvMap, ValueRef};
 pub use db::{Db, OpenSummary, DEFAULT_TABLE};
-pub use entry::Entry;
 pub use error::DbError;
 pub use lock::DirLock;
 pub use maintain::{checkpoint_shard, MaintainReport};
-pub use map::{apply_ref, new_map, with_capacity, KvMap, ValueRef};
 pub use pitr::{RestoreAt, RestoreHandle, Window, MAX_DAYS, US_PER_DAY};
 pub use recover::{recover_catalog, Recovered};
 pub use startup::LOST_AND_FOUND;

@@ -6,13 +6,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::config::EngineConfig;
-use super::map::{apply_ref, new_map, shard_of, KvMap};
 use super::DbError;
 use crate::catalog::TableMeta;
 use crate::log::{
     checkpoint, scan_shard_with, Clock, CommitHook, LogConfig, LostRange, OpenReport, ReadHook,
     RecordRef, ScanOptions, ScanRange, ShardLog,
 };
+use crate::map::{apply_ref, new_map, shard_of, KvMap};
 
 pub struct TableShard {
     pub map: Arc<KvMap>,
@@ -60,9 +60,7 @@ pub struct ShardOpen {
     pub lost: Vec<LostRange>,
 }
 
-pub fn shard_dir(table_dir: &Path, shard: u32) -> PathBuf {
-    table_dir.join(format!("shard-{shard}"))
-}
+pub use crate::log::shard_dir;
 
 impl Table {
     /// Opens (creating if new) the table in `dir`, recovering and replaying every shard.

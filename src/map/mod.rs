@@ -1,0 +1,9 @@
+//! The in-memory map of a table shard (`kv.rs`) and its entries (`entry.rs`): beneath both
+//! the data plane (`shard`), which serves from it, and `restore`, which builds one, so neither
+//! depends on the other for it.
+
+mod entry;
+mod kv;
+
+pub use entry::Entry;
+pub use kv::{apply_ref, new_map, shard_of, with_capacity, KvMap, ValueRef};
