@@ -4,6 +4,11 @@
 //! - `layout.rs`: object names; listing a prefix gives the restore plan.
 //! - `part.rs`: the part object (a run of whole log blocks).
 //! - `store.rs`: the object store behind a URL.
+//! - `lease.rs`: fencing a second server (the lease and the generation).
+//! - `tail.rs`: new durable blocks of a shard's local log, read beside its writer.
+//! - `ship.rs`: one pass of shipping; `runner.rs`: the thread that runs passes.
+//! - `plan.rs`: restore plans and retention from a listing; `retain.rs`: the retention pass.
+//! - `fetch.rs`: what a restore from the archive downloads, and the download.
 
 pub mod error;
 pub mod fetch;
@@ -12,6 +17,7 @@ pub mod lease;
 pub mod part;
 pub mod plan;
 pub mod retain;
+pub mod runner;
 pub mod ship;
 pub mod store;
 pub mod tail;

@@ -286,7 +286,7 @@ fn start_archive(url: &str, db: &Arc<Db>, args: &ServeArgs) -> Result<ArchiveThr
     }
     let archive = crate::archive::Archive::open(url)?;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let t = crate::archive::ship::spawn(
+    let t = crate::archive::runner::spawn(
         archive,
         db.clone(),
         args.archive_takeover,
