@@ -188,7 +188,8 @@ fn the_archive_window_follows_the_pitr_window_and_restores_exactly() {
     );
 
     // Nothing in the archive is older than the window needs (one checkpoint interval of
-    // slack: the base is the newest checkpoint at or before the window's start).
+    // slack: the base is the newest checkpoint at or before the window's start; and a
+    // segment's hour, as parts go with the segment after that base's start).
     let now = clock.now_us_for_test();
     let earliest = now - 2 * US_PER_DAY;
     let hist_id = db.meta("hist").unwrap().id;
@@ -199,7 +200,7 @@ fn the_archive_window_follows_the_pitr_window_and_restores_exactly() {
         let b = std::fs::read(p).unwrap();
         let (h, _) = rewind::archive::part::decode(&b).unwrap();
         assert!(
-            h.last_us + 2 * US_PER_DAY >= earliest,
+            h.last_us + US_PER_DAY + 2 * 3_600_000_000 >= earliest,
             "{} from {} outlived the window starting {}",
             p.display(),
             format_time(h.last_us),
@@ -215,7 +216,7 @@ fn the_archive_window_follows_the_pitr_window_and_restores_exactly() {
     );
 
     // Every moment inside the window restores exactly from the archive alone.
-    let (tables, _) = rt.block_on(fetch::catalog(&archive, now)).unwrap();
+    let tables = rt.block_on(fetch::catalog(&archive, now)).unwrap().tables;
     let hist = tables.iter().find(|t| t.meta.name == "hist").unwrap();
     let (lo, hi) = hist.window.unwrap();
     assert!(lo <= earliest + 1, "window starts {}", format_time(lo));
@@ -228,8 +229,12 @@ fn the_archive_window_follows_the_pitr_window_and_restores_exactly() {
         let got = restore(&archive, &plan, &dir.path().join(format!("r{i}")));
         assert_eq!(got, expected(&model, t), "restore to {}", format_time(t));
     }
+    // --latest restores everything archived, each shard to its newest write (past the
+    // window's end when a shard was quiet at the end).
     let latest = fetch::plan_restore(&tables, "hist", None, None, RestoreAt::Latest).unwrap();
-    assert_eq!(latest.at_us, hi);
+    assert!(latest.at_us >= hi);
+    let got = restore(&archive, &latest, &dir.path().join("latest"));
+    assert_eq!(got, expected(&model, u64::MAX), "restore --latest");
     let too_old = fetch::plan_restore(&tables, "hist", None, None, RestoreAt::Time(lo - 1));
     assert!(matches!(too_old, Err(ArchiveError::Plan(_))));
 }
@@ -258,7 +263,7 @@ fn a_damaged_archive_object_is_refused_by_name() {
         .unwrap();
     rt.block_on(shipper.tick()).unwrap();
     let now = clock.now_us_for_test();
-    let (tables, _) = rt.block_on(fetch::catalog(&archive, now)).unwrap();
+    let tables = rt.block_on(fetch::catalog(&archive, now)).unwrap().tables;
     let plan = fetch::plan_restore(&tables, "default", None, None, RestoreAt::Latest).unwrap();
     assert_eq!(
         restore(&archive, &plan, &dir.path().join("ok")),
@@ -340,15 +345,76 @@ fn a_restored_table_is_archived_with_its_image() {
         .block_on(Shipper::start(archive.clone(), db.clone(), false))
         .unwrap();
     rt.block_on(shipper.tick()).unwrap();
-    let (tables, _) = rt
+    let tables = rt
         .block_on(fetch::catalog(&archive, clock.now_us_for_test()))
-        .unwrap();
+        .unwrap()
+        .tables;
     let plan = fetch::plan_restore(&tables, "copy", None, None, RestoreAt::Latest).unwrap();
     assert!(
         plan.shards.iter().all(|s| s.checkpoint.is_some()),
         "every shard starts from the restore's image: {plan:?}"
     );
     let got = restore(&archive, &plan, &dir.path().join("r"));
-    assert_eq!(got, expected(&copy_model, plan.at_us));
+    // Every write made after the restore is in: --latest reaches each shard's newest one.
+    let last_write = copy_model
+        .values()
+        .flatten()
+        .map(|(t, _)| *t)
+        .max()
+        .unwrap();
+    assert!(plan.at_us >= last_write);
+    assert_eq!(got, expected(&copy_model, u64::MAX));
     assert!(!image.is_empty());
+}
+
+#[test]
+fn a_table_with_shards_that_never_wrote_restores_to_any_moment() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", dir.path().join("archive").display());
+    let clock = ManualClock::new(T0);
+    let cfg = EngineConfig {
+        shards: 8,
+        ..EngineConfig::default()
+    };
+    let (db, _) = Db::open(&dir.path().join("data"), cfg, Arc::new(clock.clone())).unwrap();
+    let db = Arc::new(db);
+    db.pitr_enable(b"default", 1).unwrap();
+    let t = db.table("default").unwrap();
+    let mut model = Model::new();
+    // Two keys: at most two of the eight shards ever write.
+    for (i, key) in [b"only-a".to_vec(), b"only-b".to_vec()]
+        .into_iter()
+        .enumerate()
+    {
+        clock.advance(1_000_000);
+        let value = format!("v{i}").into_bytes();
+        let info = t.shards[t.shard_for(&key)]
+            .log
+            .append(vec![Record::put(key.clone(), value.clone())])
+            .unwrap();
+        model
+            .entry(key)
+            .or_default()
+            .push((info.commit_us, Some(value)));
+    }
+    let archive = Archive::open(&url).unwrap();
+    let rt = rt();
+    let mut shipper = rt
+        .block_on(Shipper::start(archive.clone(), db.clone(), false))
+        .unwrap();
+    rt.block_on(shipper.tick()).unwrap();
+    let tables = rt
+        .block_on(fetch::catalog(&archive, clock.now_us_for_test()))
+        .unwrap()
+        .tables;
+    let table = tables.iter().find(|t| t.meta.name == "default").unwrap();
+    let (lo, hi) = table
+        .window
+        .expect("empty shards hold no moment back: {table:?}");
+    let first = model.values().flatten().map(|(t, _)| *t).min().unwrap();
+    for t in [lo, first, hi] {
+        let plan = fetch::plan_restore(&tables, "default", None, None, RestoreAt::Time(t)).unwrap();
+        let got = restore(&archive, &plan, &dir.path().join(format!("r{t}")));
+        assert_eq!(got, expected(&model, t), "restore to {}", format_time(t));
+    }
 }

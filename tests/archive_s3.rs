@@ -128,12 +128,17 @@ fn caught_up(d: &Value) -> bool {
     text(&d.field("archive_lag_seconds")) == "0.000" && text(&d.field("archive_status")) == "ok"
 }
 
-/// Runs `rewind restore --archive` into a fresh directory and serves it.
+/// Runs `rewind restore --archive` of `default` into table `back` of a fresh directory and
+/// serves it.
 fn restore_from(s3: &S3, url: &str, into: &Path, at: Option<u64>) -> Server {
+    restore_as(s3, url, into, at, "back")
+}
+
+fn restore_as(s3: &S3, url: &str, into: &Path, at: Option<u64>, target: &str) -> Server {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rewind"));
     cmd.args(["restore", "--archive", url, "--data-dir"])
         .arg(into)
-        .args(["--source", "default", "--target", "back"]);
+        .args(["--source", "default", "--target", target]);
     match at {
         Some(t) => cmd.args(["--at", &format!("{}.{:06}", t / 1_000_000, t % 1_000_000)]),
         None => cmd.arg("--latest"),
@@ -242,15 +247,26 @@ fn the_archive_alone_restores_every_moment_after_the_host_is_gone() {
         let into = tmp.path().join(format!("restored{i}"));
         let back = restore_from(&s3, url, &into, t);
         let mut c = back.client();
+        // --latest: every acknowledged write, once the archive had caught up.
         check_restored(
             &mut c,
             "back",
-            t.unwrap_or(latest),
+            t.unwrap_or_else(now_us),
             &h,
             &format!("restore {i} to {t:?}"),
         );
         back.stop();
     }
+
+    // The host replaced: `default` into a new directory (which would otherwise start with an
+    // empty `default` of its own), with PITR on as it was, so the new server archives it.
+    let into = tmp.path().join("new-host");
+    let back = restore_as(&s3, url, &into, None, "default");
+    let mut c = back.client();
+    check_restored(&mut c, "default", now_us(), &h, "default on a new host");
+    let d = describe(&mut c);
+    assert_eq!(text(&d.field("status")), "ENABLED", "{d:?}");
+    back.stop();
 }
 
 #[test]
@@ -282,10 +298,10 @@ fn writes_go_on_while_the_archive_is_down_and_it_catches_up() {
         90,
         caught_up,
     );
-    let latest = d.field("archive_latest_restorable_unix_us").as_int() as u64;
+    assert!(d.field("archive_latest_restorable_unix_us").as_int() > 0);
     srv.kill9();
     let back = restore_from(&s3, url, &tmp.path().join("restored"), None);
-    check_restored(&mut back.client(), "back", latest, &h, "after the outage");
+    check_restored(&mut back.client(), "back", now_us(), &h, "after the outage");
 }
 
 #[test]
@@ -312,10 +328,38 @@ fn a_second_server_on_the_prefix_is_refused_until_it_takes_over() {
     wait_for(&mut ca, "the old server noticing the takeover", 60, |d| {
         text(&d.field("archive_status")).starts_with("fenced")
     });
+    // The new generation holds the lease but has not archived `default` (PITR is off on b):
+    // a restore does not quietly take the old generation's copy.
+    let restore_default = |into: &str| {
+        let dir = tmp.path().join(into);
+        rewind_cli(
+            &s3,
+            &[
+                "restore",
+                "--archive",
+                url,
+                "--data-dir",
+                dir.to_str().unwrap(),
+                "--source",
+                "default",
+                "--target",
+                "back",
+                "--latest",
+            ],
+        )
+    };
+    let out = restore_default("too-early");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("pass --generation"),
+        "{err}"
+    );
     let mut cb = b.client();
     cb.cmd(&["PITR.ENABLE", "default"]);
     cb.cmd(&["SET", "k", "v"]);
     wait_for(&mut cb, "the new server archiving", 60, caught_up);
+    let out = restore_default("after");
+    assert!(out.status.success(), "{out:?}");
 }
 
 #[test]
@@ -346,13 +390,13 @@ fn a_server_starts_and_serves_while_its_archive_is_unreachable() {
         90,
         caught_up,
     );
-    let latest = d.field("archive_latest_restorable_unix_us").as_int() as u64;
+    assert!(d.field("archive_latest_restorable_unix_us").as_int() > 0);
     srv.kill9();
     let back = restore_from(&s3, url, &tmp.path().join("restored"), None);
     check_restored(
         &mut back.client(),
         "back",
-        latest,
+        now_us(),
         &h,
         "archive reached late",
     );

@@ -11,7 +11,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::error::ArchiveError;
 use super::layout::{Object, PartName};
-use super::plan::{self, Generation, ShardObjects, ShardPlan};
+use super::plan::{self, ShardObjects, ShardPlan, TableObjects};
 use super::store::Archive;
 use super::{lease, part};
 use crate::catalog::{decode_table_file, TableMeta, TableStatus};
@@ -36,30 +36,65 @@ pub struct ArchivedTable {
     shards: BTreeMap<u32, ShardObjects>,
 }
 
-/// Every table of every generation, newest generation first; `live` names the generation
-/// holding the lease.
-pub async fn catalog(
-    archive: &Archive,
-    now_us: u64,
-) -> Result<(Vec<ArchivedTable>, Option<String>), ArchiveError> {
+/// What an archive holds: every table of every generation, newest generation first; the
+/// generation holding the lease; and what could not be read (one table's damaged metadata
+/// does not hide the others).
+#[derive(Debug, Clone, Default)]
+pub struct Holdings {
+    pub tables: Vec<ArchivedTable>,
+    pub live: Option<String>,
+    pub problems: Vec<String>,
+}
+
+/// Largest metadata, index or lease object read whole (they are a few hundred bytes; an
+/// index of a full hour's segment is under 60 KiB).
+const MAX_SMALL_OBJECT: u64 = 16 << 20;
+
+/// Reads the archive's listing and every table's newest readable metadata.
+pub async fn catalog(archive: &Archive, now_us: u64) -> Result<Holdings, ArchiveError> {
     let listed = archive.list(&archive.layout.generations()).await?;
     let groups = plan::group(&archive.layout, &listed);
-    let mut out = Vec::new();
+    let sizes: std::collections::HashMap<&str, u64> =
+        listed.iter().map(|o| (o.name.as_str(), o.size)).collect();
+    let mut out = Holdings::default();
     for (gen, g) in groups.iter().rev() {
         for (&id, t) in &g.tables {
-            let Some(&at) = t.metas.last() else { continue };
-            let name = archive.layout.meta(gen, id, at);
-            let bytes = archive.get(&name).await?;
-            let meta = decode_table_file(&bytes)
-                .map_err(|source| ArchiveError::Damaged { name, source })?;
-            out.push(table(gen, g, meta, now_us));
+            // The newest metadata that reads back and names this table; older ones stand in
+            // for a damaged newest one, and the damage is reported.
+            let mut found = None;
+            for &at in t.metas.iter().rev() {
+                let name = archive.layout.meta(gen, id, at);
+                let size = sizes.get(name.as_str()).copied().unwrap_or(0);
+                let why = if size > MAX_SMALL_OBJECT {
+                    format!("{name}: {size} bytes, more than any table metadata")
+                } else {
+                    match decode_table_file(&archive.get(&name).await?) {
+                        Ok(meta) if meta.id == id => {
+                            found = Some(meta);
+                            break;
+                        }
+                        Ok(meta) => format!("{name} holds table id {}, not {id}", meta.id),
+                        Err(e) => format!("{name}: {e}"),
+                    }
+                };
+                out.problems.push(why);
+            }
+            match found {
+                Some(meta) => out.tables.push(table(gen, t, meta, now_us)),
+                None if t.metas.is_empty() => out.problems.push(format!(
+                    "generation {gen}: table id {id} has objects but no metadata"
+                )),
+                None => out.problems.push(format!(
+                    "generation {gen}: table id {id} has no readable metadata; it is left out"
+                )),
+            }
         }
     }
-    let live = match archive.get_versioned(&archive.layout.lease()).await? {
+    out.live = match archive.get_versioned(&archive.layout.lease()).await? {
         Some((b, _)) => lease::Lease::decode(&b).ok().map(|l| l.generation),
         None => None,
     };
-    Ok((out, live))
+    Ok(out)
 }
 
 /// Whether the table started empty (not from a restore's image).
@@ -67,8 +102,7 @@ fn from_empty(meta: &TableMeta) -> bool {
     meta.restore_source_id == 0 && meta.restore_at_us == 0
 }
 
-fn table(gen: &str, g: &Generation, meta: TableMeta, now_us: u64) -> ArchivedTable {
-    let t = &g.tables[&meta.id];
+fn table(gen: &str, t: &TableObjects, meta: TableMeta, now_us: u64) -> ArchivedTable {
     let mut objects = t.metas.len();
     let mut bytes = 0;
     let (mut earliest, mut latest) = (meta.pitr_since_us, u64::MAX);
@@ -85,8 +119,14 @@ fn table(gen: &str, g: &Generation, meta: TableMeta, now_us: u64) -> ArchivedTab
             .flat_map(|p| p.values())
             .map(|(_, n)| n)
             .sum::<u64>();
-        // A shard with nothing archived (no write yet, or none shipped) or whose log does
-        // not run to its newest part: no moment can be promised for the table.
+        // A shard with nothing archived of a table that started empty holds nothing back: it
+        // restores empty at any moment (what it took in its last --archive-lag before the
+        // host went is lost with it, as every shard's unshipped tail is). A shard whose log
+        // does not run to its newest part, or a restored table's shard without its image:
+        // no moment can be promised for the table.
+        if s.is_empty() && from_empty(&meta) {
+            continue;
+        }
         match s.window(from_empty(&meta)) {
             Some((e, l)) => {
                 earliest = earliest.max(e);
@@ -145,6 +185,18 @@ pub fn plan_restore(
             std::cmp::Reverse(t.meta.id),
         )
     });
+    // The live generation lacks the table while an older one has it: restoring the older
+    // copy (frozen when its server stopped) must be asked for by name, never done quietly.
+    if let (None, Some(live), Some(first)) = (generation, live, found.first()) {
+        if first.generation != live {
+            let mut gens: Vec<&str> = found.iter().map(|t| t.generation.as_str()).collect();
+            gens.dedup();
+            return Err(ArchiveError::Plan(format!(
+                "the generation holding the lease ({live}) has no table named '{source}'; older generations have it: {}; pass --generation to restore one of those",
+                gens.join(", ")
+            )));
+        }
+    }
     let Some(t) = found.first() else {
         return Err(ArchiveError::Plan(format!(
             "the archive holds no table named '{source}'{} (rewind inspect --archive lists them)",
@@ -157,7 +209,6 @@ pub fn plan_restore(
     let shard = |k: u32| t.shards.get(&k).unwrap_or(&empty);
     let empty_start = from_empty(&t.meta);
     let (at_us, shard_at) = match (t.window, at) {
-        (Some((_, latest)), RestoreAt::Latest) => (latest, latest),
         (Some((earliest, latest)), RestoreAt::Time(us)) if us < earliest || us > latest => {
             return Err(ArchiveError::Plan(format!(
                 "{} is outside what the archive can restore of '{source}': {} .. {} (--latest restores everything it holds)",
@@ -167,9 +218,11 @@ pub fn plan_restore(
             )))
         }
         (Some(_), RestoreAt::Time(us)) => (us, us),
-        // Some shard has nothing archived, or a log that stops short: no moment can be
-        // promised, but everything archived can still be had.
-        (None, RestoreAt::Latest) => {
+        // Everything archived, each shard to its newest archived write: on a table with a
+        // quiet shard that is past the newest moment promised for the table as a whole (the
+        // quiet shard holds that back), and it is what a host replacement wants. Also when
+        // some shard's log stops short and no moment can be promised.
+        (_, RestoreAt::Latest) => {
             let newest = (0..t.meta.shards)
                 .filter_map(|k| shard(k).window(empty_start).map(|(_, l)| l))
                 .max()
@@ -183,7 +236,9 @@ pub fn plan_restore(
         }
         (None, RestoreAt::Time(_)) => {
             let why = (0..t.meta.shards)
-                .find(|&k| shard(k).window(empty_start).is_none())
+                .find(|&k| {
+                    shard(k).window(empty_start).is_none() && !(shard(k).is_empty() && empty_start)
+                })
                 .map(|k| {
                     if shard(k).is_empty() {
                         format!("shard {k} has nothing in it (no write yet, or none shipped)")
@@ -191,7 +246,12 @@ pub fn plan_restore(
                         format!("shard {k}'s archived log does not run to its end")
                     }
                 })
-                .unwrap_or_default();
+                .unwrap_or_else(|| {
+                    format!(
+                        "its newest archived write is older than its {}-day PITR window reaches back",
+                        t.meta.pitr_days
+                    )
+                });
             return Err(ArchiveError::Plan(format!(
                 "no moment of '{source}' (generation {}) can be restored exactly from the archive: {why}; --latest restores everything it holds",
                 t.generation
@@ -235,11 +295,14 @@ enum Job {
         segment_seq: u64,
         name: String,
         part: PartName,
+        /// As listed.
+        size: u64,
     },
     Index {
         shard: u32,
         segment_seq: u64,
         name: String,
+        size: u64,
     },
 }
 
@@ -268,20 +331,31 @@ pub async fn download(
                 end_seq: c.end_seq,
             });
         }
+        let listed = t.shards.get(&k);
         for (seg, parts, whole) in &p.segments {
             for part in parts {
+                let size = listed
+                    .and_then(|s| s.segments.get(seg))
+                    .and_then(|ps| ps.get(&part.first_seq))
+                    .map_or(u64::MAX, |(_, n)| *n);
                 jobs.push(Job::Part {
                     shard: k,
                     segment_seq: *seg,
                     name: l.part(gen, id, k, *seg, part),
                     part: *part,
+                    size,
                 });
             }
             if *whole {
+                let name = l.index(gen, id, k, *seg);
                 jobs.push(Job::Index {
                     shard: k,
                     segment_seq: *seg,
-                    name: l.index(gen, id, k, *seg),
+                    size: listed
+                        .and_then(|s| s.indexes.get(seg))
+                        .copied()
+                        .unwrap_or(0),
+                    name,
                 });
             }
         }
@@ -335,16 +409,17 @@ async fn fetch_one(
             name,
             end_seq,
         } => {
-            let b = archive.get(&name).await?;
-            done.fetch_add(b.len() as u64, Ordering::Relaxed);
+            // A checkpoint can be gigabytes: streamed to its file, checked when replayed.
             let path = dirs[shard as usize].join(checkpoint::file_name(end_seq));
-            std::fs::write(&path, &b).map_err(|e| ArchiveError::io(&path, e))?;
+            archive.get_to_file(&name, &path, done).await?;
         }
         Job::Index {
             shard,
             segment_seq,
             name,
+            size,
         } => {
+            too_large(&name, size, MAX_SMALL_OBJECT)?;
             let b = archive.get(&name).await?;
             let path = dirs[shard as usize].join(index_name(segment_seq));
             std::fs::write(&path, &b).map_err(|e| ArchiveError::io(&path, e))?;
@@ -354,7 +429,9 @@ async fn fetch_one(
             segment_seq,
             name,
             part: p,
+            size,
         } => {
+            too_large(&name, size, MAX_PART_OBJECT)?;
             let b = archive.get(&name).await?;
             done.fetch_add(b.len() as u64, Ordering::Relaxed);
             let (h, payload) = part::decode(&b).map_err(|source| ArchiveError::Damaged {
@@ -402,6 +479,27 @@ async fn fetch_one(
         }
     }
     Ok(None)
+}
+
+/// The largest part object a shipper writes: its header, then up to `MAX_PART_BYTES` of
+/// blocks plus the one block that crossed that limit (at most a block's payload limit).
+const MAX_PART_OBJECT: u64 = part::PART_HEADER_LEN as u64
+    + super::ship::MAX_PART_BYTES
+    + crate::log::block::MAX_BLOCK_PAYLOAD
+    + 4096;
+
+/// Refuses to read an object whose listed size no shipper writes, before holding any of it.
+fn too_large(name: &str, size: u64, limit: u64) -> Result<(), ArchiveError> {
+    if size <= limit {
+        return Ok(());
+    }
+    Err(ArchiveError::Damaged {
+        name: name.to_string(),
+        source: crate::log::FormatError::Malformed {
+            what: "archive object",
+            detail: format!("{size} bytes listed, more than the {limit} any shipper writes"),
+        },
+    })
 }
 
 fn index_name(segment_seq: u64) -> String {

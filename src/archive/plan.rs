@@ -1,7 +1,7 @@
 //! Plans made from a listing alone: which objects a restore needs, the restorable window,
 //! and which objects the archive's retention may delete.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use super::layout::{CkpName, Layout, Object, PartName};
 use super::store::Listed;
@@ -13,7 +13,8 @@ pub struct ShardObjects {
     pub checkpoints: BTreeMap<u64, (CkpName, u64)>,
     /// Parts by segment, each segment's by first sequence, with their sizes.
     pub segments: BTreeMap<u64, BTreeMap<u64, (PartName, u64)>>,
-    pub indexes: BTreeSet<u64>,
+    /// Index objects by segment, with their sizes.
+    pub indexes: BTreeMap<u64, u64>,
 }
 
 /// One table's objects in one generation.
@@ -57,7 +58,15 @@ pub fn group(layout: &Layout, listed: &[Listed]) -> BTreeMap<String, Generation>
                     .segments
                     .entry(segment_seq)
                     .or_default()
-                    .insert(name.first_seq, (name, o.size));
+                    .entry(name.first_seq)
+                    // Two parts from one start (a retried PUT whose answer was lost): the one
+                    // reaching further wins, whichever the listing gives first.
+                    .and_modify(|(p, size)| {
+                        if name.last_seq > p.last_seq {
+                            (*p, *size) = (name, o.size);
+                        }
+                    })
+                    .or_insert((name, o.size));
             }
             Object::Index {
                 table,
@@ -71,7 +80,7 @@ pub fn group(layout: &Layout, listed: &[Listed]) -> BTreeMap<String, Generation>
                     .entry(shard)
                     .or_default()
                     .indexes
-                    .insert(segment_seq);
+                    .insert(segment_seq, o.size);
             }
             Object::Checkpoint { table, shard, name } => {
                 g.tables
@@ -255,7 +264,7 @@ impl ShardObjects {
             }
             for (s, v, whole) in segments.iter_mut() {
                 let all = self.segments.get(s).map_or(0, |m| m.len());
-                *whole = v.len() == all && self.indexes.contains(s);
+                *whole = v.len() == all && self.indexes.contains_key(s);
             }
             return Ok(ShardPlan {
                 checkpoint: base,

@@ -53,7 +53,7 @@ pub async fn run(shipper: &Shipper) -> Result<u64, ArchiveError> {
                             for (p, _) in s.segments[&seg].values() {
                                 doomed.push(layout.part(gen, id, k, seg, p));
                             }
-                            if s.indexes.contains(&seg) {
+                            if s.indexes.contains_key(&seg) {
                                 doomed.push(layout.index(gen, id, k, seg));
                             }
                         }

@@ -69,7 +69,20 @@ pub fn spawn(
                     }
                 };
                 let _ = tx.send(Ok(()));
-                run(&mut shipper, acquired, takeover, lag, &stop).await;
+                let state = shipper.state().clone();
+                let passes = run(&mut shipper, acquired, takeover, lag, &stop);
+                // A bug in a pass must not leave the server reporting "ok" while nothing
+                // ships: it stops archiving, says so, and local retention keeps everything.
+                if let Err(p) =
+                    futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(passes)).await
+                {
+                    let why = crate::log::error::panic_message(p.as_ref());
+                    tracing::error!("the archive shipper panicked and stopped: {why}");
+                    state.add(&state.errors, 1);
+                    state.set_status(format!(
+                        "error: the shipper stopped after a panic ({why}); restart the server"
+                    ));
+                }
             });
         })
         .map_err(|e| ArchiveError::io(Path::new("archive thread"), e))?;

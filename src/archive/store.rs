@@ -195,6 +195,35 @@ impl Archive {
         Ok(len)
     }
 
+    /// Streams an object into a new file at `path` without holding it in memory, adding each
+    /// chunk's length to `done`; returns its length.
+    pub async fn get_to_file(
+        &self,
+        name: &str,
+        path: &std::path::Path,
+        done: &std::sync::atomic::AtomicU64,
+    ) -> Result<u64, ArchiveError> {
+        use std::io::Write;
+        let r = self
+            .store
+            .get(&ObjPath::from(name))
+            .await
+            .map_err(|e| ArchiveError::store("GET", name, e))?;
+        let mut f = std::fs::File::create(path).map_err(|e| ArchiveError::io(path, e))?;
+        let mut stream = r.into_stream();
+        let mut len = 0u64;
+        while let Some(chunk) = stream
+            .try_next()
+            .await
+            .map_err(|e| ArchiveError::store("GET", name, e))?
+        {
+            f.write_all(&chunk).map_err(|e| ArchiveError::io(path, e))?;
+            len += chunk.len() as u64;
+            done.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(len)
+    }
+
     pub async fn get(&self, name: &str) -> Result<Bytes, ArchiveError> {
         let r = self
             .store

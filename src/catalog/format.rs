@@ -14,7 +14,7 @@
 //!
 //! table
 //! |   0 |    8 | id             |                                          |
-//! |   8 |    4 | shards         | >= 1                                     |
+//! |   8 |    4 | shards         | 1..=64                                   |
 //! |  12 |    1 | status         | 0 ACTIVE, 1 RESTORING, 2 FAILED, 3 DROPPED |
 //! |  13 |    1 | pitr_days      | 0 = PITR off, else 1..=35                |
 //! |  14 |    2 | name_len       | 3..=255                                  |
@@ -101,7 +101,7 @@ pub(super) fn decode_table(
         restore_at_us: le_u64(fixed, 48),
         name,
     };
-    if meta.shards == 0 || meta.id == 0 || meta.pitr_days > 35 {
+    if meta.shards == 0 || meta.shards > super::MAX_SHARDS || meta.id == 0 || meta.pitr_days > 35 {
         return Err(malformed(format!("table entry out of range: {meta:?}")));
     }
     Ok((meta, pos + TABLE_FIXED_LEN + name_len))

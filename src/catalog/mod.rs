@@ -7,6 +7,9 @@ mod names;
 mod table_file;
 
 pub use format::{decode, encode, CATALOG_MAGIC, CATALOG_VERSION};
+
+/// Most shards a table may have (a catalog entry or `table.meta` claiming more is damaged).
+pub const MAX_SHARDS: u32 = 64;
 pub use names::validate_table_name;
 pub use table_file::{
     decode_table_file, encode_table_file, read_table_file, ReadTableFileError, TABLE_FILE,

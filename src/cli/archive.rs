@@ -11,7 +11,7 @@ use crate::archive::fetch::{self, ArchivedTable};
 use crate::archive::{Archive, ArchiveError};
 use crate::log::{Clock, SystemClock};
 use crate::restore::format_time;
-use crate::shard::{Db, EngineConfig, RestoreAt};
+use crate::shard::{Db, EngineConfig, RestoreAt, DEFAULT_TABLE};
 
 fn runtime() -> Result<tokio::runtime::Runtime, ArchiveError> {
     tokio::runtime::Builder::new_multi_thread()
@@ -26,7 +26,11 @@ pub fn inspect_archive(url: &str) -> Result<String, ArchiveError> {
     use std::fmt::Write;
     let archive = Archive::open(url)?;
     let rt = runtime()?;
-    let (tables, live) = rt.block_on(fetch::catalog(&archive, SystemClock.now_us()))?;
+    let fetch::Holdings {
+        tables,
+        live,
+        problems,
+    } = rt.block_on(fetch::catalog(&archive, SystemClock.now_us()))?;
     let mut out = String::new();
     let _ = writeln!(out, "archive {url}");
     let _ = writeln!(
@@ -59,6 +63,9 @@ pub fn inspect_archive(url: &str) -> Result<String, ArchiveError> {
     if tables.is_empty() {
         let _ = writeln!(out, "no archived tables");
     }
+    for p in &problems {
+        let _ = writeln!(out, "problem: {p}");
+    }
     Ok(out)
 }
 
@@ -75,9 +82,17 @@ pub fn restore_from_archive(
     let started = Instant::now();
     let archive = Archive::open(url)?;
     let rt = runtime()?;
-    let (tables, live) = rt.block_on(fetch::catalog(&archive, SystemClock.now_us()))?;
+    let fetch::Holdings {
+        tables,
+        live,
+        problems,
+    } = rt.block_on(fetch::catalog(&archive, SystemClock.now_us()))?;
+    for p in &problems {
+        eprintln!("warning: {p}");
+    }
     let plan = fetch::plan_restore(&tables, source, generation, live.as_deref(), at)?;
     describe(&plan.table, plan.at_us, plan.bytes);
+    let fresh_default = target == DEFAULT_TABLE && prepare_for_default(data_dir)?;
     let (db, _) = Db::open(data_dir, EngineConfig::default(), Arc::new(SystemClock))?;
     let db = Arc::new(db);
     if db.meta(target).is_some() {
@@ -108,25 +123,55 @@ pub fn restore_from_archive(
         })?;
         bar.finish_and_clear();
         let downloaded = started.elapsed().as_secs_f64();
-        let mut handle =
-            db.restore_external(target.as_bytes(), plan.table.meta.id, dirs, plan.at_us)?;
+        // The source had PITR on (only such tables are archived): so has the copy, so a
+        // server on the new host archives it again.
+        let mut handle = db.restore_external(
+            target.as_bytes(),
+            plan.table.meta.id,
+            dirs,
+            plan.at_us,
+            plan.table.meta.pitr_days,
+        )?;
         super::restore::wait(&mut handle)?;
         Ok((done.load(Ordering::Relaxed), downloaded))
     })();
     let _ = std::fs::remove_dir_all(&staging);
     let items = db.table(target).map(|t| t.len()).unwrap_or(0);
     db.shutdown();
+    if result.is_err() && fresh_default {
+        eprintln!(
+            "{} was made by this restore and now holds a FAILED 'default': remove it before trying again",
+            data_dir.display()
+        );
+    }
     let (bytes, downloaded) = result?;
     println!(
-        "restored '{source}' (generation {}, table id {}) as of {} into '{target}' in {}: {items} items; downloaded {:.1} MB in {downloaded:.3} s, total {:.3} s",
+        "restored '{source}' (generation {}, table id {}) as of {} into '{target}' in {}: {items} items, PITR on for {} days; downloaded {:.1} MB in {downloaded:.3} s, total {:.3} s",
         plan.table.generation,
         plan.table.meta.id,
         format_time(plan.at_us),
         data_dir.display(),
+        plan.table.meta.pitr_days,
         bytes as f64 / 1e6,
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// A new data directory for a restore whose target is `default`: it starts with an empty
+/// catalog, so the restore makes `default` instead of finding a fresh empty one in the way.
+/// Returns whether it did (false: the directory already holds a data directory).
+fn prepare_for_default(data_dir: &Path) -> Result<bool, Box<dyn std::error::Error>> {
+    let catalog = data_dir.join("catalog");
+    let tables = data_dir.join("tables");
+    let has_tables = std::fs::read_dir(&tables).is_ok_and(|mut d| d.next().is_some());
+    if catalog.exists() || has_tables {
+        return Ok(false);
+    }
+    crate::log::fsutil::create_private_dir(data_dir)?;
+    let empty = crate::catalog::encode(&crate::catalog::Catalog::default());
+    crate::log::fsutil::write_atomic(&catalog, &empty)?;
+    Ok(true)
 }
 
 fn describe(t: &ArchivedTable, at_us: u64, bytes: u64) {

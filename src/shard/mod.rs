@@ -16,7 +16,7 @@ pub use archive_state::{ArchiveState, Floor};
 pub use config::EngineConfig;
 
 /// Most shards a table may have.
-pub const MAX_SHARDS: u32 = 64;
+pub use crate::catalog::MAX_SHARDS;
 pub use crate::map::Entry;
 pub use crate::map::{apply_ref, new_map, with_capacity, KvMap, ValueRef};
 pub use db::{Db, OpenSummary, DEFAULT_TABLE};

@@ -230,13 +230,16 @@ impl Db {
     /// Restores a table from shard directories outside this data directory (an archive's
     /// download: `source_id` is the table's id where it came from) into a new table `target`.
     /// The target's catalog entry names no local source, so an interrupted run is marked
-    /// FAILED at the next start instead of being run again.
+    /// FAILED at the next start instead of being run again. With `pitr_days` > 0 the target
+    /// keeps continuous backups from its restore on (a host replacement carries on archiving
+    /// it), where a restore inside one server starts with them off, as DynamoDB's does.
     pub fn restore_external(
         self: &Arc<Self>,
         target: &[u8],
         source_id: u64,
         source_shards: Vec<std::path::PathBuf>,
         at_us: u64,
+        pitr_days: u8,
     ) -> Result<RestoreHandle, DbError> {
         let target = validate_table_name(target).map_err(DbError::InvalidName)?;
         let shards = source_shards.len() as u32;
@@ -253,6 +256,11 @@ impl Db {
             entry.restore_at_us = at_us;
             meta.status = TableStatus::Restoring;
             meta.restore_at_us = at_us;
+            if pitr_days > 0 {
+                let days = pitr_days.min(35);
+                (entry.pitr_days, entry.pitr_since_us) = (days, now);
+                (meta.pitr_days, meta.pitr_since_us) = (days, now);
+            }
             self.save_catalog(&next)?;
             *catalog = next;
             meta
