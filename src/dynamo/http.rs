@@ -55,6 +55,10 @@ async fn accept_loop(
         Ok(l) => l,
         Err(e) => return tracing::error!("DynamoDB listener: {e}"),
     };
+    if dynamo.inline_commit {
+        // This thread's runtime is single-threaded: the flusher stays on it.
+        tokio::spawn(crate::log::local::flusher());
+    }
     let mut conns = tokio::task::JoinSet::new();
     while !*shutdown.borrow() {
         tokio::select! {

@@ -63,6 +63,8 @@ pub struct Dynamo {
     pub max_connections: usize,
     /// Request counter, for `x-amzn-RequestId`.
     pub requests: AtomicU64,
+    /// `--commit inline`: the listener's thread writes and syncs the logs for its requests.
+    pub inline_commit: bool,
 }
 
 /// Runs operation `op` on a request body; the JSON answer or a DynamoDB error.

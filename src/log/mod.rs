@@ -21,6 +21,8 @@ pub mod failpoint;
 pub mod fsutil;
 pub mod index;
 pub mod io;
+mod leader;
+pub mod local;
 pub mod reader;
 pub mod record;
 pub mod recovery;
@@ -29,7 +31,7 @@ pub mod segment;
 pub mod stream;
 pub mod varint;
 pub mod writer;
-mod writer_thread;
+mod writer_core;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 

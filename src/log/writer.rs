@@ -1,16 +1,17 @@
-//! The log writer of one shard: many producers, one thread, group commit.
+//! The log writer of one shard: many producers, one leader at a time, group commit.
 //!
 //! Producers hand over a batch of records (a client's pipeline, say) and get a one-shot
-//! answer. The writer thread takes everything that is waiting, up to a byte limit, encodes it
-//! as one block, writes it and syncs it once, runs the commit hook (the server applies the
-//! records to its map there, in log order), then answers every producer. While it writes and
-//! syncs, the next batch piles up in the queue: the longer the sync, the larger the batch.
+//! answer. Whoever leads the log (`leader.rs`: a net thread at the end of its tick, a
+//! blocking caller, or the shard's background thread) takes everything that is waiting, up
+//! to a byte limit, encodes it as one block, writes it and syncs it once, runs the commit
+//! hook (the server applies the records to its map there, in log order), then answers every
+//! producer. While it writes and syncs, the next batch piles up in the queue: the longer the
+//! sync, the larger the batch.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{bounded, Sender};
 use tokio::sync::oneshot;
 
 use super::block::MAX_BLOCK_PAYLOAD;
@@ -18,10 +19,11 @@ use super::clock::Clock;
 use super::config::LogConfig;
 use super::error::{CommitError, LogError};
 use super::io::open_engine;
+use super::leader::{self, Refused, Shared};
 use super::record::{Record, RecordBatch};
 use super::recovery::{recover_shard, TornTail};
 use super::rmw::{ReadHook, RmwOp, RmwOutcome};
-use super::writer_thread::WriterThread;
+use super::writer_core::WriterCore;
 
 /// What a producer learns when its records are durable (or, with a relaxed fsync policy,
 /// written).
@@ -85,12 +87,8 @@ pub(crate) struct RmwSubmission {
 
 pub(crate) enum Msg {
     Append(Submission),
-    /// Read-modify-writes, resolved on the writer thread in commit order.
+    /// Read-modify-writes, resolved by the leader in commit order.
     Rmw(RmwSubmission),
-    /// Sync whatever is written, then answer.
-    Flush(oneshot::Sender<Result<(), CommitError>>),
-    /// Commit what came before, sync, and stop; later submissions are refused.
-    Shutdown,
 }
 
 /// Counters a writer keeps; read with [`ShardLog::stats`].
@@ -142,17 +140,17 @@ pub struct OpenReport {
     pub io_engine: &'static str,
 }
 
-/// A handle on one shard's log writer. Cheap to share behind an `Arc`; dropping it drains
-/// the queue, syncs and stops the thread.
+/// A handle on one shard's log writer. Cheap to share behind an `Arc`; dropping it commits
+/// what is queued, syncs and stops the background thread.
 pub struct ShardLog {
-    tx: Sender<Msg>,
+    shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
     stats: Arc<LogStats>,
     io_engine: &'static str,
 }
 
 impl ShardLog {
-    /// Recovers the log in `config.dir` (cutting a torn tail) and starts its writer thread.
+    /// Recovers the log in `config.dir` (cutting a torn tail) and starts its background thread.
     pub fn open(
         config: LogConfig,
         clock: Arc<dyn Clock>,
@@ -192,9 +190,9 @@ impl ShardLog {
         stats
             .durable_us
             .store(recovered.last_commit_us, Ordering::Relaxed);
-        let (tx, rx) = bounded(config.queue_depth);
         let name = format!("log-t{}-s{}", config.table_id, config.shard);
-        let writer = WriterThread::new(
+        let depth = config.queue_depth;
+        let core = WriterCore::new(
             config,
             engine,
             clock,
@@ -203,19 +201,37 @@ impl ShardLog {
             stats.clone(),
         )
         .map_err(|e| LogError::io("zstd", e))?;
+        let (shared, wake) = Shared::new(core, depth);
+        let shared = Arc::new(shared);
+        let bg = shared.clone();
         let thread = std::thread::Builder::new()
             .name(name)
-            .spawn(move || writer.run(rx))
+            .spawn(move || leader::run_background(&bg, wake))
             .map_err(|e| LogError::io("writer thread", e))?;
         Ok((
             ShardLog {
-                tx,
+                shared,
                 thread: Mutex::new(Some(thread)),
                 stats,
                 io_engine: report.io_engine,
             },
             report,
         ))
+    }
+
+    /// Queues a message and makes sure someone leads: this thread's flusher at the end of its
+    /// tick (a net thread), else the shard's background thread.
+    fn enqueue(&self, msg: Msg) {
+        match self.shared.push(msg) {
+            Ok(true) => {} // the leader will see it
+            Ok(false) => {
+                if !super::local::defer(&self.shared) {
+                    self.shared.wake_background();
+                }
+            }
+            Err(Refused::Closed(m)) => leader::refuse(m, CommitError::Closed),
+            Err(Refused::Broken(m, e)) => leader::refuse(m, CommitError::Poisoned(e)),
+        }
     }
 
     /// Queues `batch` (at least one record) as one submission; the receiver resolves once it
@@ -231,27 +247,21 @@ impl ShardLog {
             }));
             return rx;
         }
-        let msg = Msg::Append(Submission {
+        self.enqueue(Msg::Append(Submission {
             batch,
             ack: Ack::Plain(ack),
-        });
-        if let Err(crossbeam_channel::SendError(Msg::Append(s))) = self.tx.send(msg) {
-            s.ack.err(CommitError::Closed);
-        }
+        }));
         rx
     }
 
-    /// Queues read-modify-writes of keys of this shard (at least one). Each is resolved on
-    /// the writer thread against every write submitted before it and logged with the next
-    /// block; the receiver resolves with what each saw and decided once that is durable.
-    /// Blocks while the queue is full.
+    /// Queues read-modify-writes of keys of this shard (at least one). Each is resolved by
+    /// the leader against every write submitted before it and logged with the next block;
+    /// the receiver resolves with what each saw and decided once that is durable. Blocks
+    /// while the queue is full.
     pub fn submit_rmw(&self, ops: Vec<RmwOp>) -> oneshot::Receiver<RmwResult> {
         assert!(!ops.is_empty(), "a submission holds at least one operation");
         let (ack, rx) = oneshot::channel();
-        let msg = Msg::Rmw(RmwSubmission { ops, ack });
-        if let Err(crossbeam_channel::SendError(Msg::Rmw(s))) = self.tx.send(msg) {
-            let _ = s.ack.send(Err(CommitError::Closed));
-        }
+        self.enqueue(Msg::Rmw(RmwSubmission { ops, ack }));
         rx
     }
 
@@ -260,20 +270,42 @@ impl ShardLog {
         self.submit_batch(records.iter().collect())
     }
 
-    /// Submits and waits. Not for use inside an async runtime.
+    /// Submits, commits (leading, on this thread, unless another leader takes it) and waits.
+    /// Not for use inside an async runtime.
     pub fn append(&self, records: Vec<Record>) -> CommitResult {
-        self.submit(records)
-            .blocking_recv()
-            .unwrap_or(Err(CommitError::Closed))
+        let batch: RecordBatch = records.iter().collect();
+        assert!(!batch.is_empty(), "a submission holds at least one record");
+        let (ack, mut rx) = oneshot::channel();
+        let raw_len = batch.bytes().len() as u64;
+        if raw_len > MAX_BLOCK_PAYLOAD {
+            return Err(CommitError::TooLarge {
+                size: raw_len,
+                limit: MAX_BLOCK_PAYLOAD,
+            });
+        }
+        match self.shared.push(Msg::Append(Submission {
+            batch,
+            ack: Ack::Plain(ack),
+        })) {
+            Ok(_) => {}
+            Err(Refused::Closed(_)) => return Err(CommitError::Closed),
+            Err(Refused::Broken(_, e)) => return Err(CommitError::Poisoned(e)),
+        }
+        if let Ok(r) = rx.try_recv() {
+            return r;
+        }
+        self.shared.lead_blocking();
+        rx.blocking_recv().unwrap_or(Err(CommitError::Closed))
     }
 
     /// Syncs everything written so far (useful with a relaxed fsync policy). Blocking.
     pub fn flush(&self) -> Result<(), CommitError> {
-        let (tx, rx) = oneshot::channel();
-        if self.tx.send(Msg::Flush(tx)).is_err() {
+        if self.shared.is_closed() {
             return Err(CommitError::Closed);
         }
-        rx.blocking_recv().unwrap_or(Err(CommitError::Closed))
+        self.shared
+            .with_core(|c| c.flush())
+            .unwrap_or(Err(CommitError::Closed))
     }
 
     pub fn stats(&self) -> StatsSnapshot {
@@ -293,12 +325,12 @@ impl ShardLog {
         self.io_engine
     }
 
-    /// Commits everything submitted so far, syncs and stops the writer thread. Later
+    /// Commits everything submitted so far, syncs and stops the background thread. Later
     /// submissions get [`CommitError::Closed`]. Safe to call more than once.
     pub fn shutdown(&self) {
         let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(t) = handle {
-            let _ = self.tx.send(Msg::Shutdown);
+            self.shared.close();
             if t.join().is_err() {
                 tracing::error!("log writer thread panicked");
             }

@@ -25,6 +25,15 @@ pub enum LogIoChoice {
     Std,
 }
 
+/// Who writes and syncs the log for a net thread's writes (docs/DESIGN.md, "The write path").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CommitChoice {
+    /// The net thread itself, once per tick of its runtime, for everything that tick gathered.
+    Inline,
+    /// Each shard's writer thread (a hand-over and a wake-up each way).
+    Thread,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RecoveryChoice {
     /// Refuse to start on damage anywhere but a torn tail, naming file and offset.
@@ -70,6 +79,10 @@ pub struct ServeArgs {
     /// When writes are synced: before every acknowledgement, once a second, or never.
     #[arg(long, value_enum, default_value = "always")]
     pub fsync: FsyncChoice,
+    /// Who writes and syncs the log: the net thread that parsed the writes (inline) or each
+    /// shard's writer thread.
+    #[arg(long, value_enum, default_value = "thread")]
+    pub commit: CommitChoice,
     /// I/O path for sockets and logs.
     #[arg(long, value_enum, default_value = "auto")]
     pub io: IoChoice,

@@ -190,6 +190,7 @@ pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
     );
     state.idle_timeout = (args.timeout > 0).then(|| std::time::Duration::from_secs(args.timeout));
     state.write_timeout = std::time::Duration::from_secs(args.write_timeout);
+    state.inline_commit = args.commit == config::CommitChoice::Inline;
     let state = Arc::new(state);
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let mut threads = Vec::new();
@@ -218,6 +219,7 @@ pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
                 access_keys: access_keys.clone(),
                 max_connections: args.max_clients,
                 requests: Default::default(),
+                inline_commit: args.commit == config::CommitChoice::Inline,
             });
             let t = crate::dynamo::spawn(l, d, shutdown_rx.clone())?;
             tracing::info!(

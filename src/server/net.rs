@@ -45,6 +45,9 @@ pub fn run_thread(
                 .build()?;
             let local = tokio::task::LocalSet::new();
             local.block_on(&rt, async move {
+                if state.inline_commit {
+                    tokio::task::spawn_local(crate::log::local::flusher());
+                }
                 let listener = tokio::net::TcpListener::from_std(listener)?;
                 let plain = accept_epoll(listener, None, state.clone(), shutdown.clone());
                 match tls {
@@ -59,6 +62,9 @@ pub fn run_thread(
             })
         }
         NetIo::Uring => tokio_uring::start(async move {
+            if state.inline_commit {
+                tokio_uring::spawn(crate::log::local::flusher());
+            }
             let listener = tokio_uring::net::TcpListener::from_std(listener);
             accept_uring(listener, state, shutdown).await;
             Ok(())

@@ -32,6 +32,8 @@ pub struct ServerState {
     pub idle_timeout: Option<std::time::Duration>,
     /// `--write-timeout`: a client that does not take its replies this long is closed.
     pub write_timeout: std::time::Duration,
+    /// `--commit inline`: each net thread writes and syncs the logs for its own writes.
+    pub inline_commit: bool,
 }
 
 impl ServerState {
@@ -65,6 +67,7 @@ impl ServerState {
             password,
             idle_timeout: None,
             write_timeout: std::time::Duration::from_secs(60),
+            inline_commit: true,
         }
     }
 

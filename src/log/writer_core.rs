@@ -1,12 +1,11 @@
-//! The body of a shard's writer thread: batching, segment changes, write, sync, answers.
+//! The state of one shard's log writer and what it does with a gathered batch: segment
+//! changes, encode, write, sync, apply, answers. Whoever leads the log (`leader.rs`) drives it.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::block::{BlockEncoder, MAX_BLOCK_PAYLOAD};
 use super::clock::{Clock, CommitClock};
@@ -18,11 +17,11 @@ use super::io::{IoEngine, IoFailure};
 use super::recovery::{ActiveSegment, Recovered};
 use super::rmw::{Overlay, ReadHook};
 use super::segment::{self, hour_of, SegmentHeader, SEGMENT_HEADER_LEN};
-use super::writer::{Ack, CommitHook, CommitInfo, LogStats, Msg, RmwSubmission, Submission};
+use super::writer::{Ack, CommitHook, CommitInfo, LogStats, RmwSubmission, Submission};
 
 const EVERYSEC: Duration = Duration::from_secs(1);
 
-pub(crate) struct WriterThread {
+pub(crate) struct WriterCore {
     config: LogConfig,
     engine: Box<dyn IoEngine>,
     clock: Arc<dyn Clock>,
@@ -43,7 +42,7 @@ pub(crate) struct WriterThread {
     stats: Arc<LogStats>,
 }
 
-impl WriterThread {
+impl WriterCore {
     pub fn new(
         config: LogConfig,
         engine: Box<dyn IoEngine>,
@@ -53,7 +52,7 @@ impl WriterThread {
         stats: Arc<LogStats>,
     ) -> std::io::Result<Self> {
         let encoder = BlockEncoder::new(config.zstd_level, config.min_compress_len)?;
-        Ok(WriterThread {
+        Ok(WriterCore {
             engine,
             clock,
             commit_clock: CommitClock::starting_after(recovered.last_commit_us),
@@ -71,94 +70,45 @@ impl WriterThread {
         })
     }
 
-    pub fn run(mut self, rx: Receiver<Msg>) {
-        let mut batch: Vec<Submission> = Vec::new();
-        let mut flushes = Vec::new();
-        // A submission that would have pushed a batch past the block limit starts the next one.
-        let mut carry: Option<Msg> = None;
-        loop {
-            let first = if let Some(m) = carry.take() {
-                m
-            } else if self.dirty && self.config.fsync == FsyncPolicy::EverySec {
-                let wait = EVERYSEC.saturating_sub(self.last_sync.elapsed());
-                match rx.recv_timeout(wait) {
-                    Ok(m) => m,
-                    Err(RecvTimeoutError::Timeout) => {
-                        self.background_sync();
-                        continue;
-                    }
-                    Err(RecvTimeoutError::Disconnected) => break,
-                }
-            } else {
-                match rx.recv() {
-                    Ok(m) => m,
-                    Err(_) => break,
-                }
-            };
-            let mut bytes = 0;
-            let mut stop = false;
-            let mut next = Some(first);
-            while let Some(m) = next.take() {
-                let m = match m {
-                    // Resolved only where it will be committed: with room in this block, or
-                    // first in the next one (after this one's commit, which it may read).
-                    Msg::Rmw(r) if !batch.is_empty() && bytes as u64 >= MAX_BLOCK_PAYLOAD / 2 => {
-                        carry = Some(Msg::Rmw(r));
-                        break;
-                    }
-                    Msg::Rmw(r) => match self.resolve(&batch, r) {
-                        Some(s) => Msg::Append(s),
-                        None => {
-                            if bytes < self.config.max_batch_bytes {
-                                next = rx.try_recv().ok();
-                            }
-                            continue;
-                        }
-                    },
-                    m => m,
-                };
-                match m {
-                    Msg::Append(s) => {
-                        let len = s.batch.bytes().len();
-                        if !batch.is_empty() && (bytes + len) as u64 > MAX_BLOCK_PAYLOAD {
-                            carry = Some(Msg::Append(s));
-                            break;
-                        }
-                        bytes += len;
-                        if self.overlay.is_built() {
-                            self.overlay.add(batch.len(), &s.batch);
-                        }
-                        batch.push(s);
-                    }
-                    Msg::Rmw(_) => unreachable!("resolved above"),
-                    Msg::Flush(done) => flushes.push(done),
-                    Msg::Shutdown => {
-                        stop = true;
-                        break;
-                    }
-                }
-                if bytes < self.config.max_batch_bytes {
-                    next = rx.try_recv().ok();
-                }
-            }
-            if !batch.is_empty() {
-                self.commit(&mut batch);
-            }
-            self.overlay.clear();
-            for done in flushes.drain(..) {
-                let _ = done.send(self.flush());
-            }
-            if self.dirty
-                && self.config.fsync == FsyncPolicy::EverySec
-                && self.last_sync.elapsed() >= EVERYSEC
-            {
-                self.background_sync();
-            }
-            if stop {
-                break;
-            }
+    /// A batch stops taking more submissions once its records reach this many bytes.
+    pub fn max_batch_bytes(&self) -> usize {
+        self.config.max_batch_bytes
+    }
+
+    /// Adds a submission to the batch being gathered (`index` is its place in it), keeping
+    /// the read-modify-write overlay up to date once one was built.
+    pub fn note_gathered(&mut self, index: usize, s: &Submission) {
+        if self.overlay.is_built() {
+            self.overlay.add(index, &s.batch);
         }
-        // A clean stop trims the preallocated zeros, so the file ends at its last block.
+    }
+
+    /// Ends a gathered batch (committed or not): read-modify-writes read the map again, and
+    /// with `everysec` a sync runs once a second has passed since the last.
+    pub fn end_batch(&mut self) {
+        self.overlay.clear();
+        self.sync_if_due();
+    }
+
+    /// With `everysec`: syncs unsynced writes once a second has passed since the last sync.
+    pub fn sync_if_due(&mut self) {
+        if self.dirty
+            && self.config.fsync == FsyncPolicy::EverySec
+            && self.last_sync.elapsed() >= EVERYSEC
+        {
+            self.background_sync();
+        }
+    }
+
+    /// How long until an `everysec` sync is due (`None`: none is).
+    pub fn sync_due_in(&self) -> Option<Duration> {
+        (self.dirty && self.config.fsync == FsyncPolicy::EverySec)
+            .then(|| EVERYSEC.saturating_sub(self.last_sync.elapsed()))
+    }
+
+    /// A clean stop: trims the preallocated zeros, so the file ends at its last block, and
+    /// syncs.
+    pub fn close(&mut self) {
         if let Some(seg) = self.active.as_mut().filter(|s| s.alloc_end > s.len) {
             match seg.file.set_len(seg.len) {
                 Ok(()) => {
@@ -179,7 +129,7 @@ impl WriterThread {
     /// Resolves read-modify-writes against everything submitted before them: the map, with
     /// the gathered batch laid over it. `None` when they were refused (answered already):
     /// what they would write is over half a block.
-    fn resolve(&mut self, gathered: &[Submission], r: RmwSubmission) -> Option<Submission> {
+    pub fn resolve(&mut self, gathered: &[Submission], r: RmwSubmission) -> Option<Submission> {
         if !self.overlay.is_built() {
             self.overlay.build(gathered);
         }
@@ -198,7 +148,7 @@ impl WriterThread {
         })
     }
 
-    fn commit(&mut self, batch: &mut Vec<Submission>) {
+    pub fn commit(&mut self, batch: &mut Vec<Submission>) {
         if batch.iter().all(|s| s.batch.is_empty()) {
             // Read-modify-writes that decided to write nothing: what they read is applied
             // (or in this batch, which then holds nothing), so they are answered now.
@@ -351,7 +301,7 @@ impl WriterThread {
     }
 
     /// Syncs unsynced writes. A failure poisons the log.
-    fn flush(&mut self) -> Result<(), CommitError> {
+    pub fn flush(&mut self) -> Result<(), CommitError> {
         if let Some(p) = &self.poisoned {
             return Err(CommitError::Poisoned(p.clone()));
         }
