@@ -57,7 +57,12 @@ fn oracle(seed: u64, io: &str) {
 
 #[test]
 fn random_times_restore_exactly_across_seeds() {
-    for (seed, io) in [(101, "mixed"), (202, "epoll"), (303, "uring")] {
+    for (seed, io) in [
+        (101, "mixed"),
+        (202, "epoll"),
+        (303, "uring"),
+        (404, "inline"),
+    ] {
         oracle(seed, io);
     }
 }

@@ -112,8 +112,18 @@ fn admin(io: &str) {
     }
     let net = if io == "uring" { "uring" } else { "epoll" };
     assert!(info.contains(&format!("io_mode:{net}")), "{info}");
-    let log = if io == "epoll" { "std" } else { "uring" };
+    let log = if matches!(io, "epoll" | "inline") {
+        "std"
+    } else {
+        "uring"
+    };
     assert!(info.contains(&format!("log_io_engine:{log}")), "{info}");
+    let commit = if io == "inline" { "inline" } else { "thread" };
+    assert!(info.contains(&format!("log_commit:{commit}")), "{info}");
+    if io == "inline" {
+        // The SET above went through the net thread's own ring.
+        assert!(!info.contains("log_blocks_by_net_threads:0\r"), "{info}");
+    }
     let Value::Bulk(one) = c.cmd(&["INFO", "keyspace"]) else {
         panic!()
     };

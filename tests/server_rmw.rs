@@ -14,9 +14,9 @@ use common::{start, Value};
 /// (values only grow between SETs, and each SET is larger than the last). Before the fix,
 /// INCR read and wrote under a lock SET took no part in, and returned small numbers long after
 /// the SET's reply.
-fn incr_races_set(seed: u64) -> (usize, usize, usize) {
+fn incr_races_set(seed: u64, io: &str) -> (usize, usize, usize) {
     let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path(), "auto", &["--net-threads", "2"]);
+    let srv = start(dir.path(), io, &["--net-threads", "2"]);
     let stop = Arc::new(AtomicBool::new(false));
     // (send time, result) of every INCR.
     let incrs: Arc<Mutex<Vec<(Instant, i64)>>> = Arc::default();
@@ -74,9 +74,10 @@ fn incr_races_set(seed: u64) -> (usize, usize, usize) {
 
 #[test]
 fn incr_is_linearizable_with_set() {
-    for seed in [1, 7, 42] {
-        let (incrs, sets, violations) = incr_races_set(seed);
-        eprintln!("seed {seed}: {incrs} INCRs, {sets} SETs, {violations} out of order");
+    // Writer threads commit (the default), then each net thread commits its own writes.
+    for (seed, io) in [(1, "auto"), (7, "inline"), (42, "auto"), (43, "inline")] {
+        let (incrs, sets, violations) = incr_races_set(seed, io);
+        eprintln!("seed {seed} ({io}): {incrs} INCRs, {sets} SETs, {violations} out of order");
         assert!(
             incrs > 100 && sets > 10,
             "too little ran: {incrs} INCRs, {sets} SETs"
@@ -90,8 +91,14 @@ fn incr_is_linearizable_with_set() {
 
 #[test]
 fn concurrent_dels_of_one_key_count_it_once() {
+    for io in ["auto", "inline"] {
+        concurrent_dels(io);
+    }
+}
+
+fn concurrent_dels(io: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path(), "auto", &["--net-threads", "2"]);
+    let srv = start(dir.path(), io, &["--net-threads", "2"]);
     let mut setter = srv.client();
     let (mut a, mut b) = (srv.client(), srv.client());
     for round in 0..200 {

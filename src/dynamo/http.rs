@@ -42,7 +42,9 @@ pub fn spawn(
                 Ok(rt) => rt,
                 Err(e) => return tracing::error!("DynamoDB listener cannot start: {e}"),
             };
-            rt.block_on(accept_loop(listener, dynamo, shutdown));
+            // A LocalSet for the log flusher (`--commit inline`), which stays on this thread.
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&rt, accept_loop(listener, dynamo, shutdown));
         })
 }
 
@@ -56,8 +58,7 @@ async fn accept_loop(
         Err(e) => return tracing::error!("DynamoDB listener: {e}"),
     };
     if dynamo.inline_commit {
-        // This thread's runtime is single-threaded: the flusher stays on it.
-        tokio::spawn(crate::log::local::flusher());
+        tokio::task::spawn_local(crate::log::local::flusher());
     }
     let mut conns = tokio::task::JoinSet::new();
     while !*shutdown.borrow() {

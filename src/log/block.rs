@@ -220,6 +220,20 @@ impl BlockEncoder {
         Ok(&self.block)
     }
 
+    /// Moves the last encoded block out (for I/O that outlives the borrow); hand the buffer
+    /// back with [`BlockEncoder::reuse`] to keep its capacity.
+    pub fn take_block(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.block)
+    }
+
+    /// Gives a buffer from [`BlockEncoder::take_block`] back for the next block.
+    pub fn reuse(&mut self, mut buf: Vec<u8>) {
+        if buf.capacity() > self.block.capacity() {
+            buf.clear();
+            self.block = buf;
+        }
+    }
+
     fn finish(
         &mut self,
         salt: u64,

@@ -223,7 +223,7 @@ impl Shared {
     }
 
     /// Refuses everything queued and everything later, after the writer's state was lost.
-    fn fail_all(&self, why: &str) {
+    pub(crate) fn fail_all(&self, why: &str) {
         let err = std::sync::Arc::new(LogError::Panicked(why.to_string()));
         let mut q = self.queue();
         q.broken.get_or_insert(err.clone());
@@ -267,6 +267,26 @@ pub(crate) fn refuse(m: Msg, e: CommitError) {
 
 /// Gathers one block's worth of the queue and commits it. False when the queue was empty.
 fn commit_round(shared: &Shared, core: &mut WriterCore) -> bool {
+    match gather(shared, core) {
+        None => {
+            core.end_batch();
+            false
+        }
+        Some(mut batch) => {
+            if !batch.is_empty() {
+                core.commit(&mut batch);
+            }
+            core.end_batch();
+            true
+        }
+    }
+}
+
+/// Takes one block's worth of submissions off the queue, resolving read-modify-writes
+/// against what was gathered before them. `None` when the queue was empty; the batch may be
+/// empty when all it took were refused read-modify-writes. The caller commits the batch,
+/// then calls `end_batch`.
+pub(crate) fn gather(shared: &Shared, core: &mut WriterCore) -> Option<Vec<Submission>> {
     let mut batch: Vec<Submission> = Vec::new();
     let mut bytes = 0usize;
     let mut took = false;
@@ -299,11 +319,67 @@ fn commit_round(shared: &Shared, core: &mut WriterCore) -> bool {
             break;
         }
     }
-    if !batch.is_empty() {
-        core.commit(&mut batch);
+    took.then_some(batch)
+}
+
+/// The lead of one log, held across awaits by a net thread's asynchronous flusher: only
+/// its holder touches the writer's state. Dropped without [`Lead::finish`] (its task was
+/// cancelled), it lets go and hands what is queued to the background thread.
+pub(crate) struct Lead {
+    shared: std::sync::Arc<Shared>,
+    held: bool,
+}
+
+impl Lead {
+    /// Takes the lead unless someone holds it (who will then see what is queued).
+    pub fn try_begin(shared: &std::sync::Arc<Shared>) -> Option<Lead> {
+        shared.begin(false).then(|| Lead {
+            shared: shared.clone(),
+            held: true,
+        })
     }
-    core.end_batch();
-    took
+
+    pub fn shared(&self) -> &std::sync::Arc<Shared> {
+        &self.shared
+    }
+
+    /// The writer's state; `None` once it was lost to a panic (everything is refused then).
+    pub fn core(&self) -> Option<MutexGuard<'_, WriterCore>> {
+        if self.shared.queue().broken.is_some() {
+            return None;
+        }
+        self.shared.core.lock().ok()
+    }
+
+    /// Lets go if nothing is queued (checked under the queue's lock); else keeps the lead.
+    pub fn finish(mut self) -> Option<Lead> {
+        let shared = self.shared.clone();
+        let mut q = shared.queue();
+        if !q.msgs.is_empty() && q.broken.is_none() {
+            return Some(self);
+        }
+        q.leading = false;
+        drop(q);
+        self.held = false;
+        self.shared.idle.notify_all();
+        None
+    }
+}
+
+impl Drop for Lead {
+    fn drop(&mut self) {
+        if !self.held {
+            return;
+        }
+        let mut q = self.shared.queue();
+        q.leading = false;
+        let more = !q.msgs.is_empty();
+        drop(q);
+        self.shared.idle.notify_all();
+        if more {
+            self.shared.wake_background();
+        }
+    }
 }
 
 /// The body of a shard's background thread: leads when woken (a net thread handed over, a

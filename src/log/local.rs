@@ -1,84 +1,391 @@
-//! A net thread's flusher: the writes its connections gathered in one tick of the thread's
-//! single-threaded runtime are committed by the thread itself, once, at the end of the tick.
+//! A net thread's commits: the thread that parsed a write also writes and syncs the log for
+//! it, through its own io_uring ring, and goes on serving while the block is in flight.
 //!
-//! A connection that submits does not write: it marks the shard's log pending here and
-//! waits. The flusher task, woken by the first mark, runs after every connection the runtime
-//! woke in the same tick (they were queued before it), then leads each pending log
-//! (`leader.rs`): one block per shard for everything the tick gathered, written, synced and
-//! answered on this thread. While it syncs, new requests wait in the sockets, as Redis's
-//! `beforeSleep` makes them wait for its `fsync`; they form the next tick's block.
+//! A connection that submits to a shard whose log nobody leads takes the lead at once
+//! (`leader.rs`): it gathers what is queued, stages one block (`writer_stage.rs`) and hands
+//! it to this thread's ring, without waiting. Whatever is submitted while that block is in
+//! flight queues behind it. The thread's flusher task waits on the ring's eventfd; when the
+//! block is durable it applies it, answers every producer, and starts the next block with
+//! everything that queued meanwhile, or lets go of the log when nothing did. So each log has
+//! at most one write in flight, batches form by themselves, and no request crosses a thread.
+//!
+//! Where io_uring cannot be set up, the flusher leads with blocking I/O instead, once per
+//! tick of the runtime, for the logs its connections marked (as Redis's `beforeSleep` syncs
+//! before it answers).
 
 use std::cell::RefCell;
 use std::future::Future;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-use super::leader::Shared;
+use super::io::async_ring::{self, Append, AsyncRing, Progress, MAX_APPENDS};
+use super::io::IoFailure;
+use super::leader::{gather, Lead, Shared};
+use super::writer::Submission;
+use super::writer_stage::Staged;
+
+/// A block on its way to the disk through this thread's ring.
+struct Flight {
+    lead: Lead,
+    batch: Vec<Submission>,
+    st: Staged,
+    prog: Progress,
+}
+
+fn op(st: &Staged) -> Append<'_> {
+    Append {
+        fd: st.fd,
+        buf: &st.block,
+        offset: st.offset,
+        sync: st.sync,
+    }
+}
 
 struct Local {
-    pending: Vec<Arc<Shared>>,
     notify: Arc<Notify>,
+    /// This thread's ring, once the flusher made it (`None`: blocking commits).
+    ring: Option<Rc<AsyncRing>>,
+    /// Logs marked for a blocking lead at the end of the tick (no ring).
+    pending: Vec<Arc<Shared>>,
+    /// Blocks in flight, by ring slot.
+    flights: Vec<Option<Flight>>,
 }
 
 thread_local! {
-    static FLUSHER: RefCell<Option<Local>> = const { RefCell::new(None) };
+    static LOCAL: RefCell<Option<Local>> = const { RefCell::new(None) };
 }
 
-/// Clears the thread's flusher when its task ends, so later submissions on this thread go to
-/// the shards' background threads instead of waiting for a flusher that is gone.
+/// What staging the next block of a led log came to.
+enum Step {
+    /// Nothing queued.
+    Idle,
+    /// Committed without asynchronous I/O (read-modify-writes that wrote nothing, an error,
+    /// or a failpoint's blocking I/O): look again.
+    Done,
+    Staged(Vec<Submission>, Staged),
+    /// The writer's state is gone (a panic); the lead was let go.
+    Broken,
+}
+
+fn stage_next(lead: &Lead) -> Step {
+    let Some(mut core) = lead.core() else {
+        return Step::Broken;
+    };
+    let shared = lead.shared();
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let Some(mut batch) = gather(shared, &mut core) else {
+            core.end_batch();
+            return Step::Idle;
+        };
+        if batch.is_empty() || core.answer_if_empty(&mut batch) {
+            core.end_batch();
+            return Step::Done;
+        }
+        match core.stage(&batch) {
+            Ok(mut st) if st.needs_blocking_io() => {
+                let outcome = core.write_staged(&mut st);
+                let r = core.complete(st, outcome);
+                core.settle(&mut batch, r);
+                core.end_batch();
+                Step::Done
+            }
+            Ok(st) => Step::Staged(batch, st),
+            Err(e) => {
+                core.settle(&mut batch, Err(e));
+                core.end_batch();
+                Step::Done
+            }
+        }
+    }));
+    match caught {
+        Ok(step) => step,
+        Err(p) => {
+            drop(core);
+            let why = super::error::panic_message(p.as_ref());
+            tracing::error!("log writer panicked: {why}; the shard refuses writes");
+            shared.fail_all(&format!("the log writer panicked: {why}"));
+            Step::Broken
+        }
+    }
+}
+
+/// Settles a block whose I/O came back; the lead, to go on with, unless the state is gone.
+fn land(f: Flight) -> Option<Lead> {
+    let Flight {
+        lead,
+        mut batch,
+        st,
+        mut prog,
+    } = f;
+    let outcome = prog.take_result().unwrap_or_else(|| {
+        Err(IoFailure::Broken(std::io::Error::other(
+            "io_uring append came back without a result",
+        )))
+    });
+    let caught = {
+        let mut core = lead.core()?;
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let r = core.complete(st, outcome);
+            if r.is_ok() {
+                core.note_net_block();
+            }
+            core.settle(&mut batch, r);
+            core.end_batch();
+        }))
+    };
+    if let Err(p) = caught {
+        let why = super::error::panic_message(p.as_ref());
+        tracing::error!("log writer panicked: {why}; the shard refuses writes");
+        lead.shared()
+            .fail_all(&format!("the log writer panicked: {why}"));
+        return None;
+    }
+    Some(lead)
+}
+
+impl Local {
+    /// Stages the next block of `lead`'s log and hands it to the ring, or lets go of the
+    /// log when nothing is queued.
+    fn start(&mut self, mut lead: Lead) {
+        let ring = self.ring.clone().expect("start runs with a ring");
+        loop {
+            match stage_next(&lead) {
+                Step::Idle => match lead.finish() {
+                    None => return,
+                    Some(l) => lead = l, // something arrived meanwhile
+                },
+                Step::Done => {}
+                Step::Broken => return,
+                Step::Staged(mut batch, st) => {
+                    let slot = match self.flights.iter().position(Option::is_none) {
+                        Some(s) => s,
+                        None if self.flights.len() < MAX_APPENDS => {
+                            self.flights.push(None);
+                            self.flights.len() - 1
+                        }
+                        None => {
+                            // More logs in flight than the ring has room for: this one
+                            // commits with blocking I/O.
+                            if let Some(mut core) = lead.core() {
+                                let mut st = st;
+                                let outcome = core.write_staged(&mut st);
+                                let r = core.complete(st, outcome);
+                                core.settle(&mut batch, r);
+                                core.end_batch();
+                            }
+                            continue;
+                        }
+                    };
+                    let mut f = Flight {
+                        lead,
+                        batch,
+                        st,
+                        prog: Progress::default(),
+                    };
+                    // SAFETY: the block's bytes stay in `f.st.block` (a heap buffer that
+                    // does not move with `f`) until its completions are reaped: `land` and
+                    // `Uninstall` only take it after that, `abandon` leaks it.
+                    unsafe { ring.push(slot, &op(&f.st), &mut f.prog) };
+                    self.flights[slot] = Some(f);
+                    if let Err(e) = ring.submit() {
+                        tracing::error!(
+                            "io_uring submit failed on a net thread: {e}; its logs refuse writes until a restart"
+                        );
+                        self.abandon_all();
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Takes the ring's completions and lands every block that is done, starting each
+    /// log's next block.
+    fn drain(&mut self) {
+        let Some(ring) = self.ring.clone() else {
+            return;
+        };
+        let mut cq = Vec::new();
+        ring.reap(&mut cq);
+        for (slot, is_sync, res) in cq {
+            match self.flights.get_mut(slot).and_then(Option::as_mut) {
+                Some(f) => f.prog.note(is_sync, res),
+                None => {
+                    tracing::error!("io_uring: a completion for no block (slot {slot})");
+                    ring.set_broken();
+                }
+            }
+        }
+        if ring.is_broken() {
+            return self.abandon_all();
+        }
+        let mut resubmit = false;
+        for slot in 0..self.flights.len() {
+            let landed = match &mut self.flights[slot] {
+                Some(f) if !f.prog.in_flight() => {
+                    if async_ring::settle(&op(&f.st), &mut f.prog) {
+                        // A short write: the rest goes in again.
+                        // SAFETY: as in `start`.
+                        unsafe { ring.push(slot, &op(&f.st), &mut f.prog) };
+                        resubmit = true;
+                        false
+                    } else {
+                        true
+                    }
+                }
+                _ => false,
+            };
+            if landed {
+                let f = self.flights[slot].take().expect("just seen");
+                if let Some(lead) = land(f) {
+                    self.start(lead);
+                }
+            }
+        }
+        if resubmit && ring.submit().is_err() {
+            self.abandon_all();
+        }
+    }
+
+    /// The ring can no longer be trusted: every block in flight is given up (its log
+    /// refuses writes until a restart; its producers hear an error) and later commits on
+    /// this thread are blocking.
+    fn abandon_all(&mut self) {
+        for f in self.flights.iter_mut().filter_map(Option::take) {
+            let Flight {
+                lead,
+                mut batch,
+                st,
+                ..
+            } = f;
+            match lead.core() {
+                Some(mut core) => {
+                    core.abandon(st);
+                    // Poisoned now: every producer of the block hears why.
+                    if let Err(e) = core.stage(&[]) {
+                        core.settle(&mut batch, Err(e));
+                    }
+                }
+                None => std::mem::forget(st.block),
+            };
+        }
+        self.ring = None;
+    }
+
+    fn in_flight(&self) -> bool {
+        self.flights.iter().any(Option::is_some)
+    }
+}
+
+/// Runs `f` on this thread's state, if it has a flusher.
+fn with_local<T>(f: impl FnOnce(&mut Local) -> T) -> Option<T> {
+    LOCAL.with(|l| l.borrow_mut().as_mut().map(f))
+}
+
+/// Clears the thread's flusher when its task ends: blocks in flight are waited for and
+/// landed, marked logs go to their background threads.
 struct Uninstall;
 
 impl Drop for Uninstall {
     fn drop(&mut self) {
-        let left = FLUSHER.with(|f| f.borrow_mut().take());
-        // Marked but not led: hand them to their background threads.
-        for s in left.map(|l| l.pending).unwrap_or_default() {
+        let Some(mut local) = LOCAL.with(|l| l.borrow_mut().take()) else {
+            return;
+        };
+        if let Some(ring) = local.ring.clone() {
+            while local.in_flight() && !ring.is_broken() {
+                if local.flights.iter().flatten().all(|f| !f.prog.in_flight()) {
+                    break;
+                }
+                ring.wait_blocking();
+                let mut cq = Vec::new();
+                ring.reap(&mut cq);
+                for (slot, is_sync, res) in cq {
+                    if let Some(f) = local.flights.get_mut(slot).and_then(Option::as_mut) {
+                        f.prog.note(is_sync, res);
+                    }
+                }
+            }
+            if ring.is_broken() {
+                local.abandon_all();
+            }
+            for f in local.flights.iter_mut().filter_map(Option::take) {
+                let mut f = f;
+                if async_ring::settle(&op(&f.st), &mut f.prog) {
+                    // A short write on the way out: not resubmitted; nothing acknowledged.
+                    f.prog = Progress::default();
+                }
+                drop(land(f));
+            }
+        }
+        for s in local.pending {
             s.wake_background();
         }
     }
 }
 
-/// Installs a flusher on this thread and returns its task, which must be spawned on this
-/// thread's single-threaded runtime (it never moves to another thread).
+/// Installs this thread's committer and returns its flusher task, which must be spawned on
+/// this thread's single-threaded runtime (it never moves to another thread).
 pub fn flusher() -> impl Future<Output = ()> {
     let notify = Arc::new(Notify::new());
-    FLUSHER.with(|f| {
-        *f.borrow_mut() = Some(Local {
-            pending: Vec::new(),
+    LOCAL.with(|l| {
+        *l.borrow_mut() = Some(Local {
             notify: notify.clone(),
+            ring: None,
+            pending: Vec::new(),
+            flights: Vec::new(),
         })
     });
     async move {
         let _uninstall = Uninstall;
+        // Made inside the runtime: its eventfd is registered with this thread's reactor.
+        let ring = match AsyncRing::new() {
+            Ok(r) => Some(Rc::new(r)),
+            Err(e) => {
+                tracing::warn!(
+                    "io_uring unavailable on a net thread ({e}); it commits with blocking pwrite + fdatasync"
+                );
+                None
+            }
+        };
+        with_local(|l| l.ring = ring.clone());
         loop {
-            notify.notified().await;
-            let logs = FLUSHER.with(|f| {
-                f.borrow_mut()
-                    .as_mut()
-                    .map(|l| std::mem::take(&mut l.pending))
-                    .unwrap_or_default()
-            });
-            for s in logs {
+            let (flying, pending) =
+                with_local(|l| (l.in_flight(), std::mem::take(&mut l.pending))).unwrap_or_default();
+            // Without a (working) ring: blocking commits, once per tick.
+            for s in pending {
                 s.lead();
+            }
+            match (&ring, flying) {
+                (Some(r), true) => {
+                    r.readable().await;
+                    with_local(Local::drain);
+                }
+                _ => notify.notified().await,
             }
         }
     }
 }
 
-/// Marks `shared` for this thread's flusher. False when the thread has none.
+/// Makes sure the log in `shared`, just given a submission that nobody leads, gets led on
+/// this thread: at once through the ring, else by the flusher at the end of the tick. False
+/// when the thread has no flusher.
 pub(crate) fn defer(shared: &Arc<Shared>) -> bool {
-    FLUSHER.with(|f| {
-        let mut f = f.borrow_mut();
-        let Some(l) = f.as_mut() else {
-            return false;
-        };
+    with_local(|l| {
+        if l.ring.as_ref().is_some_and(|r| !r.is_broken()) {
+            if let Some(lead) = Lead::try_begin(shared) {
+                l.start(lead);
+            }
+            l.notify.notify_one();
+            return;
+        }
         if !l.pending.iter().any(|p| Arc::ptr_eq(p, shared)) {
             l.pending.push(shared.clone());
             if l.pending.len() == 1 {
                 l.notify.notify_one();
             }
         }
-        true
     })
+    .is_some()
 }

@@ -32,6 +32,7 @@ pub mod stream;
 pub mod varint;
 pub mod writer;
 mod writer_core;
+mod writer_stage;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 

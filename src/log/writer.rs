@@ -100,6 +100,8 @@ pub struct LogStats {
     pub raw_bytes: AtomicU64,
     pub stored_bytes: AtomicU64,
     pub segments_created: AtomicU64,
+    /// Blocks a net thread wrote through its own ring (`--commit inline`).
+    pub net_blocks: AtomicU64,
     /// The last sequence written (and synced, with `fsync always`) and applied, and its
     /// commit time: what a reader beside the writer may rely on.
     pub durable_seq: AtomicU64,
@@ -114,6 +116,7 @@ pub struct StatsSnapshot {
     pub raw_bytes: u64,
     pub stored_bytes: u64,
     pub segments_created: u64,
+    pub net_blocks: u64,
 }
 
 impl LogStats {
@@ -126,6 +129,7 @@ impl LogStats {
             raw_bytes: get(&self.raw_bytes),
             stored_bytes: get(&self.stored_bytes),
             segments_created: get(&self.segments_created),
+            net_blocks: get(&self.net_blocks),
         }
     }
 }

@@ -22,24 +22,24 @@ use super::writer::{Ack, CommitHook, CommitInfo, LogStats, RmwSubmission, Submis
 const EVERYSEC: Duration = Duration::from_secs(1);
 
 pub(crate) struct WriterCore {
-    config: LogConfig,
-    engine: Box<dyn IoEngine>,
-    clock: Arc<dyn Clock>,
-    commit_clock: CommitClock,
+    pub(super) config: LogConfig,
+    pub(super) engine: Box<dyn IoEngine>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) commit_clock: CommitClock,
     hook: Option<CommitHook>,
     /// Reads the applied state for read-modify-writes.
     reader: Option<ReadHook>,
     /// The gathered batch by key, once a read-modify-write needs it.
     overlay: Overlay,
-    encoder: BlockEncoder,
-    active: Option<ActiveSegment>,
-    next_seq: u64,
+    pub(super) encoder: BlockEncoder,
+    pub(super) active: Option<ActiveSegment>,
+    pub(super) next_seq: u64,
     /// Set by the first failed sync; from then on every write is refused.
-    poisoned: Option<Arc<LogError>>,
+    pub(super) poisoned: Option<Arc<LogError>>,
     /// Bytes written but not yet synced (relaxed fsync policies).
-    dirty: bool,
-    last_sync: Instant,
-    stats: Arc<LogStats>,
+    pub(super) dirty: bool,
+    pub(super) last_sync: Instant,
+    pub(super) stats: Arc<LogStats>,
 }
 
 impl WriterCore {
@@ -148,24 +148,42 @@ impl WriterCore {
         })
     }
 
+    /// Commits a gathered batch as one block, with blocking I/O: stage, write, complete,
+    /// settle.
     pub fn commit(&mut self, batch: &mut Vec<Submission>) {
-        if batch.iter().all(|s| s.batch.is_empty()) {
-            // Read-modify-writes that decided to write nothing: what they read is applied
-            // (or in this batch, which then holds nothing), so they are answered now.
-            let info = CommitInfo {
-                first_seq: self.next_seq,
-                commit_us: self.stats.durable_us.load(Ordering::Acquire),
-            };
-            for s in batch.drain(..) {
-                s.ack.ok(info);
-            }
+        if self.answer_if_empty(batch) {
             return;
         }
-        let result = self.write_batch(batch);
+        let result = self.stage(batch).and_then(|mut st| {
+            let outcome = self.write_staged(&mut st);
+            self.complete(st, outcome)
+        });
+        self.settle(batch, result);
+    }
+
+    /// Read-modify-writes that decided to write nothing: what they read is applied (or in
+    /// this batch, which then holds nothing), so they are answered now. True when the batch
+    /// was all of that.
+    pub fn answer_if_empty(&mut self, batch: &mut Vec<Submission>) -> bool {
+        if !batch.iter().all(|s| s.batch.is_empty()) {
+            return false;
+        }
+        let info = CommitInfo {
+            first_seq: self.next_seq,
+            commit_us: self.stats.durable_us.load(Ordering::Acquire),
+        };
+        for s in batch.drain(..) {
+            s.ack.ok(info);
+        }
+        true
+    }
+
+    /// After the block's I/O: with its commit time, applies everything, publishes it as
+    /// durable, and only then answers, so whoever sees an acknowledgement also sees the
+    /// write in the map and in `durable()`; with an error, answers every producer with it.
+    pub fn settle(&mut self, batch: &mut Vec<Submission>, result: Result<u64, CommitError>) {
         match result {
             Ok(commit_us) => {
-                // Apply everything, publish it as durable, and only then answer: whoever sees
-                // an acknowledgement also sees the write in the map and in `durable()`.
                 let mut seq = self.next_seq;
                 let mut infos = Vec::with_capacity(batch.len());
                 for s in batch.iter() {
@@ -194,104 +212,7 @@ impl WriterCore {
         }
     }
 
-    /// Writes the batch as one block and syncs it as the policy says. Returns its commit time.
-    fn write_batch(&mut self, batch: &[Submission]) -> Result<u64, CommitError> {
-        if let Some(p) = &self.poisoned {
-            return Err(CommitError::Poisoned(p.clone()));
-        }
-        // The commit time is taken after the batch was gathered: everything sent after it
-        // lands in a later block with a later or equal time.
-        let commit_us = self.commit_clock.next(self.clock.now_us());
-        self.ensure_segment(commit_us)?;
-        let seg = self.active.as_mut().expect("ensure_segment opened one");
-        let first_seq = self.next_seq;
-        let count: u64 = batch.iter().map(|s| s.batch.len() as u64).sum();
-        let raw: u64 = batch.iter().map(|s| s.batch.bytes().len() as u64).sum();
-        let parts: Vec<&[u8]> = batch.iter().map(|s| s.batch.bytes()).collect();
-        let block = self
-            .encoder
-            .encode_parts(
-                seg.header.salt(),
-                first_seq,
-                commit_us,
-                count as u32,
-                &parts,
-            )
-            .map_err(|e| CommitError::WriteFailed(Arc::new(LogError::io("zstd", e))))?;
-        let offset = seg.len;
-        let sync = self.config.fsync == FsyncPolicy::Always;
-        if let Err(e) = preallocate(seg, block.len() as u64, self.config.preallocate_bytes) {
-            let _ = seg.file.set_len(offset);
-            seg.alloc_end = offset;
-            return Err(CommitError::WriteFailed(Arc::new(e)));
-        }
-        #[cfg(feature = "failpoints")]
-        let injected = super::failpoint::write_fault()
-            .map(IoFailure::Write)
-            .or_else(|| {
-                // Half the block reaches the file before the error, as with a disk that
-                // fills up in the middle of a write.
-                super::failpoint::short_write_fault().map(|e| {
-                    let half = &block[..block.len() / 2];
-                    let _ = self.engine.append(&seg.file, half, offset, false);
-                    IoFailure::Write(e)
-                })
-            })
-            .or_else(|| {
-                sync.then(super::failpoint::sync_fault)
-                    .flatten()
-                    .map(IoFailure::Sync)
-            });
-        #[cfg(not(feature = "failpoints"))]
-        let injected: Option<IoFailure> = None;
-        let outcome = match injected {
-            // An injected sync failure still writes the block, as a real one would have.
-            Some(IoFailure::Sync(e)) => self
-                .engine
-                .append(&seg.file, block, offset, false)
-                .and(Err(IoFailure::Sync(e))),
-            Some(f) => Err(f),
-            None => self.engine.append(&seg.file, block, offset, sync),
-        };
-        match outcome {
-            Ok(()) => {}
-            Err(IoFailure::Write(e)) => {
-                let err = Arc::new(LogError::io(&seg.path, e));
-                // Cut off whatever part of the block reached the file, so the next block
-                // follows the last good one. If even that fails, the file can't be trusted.
-                seg.alloc_end = offset;
-                return match seg.file.set_len(offset) {
-                    Ok(()) => Err(CommitError::WriteFailed(err)),
-                    Err(e2) => {
-                        tracing::error!("cannot undo failed write on {}: {e2}", seg.path.display());
-                        Err(self.poison(err))
-                    }
-                };
-            }
-            Err(IoFailure::Sync(e)) | Err(IoFailure::Broken(e)) => {
-                let err = Arc::new(LogError::io(&seg.path, e));
-                return Err(self.poison(err));
-            }
-        }
-        let block_len = block.len() as u64;
-        seg.len += block_len;
-        seg.index.note_block(commit_us, offset, first_seq);
-        if sync {
-            self.stats.syncs.fetch_add(1, Ordering::Relaxed);
-            self.last_sync = Instant::now();
-        } else {
-            self.dirty = true;
-        }
-        self.stats.blocks.fetch_add(1, Ordering::Relaxed);
-        self.stats.records.fetch_add(count, Ordering::Relaxed);
-        self.stats.raw_bytes.fetch_add(raw, Ordering::Relaxed);
-        self.stats
-            .stored_bytes
-            .fetch_add(block_len, Ordering::Relaxed);
-        Ok(commit_us)
-    }
-
-    fn poison(&mut self, err: Arc<LogError>) -> CommitError {
+    pub(super) fn poison(&mut self, err: Arc<LogError>) -> CommitError {
         tracing::error!(
             "shard log {} refuses further writes: {err}",
             self.config.dir.display()
@@ -333,7 +254,7 @@ impl WriterCore {
 
     /// Makes sure the active segment may take a block committed at `commit_us`: opens the
     /// first one, or closes the current one when it is full or the hour has changed.
-    fn ensure_segment(&mut self, commit_us: u64) -> Result<(), CommitError> {
+    pub(super) fn ensure_segment(&mut self, commit_us: u64) -> Result<(), CommitError> {
         let roll = match &self.active {
             None => true,
             Some(s) => {
@@ -432,7 +353,11 @@ fn create_file(path: &std::path::Path) -> Result<File, LogError> {
 /// without also writing the inode for a new file size: measured here, 97-108 µs per
 /// write+fdatasync into zeroed space against 141-158 µs when each write grows the file.
 /// The zeros are not synced by themselves; the next block's sync carries them.
-fn preallocate(seg: &mut ActiveSegment, block_len: u64, chunk: u64) -> Result<(), LogError> {
+pub(super) fn preallocate(
+    seg: &mut ActiveSegment,
+    block_len: u64,
+    chunk: u64,
+) -> Result<(), LogError> {
     let need = seg.len + block_len;
     if chunk == 0 || need <= seg.alloc_end {
         return Ok(());

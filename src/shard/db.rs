@@ -293,6 +293,7 @@ impl Db {
                 sum.raw_bytes += st.raw_bytes;
                 sum.stored_bytes += st.stored_bytes;
                 sum.segments_created += st.segments_created;
+                sum.net_blocks += st.net_blocks;
             }
         }
         sum

@@ -16,9 +16,10 @@ use std::time::Duration;
 pub use resp::{Client, Value};
 
 /// The I/O paths server tests run on: `uring` (io_uring sockets and logs), `epoll` (epoll
-/// sockets, pwrite logs; what `--io auto` picks) and `mixed` (epoll sockets, io_uring logs:
-/// `--io auto --log-io uring`).
-pub const IO_MODES: [&str; 3] = ["uring", "epoll", "mixed"];
+/// sockets, pwrite logs; what `--io auto` picks), `mixed` (epoll sockets, io_uring logs:
+/// `--io auto --log-io uring`) and `inline` (epoll sockets, each net thread writing and
+/// syncing the log itself through its own io_uring ring: `--commit inline`).
+pub const IO_MODES: [&str; 4] = ["uring", "epoll", "mixed", "inline"];
 
 pub struct Server {
     pub child: Child,
@@ -53,6 +54,7 @@ pub fn try_start_env(
     let mut args = vec!["--listen", "127.0.0.1:0"];
     match io {
         "mixed" => args.extend(["--io", "auto", "--log-io", "uring"]),
+        "inline" => args.extend(["--io", "auto", "--commit", "inline"]),
         io => args.extend(["--io", io]),
     }
     args.extend_from_slice(extra);

@@ -6,6 +6,7 @@
 //! write and the `fdatasync` into one submission (one `io_uring_enter` per batch instead of two
 //! syscalls). `tokio-uring` has had no release since 2024 and offers no linked operations.
 
+pub mod async_ring;
 mod std_io;
 mod uring;
 

@@ -76,10 +76,12 @@ pub fn render_info(state: &ServerState, section: Option<&str>) -> String {
             .unwrap_or("none");
         let _ = write!(
             out,
-            "# Persistence\r\nfsync:{fsync}\r\nlog_io_engine:{log_io}\r\nlog_bytes_on_disk:{}\r\nlog_syncs:{}\r\nlog_blocks:{}\r\nlog_records:{}\r\nlog_avg_records_per_sync:{per_sync:.2}\r\nlog_stored_per_logical_byte:{ratio:.3}\r\n\r\n",
+            "# Persistence\r\nfsync:{fsync}\r\nlog_io_engine:{log_io}\r\nlog_commit:{}\r\nlog_bytes_on_disk:{}\r\nlog_syncs:{}\r\nlog_blocks:{}\r\nlog_blocks_by_net_threads:{}\r\nlog_records:{}\r\nlog_avg_records_per_sync:{per_sync:.2}\r\nlog_stored_per_logical_byte:{ratio:.3}\r\n\r\n",
+            if state.inline_commit { "inline" } else { "thread" },
             db.log_bytes_on_disk(),
             s.syncs,
             s.blocks,
+            s.net_blocks,
             s.records,
         );
     }

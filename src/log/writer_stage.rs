@@ -1,0 +1,202 @@
+//! One block's way to the disk, in three steps, so the I/O between them can be blocking
+//! (`WriterCore::commit`) or asynchronous on a net thread's ring (`local.rs`):
+//! [`WriterCore::stage`] takes the commit time, opens or rolls the segment, encodes the block
+//! and makes room for it; the I/O writes it (and syncs it, with `fsync always`);
+//! [`WriterCore::complete`] turns the outcome into the block's place in the segment, or undoes
+//! a failed write, or poisons the log after a failed sync.
+
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::config::FsyncPolicy;
+use super::error::{CommitError, LogError};
+use super::io::IoFailure;
+use super::writer::Submission;
+use super::writer_core::{preallocate, WriterCore};
+
+/// A gathered batch's block, encoded and placed at the end of the active segment, waiting
+/// for its I/O. It owns the block's bytes, so asynchronous I/O can point at them.
+pub(crate) struct Staged {
+    pub block: Vec<u8>,
+    /// The active segment's file (open as long as the writer leads nothing else).
+    pub fd: RawFd,
+    pub offset: u64,
+    /// Sync with the write (`fsync always`).
+    pub sync: bool,
+    /// A failure a failpoint injects instead of the I/O (only with `failpoints`).
+    pub injected: Option<IoFailure>,
+    commit_us: u64,
+    first_seq: u64,
+    count: u64,
+    raw: u64,
+}
+
+impl Staged {
+    /// The I/O must run through [`WriterCore::write_staged`] (a failpoint is armed).
+    pub fn needs_blocking_io(&self) -> bool {
+        self.injected.is_some()
+    }
+}
+
+impl WriterCore {
+    /// Counts a block a net thread wrote through its own ring.
+    pub fn note_net_block(&self) {
+        self.stats.net_blocks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Encodes the batch as the next block of the active segment (opening or rolling one as
+    /// needed) and makes room for it. Nothing reaches the file yet.
+    pub fn stage(&mut self, batch: &[Submission]) -> Result<Staged, CommitError> {
+        if let Some(p) = &self.poisoned {
+            return Err(CommitError::Poisoned(p.clone()));
+        }
+        // The commit time is taken after the batch was gathered: everything sent after it
+        // lands in a later block with a later or equal time.
+        let commit_us = self.commit_clock.next(self.clock.now_us());
+        self.ensure_segment(commit_us)?;
+        let seg = self.active.as_mut().expect("ensure_segment opened one");
+        let first_seq = self.next_seq;
+        let count: u64 = batch.iter().map(|s| s.batch.len() as u64).sum();
+        let raw: u64 = batch.iter().map(|s| s.batch.bytes().len() as u64).sum();
+        let parts: Vec<&[u8]> = batch.iter().map(|s| s.batch.bytes()).collect();
+        self.encoder
+            .encode_parts(
+                seg.header.salt(),
+                first_seq,
+                commit_us,
+                count as u32,
+                &parts,
+            )
+            .map_err(|e| CommitError::WriteFailed(Arc::new(LogError::io("zstd", e))))?;
+        let block = self.encoder.take_block();
+        let offset = seg.len;
+        let sync = self.config.fsync == FsyncPolicy::Always;
+        if let Err(e) = preallocate(seg, block.len() as u64, self.config.preallocate_bytes) {
+            let _ = seg.file.set_len(offset);
+            seg.alloc_end = offset;
+            self.encoder.reuse(block);
+            return Err(CommitError::WriteFailed(Arc::new(e)));
+        }
+        #[cfg(feature = "failpoints")]
+        let injected = super::failpoint::write_fault()
+            .map(IoFailure::Write)
+            .or_else(|| {
+                // Half the block reaches the file before the error, as with a disk that
+                // fills up in the middle of a write.
+                super::failpoint::short_write_fault().map(|e| {
+                    let half = &block[..block.len() / 2];
+                    let _ = self.engine.append(&seg.file, half, offset, false);
+                    IoFailure::Write(e)
+                })
+            })
+            .or_else(|| {
+                sync.then(super::failpoint::sync_fault)
+                    .flatten()
+                    .map(IoFailure::Sync)
+            });
+        #[cfg(not(feature = "failpoints"))]
+        let injected: Option<IoFailure> = None;
+        Ok(Staged {
+            fd: seg.file.as_raw_fd(),
+            block,
+            offset,
+            sync,
+            injected,
+            commit_us,
+            first_seq,
+            count,
+            raw,
+        })
+    }
+
+    /// The staged block's I/O with the writer's own (blocking) engine.
+    pub fn write_staged(&mut self, st: &mut Staged) -> Result<(), IoFailure> {
+        let seg = self.active.as_ref().expect("a staged block has a segment");
+        match st.injected.take() {
+            // An injected sync failure still writes the block, as a real one would have.
+            Some(IoFailure::Sync(e)) => self
+                .engine
+                .append(&seg.file, &st.block, st.offset, false)
+                .and(Err(IoFailure::Sync(e))),
+            Some(f) => Err(f),
+            None => self.engine.append(&seg.file, &st.block, st.offset, st.sync),
+        }
+    }
+
+    /// Takes the outcome of the staged block's I/O: its commit time once it is in the log.
+    /// A failed write is cut off again (the log stays healthy, e.g. after ENOSPC); a failed
+    /// sync poisons the log, because the kernel may have dropped pages it reported written.
+    pub fn complete(
+        &mut self,
+        st: Staged,
+        outcome: Result<(), IoFailure>,
+    ) -> Result<u64, CommitError> {
+        let Staged {
+            block,
+            offset,
+            sync,
+            commit_us,
+            first_seq,
+            count,
+            raw,
+            ..
+        } = st;
+        let block_len = block.len() as u64;
+        self.encoder.reuse(block);
+        let seg = self.active.as_mut().expect("a staged block has a segment");
+        match outcome {
+            Ok(()) => {}
+            Err(IoFailure::Write(e)) => {
+                let err = Arc::new(LogError::io(&seg.path, e));
+                // Cut off whatever part of the block reached the file, so the next block
+                // follows the last good one. If even that fails, the file can't be trusted.
+                seg.alloc_end = offset;
+                return match seg.file.set_len(offset) {
+                    Ok(()) => Err(CommitError::WriteFailed(err)),
+                    Err(e2) => {
+                        tracing::error!("cannot undo failed write on {}: {e2}", seg.path.display());
+                        Err(self.poison(err))
+                    }
+                };
+            }
+            Err(IoFailure::Sync(e)) | Err(IoFailure::Broken(e)) => {
+                let err = Arc::new(LogError::io(&seg.path, e));
+                return Err(self.poison(err));
+            }
+        }
+        seg.len += block_len;
+        seg.index.note_block(commit_us, offset, first_seq);
+        if sync {
+            self.stats.syncs.fetch_add(1, Ordering::Relaxed);
+            self.last_sync = Instant::now();
+        } else {
+            self.dirty = true;
+        }
+        self.stats.blocks.fetch_add(1, Ordering::Relaxed);
+        self.stats.records.fetch_add(count, Ordering::Relaxed);
+        self.stats.raw_bytes.fetch_add(raw, Ordering::Relaxed);
+        self.stats
+            .stored_bytes
+            .fetch_add(block_len, Ordering::Relaxed);
+        Ok(commit_us)
+    }
+
+    /// A staged block whose I/O cannot be accounted for (a broken ring): what reached the
+    /// file past the log's end is unknown, so the log refuses writes until a restart reads it
+    /// back. The block's buffer is leaked, never reused: the kernel may still read it.
+    pub fn abandon(&mut self, st: Staged) {
+        std::mem::forget(st.block);
+        let path = self
+            .active
+            .as_ref()
+            .map(|s| s.path.clone())
+            .unwrap_or_default();
+        let err = Arc::new(LogError::io(
+            path,
+            std::io::Error::other("a block's write was abandoned in flight"),
+        ));
+        let _ = self.poison(err);
+    }
+}
