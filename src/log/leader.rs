@@ -44,6 +44,8 @@ pub(crate) struct Shared {
     queue: Mutex<Queue>,
     /// Signalled whenever a leader lets go.
     idle: Condvar,
+    /// Signalled when a leader takes from a full queue.
+    room: Condvar,
     /// Only the leader touches it (the lock is never contended).
     core: Mutex<WriterCore>,
     /// Wakes the background thread.
@@ -70,6 +72,7 @@ impl Shared {
                     broken: None,
                 }),
                 idle: Condvar::new(),
+                room: Condvar::new(),
                 core: Mutex::new(core),
                 wake,
                 depth,
@@ -84,8 +87,11 @@ impl Shared {
     }
 
     /// Queues a message. Returns whether someone is leading (else the caller must see that
-    /// someone will). Blocks, leading itself, while the queue is full.
-    pub fn push(&self, msg: Msg) -> Result<bool, Refused> {
+    /// someone will). With `may_block`, waits for room while the queue is full (leading
+    /// itself when nobody leads). A net thread never waits: the lead it would wait for may be
+    /// its own, in flight on its ring; what it can queue is bounded by its connections (one
+    /// submission per shard each) instead.
+    pub fn push(&self, msg: Msg, may_block: bool) -> Result<bool, Refused> {
         let mut q = self.queue();
         loop {
             if let Some(e) = &q.broken {
@@ -94,12 +100,11 @@ impl Shared {
             if q.closed {
                 return Err(Refused::Closed(msg));
             }
-            if q.msgs.len() < self.depth {
+            if !may_block || q.msgs.len() < self.depth {
                 break;
             }
-            // Full: the producer waits for room, leading when nobody else is.
             if q.leading {
-                q = self.idle.wait(q).unwrap_or_else(|p| p.into_inner());
+                q = self.room.wait(q).unwrap_or_else(|p| p.into_inner());
             } else {
                 drop(q);
                 self.lead_blocking();
@@ -203,7 +208,8 @@ impl Shared {
                     let why = super::error::panic_message(p.as_ref());
                     tracing::error!("log writer panicked: {why}; the shard refuses writes");
                     drop(core);
-                    // The state may be half-changed: poison the lock for good and refuse.
+                    // The state may be half-changed: `broken` refuses everything from now on
+                    // (every path to the state checks it first).
                     self.fail_all(&format!("the log writer panicked: {why}"));
                     return None;
                 }
@@ -231,13 +237,21 @@ impl Shared {
         let msgs: Vec<Msg> = q.msgs.drain(..).collect();
         drop(q);
         self.idle.notify_all();
+        self.room.notify_all();
         for m in msgs {
             refuse(m, CommitError::Poisoned(err.clone()));
         }
     }
 
     fn pop(&self) -> Option<Msg> {
-        self.queue().msgs.pop_front()
+        let mut q = self.queue();
+        let full = q.msgs.len() >= self.depth;
+        let m = q.msgs.pop_front();
+        drop(q);
+        if full {
+            self.room.notify_all();
+        }
+        m
     }
 
     fn push_front(&self, m: Msg) {
@@ -247,6 +261,7 @@ impl Shared {
     /// Stops taking submissions; what is queued is still committed by the next leader.
     pub fn close(&self) {
         self.queue().closed = true;
+        self.room.notify_all();
         self.wake_background();
     }
 
@@ -269,16 +284,23 @@ pub(crate) fn refuse(m: Msg, e: CommitError) {
 fn commit_round(shared: &Shared, core: &mut WriterCore) -> bool {
     match gather(shared, core) {
         None => {
-            core.end_batch();
+            end_batch(shared, core);
             false
         }
         Some(mut batch) => {
             if !batch.is_empty() {
                 core.commit(&mut batch);
             }
-            core.end_batch();
+            end_batch(shared, core);
             true
         }
+    }
+}
+
+/// Ends a batch; wakes the background thread when an `everysec` sync needs its timer.
+pub(crate) fn end_batch(shared: &Shared, core: &mut WriterCore) {
+    if core.end_batch() {
+        shared.wake_background();
     }
 }
 

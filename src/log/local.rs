@@ -22,8 +22,9 @@ use tokio::sync::Notify;
 
 use super::io::async_ring::{self, Append, AsyncRing, Progress, MAX_APPENDS};
 use super::io::IoFailure;
-use super::leader::{gather, Lead, Shared};
+use super::leader::{end_batch, gather, Lead, Shared};
 use super::writer::Submission;
+use super::writer_core::WriterCore;
 use super::writer_stage::Staged;
 
 /// A block on its way to the disk through this thread's ring.
@@ -69,6 +70,13 @@ enum Step {
     Broken,
 }
 
+/// The staged block's I/O with the writer's own blocking engine, then its answers.
+fn commit_blocking(core: &mut WriterCore, batch: &mut Vec<Submission>, mut st: Staged) {
+    let outcome = core.write_staged(&mut st);
+    let r = core.complete(st, outcome);
+    core.settle(batch, r);
+}
+
 fn stage_next(lead: &Lead) -> Step {
     let Some(mut core) = lead.core() else {
         return Step::Broken;
@@ -76,25 +84,23 @@ fn stage_next(lead: &Lead) -> Step {
     let shared = lead.shared();
     let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let Some(mut batch) = gather(shared, &mut core) else {
-            core.end_batch();
+            end_batch(shared, &mut core);
             return Step::Idle;
         };
         if batch.is_empty() || core.answer_if_empty(&mut batch) {
-            core.end_batch();
+            end_batch(shared, &mut core);
             return Step::Done;
         }
         match core.stage(&batch) {
-            Ok(mut st) if st.needs_blocking_io() => {
-                let outcome = core.write_staged(&mut st);
-                let r = core.complete(st, outcome);
-                core.settle(&mut batch, r);
-                core.end_batch();
+            Ok(st) if st.needs_blocking_io() => {
+                commit_blocking(&mut core, &mut batch, st);
+                end_batch(shared, &mut core);
                 Step::Done
             }
             Ok(st) => Step::Staged(batch, st),
             Err(e) => {
                 core.settle(&mut batch, Err(e));
-                core.end_batch();
+                end_batch(shared, &mut core);
                 Step::Done
             }
         }
@@ -132,7 +138,7 @@ fn land(f: Flight) -> Option<Lead> {
                 core.note_net_block();
             }
             core.settle(&mut batch, r);
-            core.end_batch();
+            end_batch(lead.shared(), &mut core);
         }))
     };
     if let Err(p) = caught {
@@ -168,12 +174,18 @@ impl Local {
                         None => {
                             // More logs in flight than the ring has room for: this one
                             // commits with blocking I/O.
-                            if let Some(mut core) = lead.core() {
-                                let mut st = st;
-                                let outcome = core.write_staged(&mut st);
-                                let r = core.complete(st, outcome);
-                                core.settle(&mut batch, r);
-                                core.end_batch();
+                            let Some(mut core) = lead.core() else {
+                                return;
+                            };
+                            let caught =
+                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                    commit_blocking(&mut core, &mut batch, st);
+                                    end_batch(lead.shared(), &mut core);
+                                }));
+                            drop(core);
+                            if caught.is_err() {
+                                lead.shared().fail_all("the log writer panicked");
+                                return;
                             }
                             continue;
                         }
@@ -244,7 +256,8 @@ impl Local {
                 }
             }
         }
-        if resubmit && ring.submit().is_err() {
+        // `start` above may have found the ring broken and given it up.
+        if resubmit && self.ring.is_some() && ring.submit().is_err() {
             self.abandon_all();
         }
     }
@@ -253,7 +266,21 @@ impl Local {
     /// refuses writes until a restart; its producers hear an error) and later commits on
     /// this thread are blocking.
     fn abandon_all(&mut self) {
+        self.ring = None;
         for f in self.flights.iter_mut().filter_map(Option::take) {
+            let mut f = f;
+            // Every entry back and the block durable: it lands as usual (its producers are
+            // answered with success; a restart would replay it anyway).
+            // Every entry back: it lands as usual, durable or with its own error (its
+            // producers hear which; a durable one would be replayed by a restart anyway).
+            if !f.prog.in_flight() {
+                let more =
+                    f.prog.peek_result().is_none() && async_ring::settle(&op(&f.st), &mut f.prog);
+                if !more {
+                    drop(land(f));
+                    continue;
+                }
+            }
             let Flight {
                 lead,
                 mut batch,
@@ -262,21 +289,22 @@ impl Local {
             } = f;
             match lead.core() {
                 Some(mut core) => {
-                    core.abandon(st);
-                    // Poisoned now: every producer of the block hears why.
-                    if let Err(e) = core.stage(&[]) {
-                        core.settle(&mut batch, Err(e));
-                    }
+                    let e = core.abandon(st);
+                    core.settle(&mut batch, Err(e));
                 }
                 None => std::mem::forget(st.block),
             };
         }
-        self.ring = None;
     }
 
     fn in_flight(&self) -> bool {
         self.flights.iter().any(Option::is_some)
     }
+}
+
+/// Whether this thread has a committer (a net thread with `--commit inline`).
+pub(crate) fn installed() -> bool {
+    LOCAL.with(|l| l.try_borrow().map_or(true, |l| l.is_some()))
 }
 
 /// Runs `f` on this thread's state, if it has a flusher.

@@ -226,7 +226,7 @@ impl ShardLog {
     /// Queues a message and makes sure someone leads: this thread's flusher at the end of its
     /// tick (a net thread), else the shard's background thread.
     fn enqueue(&self, msg: Msg) {
-        match self.shared.push(msg) {
+        match self.shared.push(msg, !super::local::installed()) {
             Ok(true) => {} // the leader will see it
             Ok(false) => {
                 if !super::local::defer(&self.shared) {
@@ -287,10 +287,13 @@ impl ShardLog {
                 limit: MAX_BLOCK_PAYLOAD,
             });
         }
-        match self.shared.push(Msg::Append(Submission {
-            batch,
-            ack: Ack::Plain(ack),
-        })) {
+        match self.shared.push(
+            Msg::Append(Submission {
+                batch,
+                ack: Ack::Plain(ack),
+            }),
+            true,
+        ) {
             Ok(_) => {}
             Err(Refused::Closed(_)) => return Err(CommitError::Closed),
             Err(Refused::Broken(_, e)) => return Err(CommitError::Poisoned(e)),

@@ -40,6 +40,10 @@ pub(crate) struct WriterCore {
     pub(super) dirty: bool,
     pub(super) last_sync: Instant,
     pub(super) stats: Arc<LogStats>,
+    /// The background thread's timer will run the next `everysec` sync.
+    timer_armed: bool,
+    /// A block's write was given up in flight (a broken ring).
+    pub(super) abandoned: bool,
 }
 
 impl WriterCore {
@@ -66,6 +70,8 @@ impl WriterCore {
             dirty: false,
             last_sync: Instant::now(),
             stats,
+            timer_armed: false,
+            abandoned: false,
             config,
         })
     }
@@ -85,9 +91,13 @@ impl WriterCore {
 
     /// Ends a gathered batch (committed or not): read-modify-writes read the map again, and
     /// with `everysec` a sync runs once a second has passed since the last.
-    pub fn end_batch(&mut self) {
+    /// Returns true when unsynced writes wait for an `everysec` sync that nobody has
+    /// scheduled: the caller wakes the background thread, whose timer runs it.
+    #[must_use = "wake the background thread when this is true"]
+    pub fn end_batch(&mut self) -> bool {
         self.overlay.clear();
         self.sync_if_due();
+        self.dirty && self.config.fsync == FsyncPolicy::EverySec && !self.timer_armed
     }
 
     /// With `everysec`: syncs unsynced writes once a second has passed since the last sync.
@@ -101,15 +111,21 @@ impl WriterCore {
     }
 
     /// How long until an `everysec` sync is due (`None`: none is).
-    pub fn sync_due_in(&self) -> Option<Duration> {
-        (self.dirty && self.config.fsync == FsyncPolicy::EverySec)
-            .then(|| EVERYSEC.saturating_sub(self.last_sync.elapsed()))
+    /// The background thread arms its timer with this.
+    pub fn sync_due_in(&mut self) -> Option<Duration> {
+        let due = (self.dirty && self.config.fsync == FsyncPolicy::EverySec)
+            .then(|| EVERYSEC.saturating_sub(self.last_sync.elapsed()));
+        self.timer_armed = due.is_some();
+        due
     }
 
     /// A clean stop: trims the preallocated zeros, so the file ends at its last block, and
     /// syncs.
     pub fn close(&mut self) {
-        if let Some(seg) = self.active.as_mut().filter(|s| s.alloc_end > s.len) {
+        // After an abandoned write the file's end is not ours to cut: that write may still
+        // land after a trim. The log is poisoned; a restart reads back what is there.
+        let trim = !self.abandoned;
+        if let Some(seg) = self.active.as_mut().filter(|s| trim && s.alloc_end > s.len) {
             match seg.file.set_len(seg.len) {
                 Ok(()) => {
                     seg.alloc_end = seg.len;
@@ -235,6 +251,7 @@ impl WriterCore {
         match self.engine.sync_data(&seg.file) {
             Ok(()) => {
                 self.dirty = false;
+                self.timer_armed = false;
                 self.last_sync = Instant::now();
                 self.stats.syncs.fetch_add(1, Ordering::Relaxed);
                 Ok(())

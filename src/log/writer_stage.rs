@@ -186,8 +186,10 @@ impl WriterCore {
     /// A staged block whose I/O cannot be accounted for (a broken ring): what reached the
     /// file past the log's end is unknown, so the log refuses writes until a restart reads it
     /// back. The block's buffer is leaked, never reused: the kernel may still read it.
-    pub fn abandon(&mut self, st: Staged) {
+    /// Returns the error its producers get.
+    pub fn abandon(&mut self, st: Staged) -> CommitError {
         std::mem::forget(st.block);
+        self.abandoned = true;
         let path = self
             .active
             .as_ref()
@@ -197,6 +199,6 @@ impl WriterCore {
             path,
             std::io::Error::other("a block's write was abandoned in flight"),
         ));
-        let _ = self.poison(err);
+        self.poison(err)
     }
 }

@@ -243,6 +243,10 @@ impl Progress {
         self.inflight > 0
     }
 
+    pub fn peek_result(&self) -> Option<&Result<(), IoFailure>> {
+        self.result.as_ref()
+    }
+
     pub fn take_result(&mut self) -> Option<Result<(), IoFailure>> {
         self.result.take()
     }
