@@ -2,6 +2,7 @@ pub mod archive;
 pub mod catalog;
 pub mod cli;
 pub mod dynamo;
+pub mod history;
 pub mod log;
 pub mod map;
 pub mod protocol;

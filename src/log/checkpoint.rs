@@ -416,6 +416,16 @@ pub fn read(
     shard: u32,
     mut visit: impl FnMut(&[u8], &[u8]),
 ) -> Result<CheckpointHeader, LogError> {
+    read_with_offsets(path, table_id, shard, |_, k, v| visit(k, v))
+}
+
+/// [`read`], telling `visit` the file offset of the block each entry is in.
+pub fn read_with_offsets(
+    path: &Path,
+    table_id: u64,
+    shard: u32,
+    mut visit: impl FnMut(u64, &[u8], &[u8]),
+) -> Result<CheckpointHeader, LogError> {
     let header = read_header(path)?;
     if header.table_id != table_id || header.shard != shard {
         let detail = format!(
@@ -488,7 +498,7 @@ pub fn read(
             .map_err(|e| damaged(path, at, e))?;
         for r in RecordIter::new(raw) {
             match r.map_err(|e| damaged(path, at, e))? {
-                super::RecordRef::Put { key, value } => visit(key, value),
+                super::RecordRef::Put { key, value } => visit(at, key, value),
                 super::RecordRef::Delete { .. } => {
                     return Err(malformed(path, at, "a delete in a checkpoint".into()));
                 }

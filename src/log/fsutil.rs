@@ -56,7 +56,19 @@ pub fn sync_dir(dir: &Path) -> Result<(), LogError> {
 /// Replaces `path` with `bytes` atomically: write a temporary file, fsync it, rename it over
 /// the target, fsync the directory. A crash leaves either the old file or the new one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
-    let tmp = path.with_extension("tmp");
+    write_atomic_via(path, &path.with_extension("tmp"), bytes)
+}
+
+/// [`write_atomic`] through a temporary named after the whole file name (`5.kix.tmp`), for
+/// files that share a stem with another written the same way (`5.idx` uses `5.tmp`).
+pub fn write_atomic_beside(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    write_atomic_via(path, &path.with_file_name(name), bytes)
+}
+
+fn write_atomic_via(path: &Path, tmp: &Path, bytes: &[u8]) -> Result<(), LogError> {
+    let tmp = tmp.to_path_buf();
     let mut f = OpenOptions::new()
         .write(true)
         .create(true)

@@ -1,5 +1,6 @@
 //! Restore times: RFC 3339 (`2026-11-25T13:04:05.250Z`) or Unix seconds with an optional
-//! fraction (`1764075845.25`), to the microsecond. Parsed exactly, without floating point.
+//! fraction (`1764075845.25`; up to nanoseconds, as `date +%s.%N` prints them, cut to the
+//! microsecond), to the microsecond. Parsed exactly, without floating point.
 
 const US_PER_SEC: u64 = 1_000_000;
 
@@ -10,9 +11,11 @@ pub fn parse_time(s: &str) -> Result<u64, String> {
     };
     if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') && !s.is_empty() {
         let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
-        if secs.is_empty() || frac.len() > 6 || frac.contains('.') {
+        if secs.is_empty() || frac.len() > 9 || frac.contains('.') {
             return Err(bad());
         }
+        // Below the microsecond: cut, so a time names the microsecond it falls in.
+        let frac = &frac[..frac.len().min(6)];
         let secs: u64 = secs.parse().map_err(|_| bad())?;
         let frac_us: u64 = if frac.is_empty() {
             0
@@ -48,6 +51,10 @@ mod tests {
             1_764_075_845_000_001
         );
         assert_eq!(
+            parse_time("1764075845.123456789").unwrap(),
+            1_764_075_845_123_456
+        );
+        assert_eq!(
             parse_time("2025-11-25T13:04:05.250Z").unwrap(),
             1_764_075_845_250_000
         );
@@ -67,7 +74,7 @@ mod tests {
             "",
             "yesterday",
             "1.2.3",
-            "12.1234567",
+            "12.1234567891",
             ".5",
             "2025-13-01T00:00:00Z",
         ] {

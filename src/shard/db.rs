@@ -48,6 +48,8 @@ pub struct Db {
     pub(super) table_files: Mutex<HashMap<u64, TableMeta>>,
     /// Set when the server archives (`--archive`): retention keeps what it has not got.
     pub archive: std::sync::OnceLock<Arc<super::ArchiveState>>,
+    /// Key indexes of sealed segments and checkpoints, for history questions.
+    pub history_cache: crate::history::IndexCache,
     _lock: DirLock,
 }
 
@@ -131,6 +133,7 @@ impl Db {
             history: RwLock::new(()),
             table_files: Mutex::new(table_files),
             archive: std::sync::OnceLock::new(),
+            history_cache: crate::history::IndexCache::new(),
             disk_bytes: Default::default(),
             _lock: lock,
         };

@@ -4,6 +4,7 @@ mod archive_state;
 mod config;
 mod db;
 mod error;
+mod history;
 mod lock;
 mod maintain;
 mod pitr;
@@ -14,6 +15,7 @@ mod table;
 
 pub use archive_state::{ArchiveState, Floor};
 pub use config::EngineConfig;
+pub use history::HistoryCtx;
 
 /// Most shards a table may have.
 pub use crate::catalog::MAX_SHARDS;

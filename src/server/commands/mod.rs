@@ -1,6 +1,7 @@
 //! The command table: names, arity and how each command is executed.
 
 mod admin;
+mod history;
 mod info;
 mod pitr;
 mod strings;
@@ -70,6 +71,11 @@ pub const COMMANDS: &[Spec] = &[
     spec("pitr.disable", 2, Kind::Pitr),
     spec("pitr.describe", 2, Kind::Pitr),
     spec("pitr.restore", -4, Kind::Pitr),
+    spec("pitr.history", -3, Kind::Pitr),
+    spec("pitr.get", 5, Kind::Pitr),
+    spec("pitr.diff", -6, Kind::Pitr),
+    spec("pitr.revert", -6, Kind::Pitr),
+    spec("table.digest", 2, Kind::Table),
 ];
 
 /// Finds a command by name, case-insensitively.

@@ -21,6 +21,10 @@ pub async fn exec_pitr(conn: &mut Conn<'_>, name: &str, args: &[&[u8]]) {
         }
         "pitr.describe" => describe(conn, &text(args[1])),
         "pitr.restore" => restore(conn, args).await,
+        "pitr.history" => super::history::history(conn, args).await,
+        "pitr.get" => super::history::get(conn, args).await,
+        "pitr.diff" => super::history::diff(conn, args).await,
+        "pitr.revert" => super::history::revert(conn, args).await,
         other => unreachable!("{other} is not a PITR command"),
     };
     if let Err(e) = result {

@@ -123,6 +123,7 @@ pub async fn exec_table(conn: &mut Conn<'_>, name: &str, args: &[&[u8]]) {
                 }
             })
         }
+        "table.digest" => super::history::digest(conn, args).await,
         other => unreachable!("{other} is not a table command"),
     };
     if let Err(e) = result {

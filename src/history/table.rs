@@ -1,0 +1,131 @@
+//! A table's history: its shards questioned together (the key's own shard for one key, all
+//! of them, in parallel, for what changed).
+
+use std::path::PathBuf;
+
+use super::cache::IndexCache;
+use super::glob::Glob;
+use super::reader::{ShardSource, Write};
+use crate::log::LogError;
+use crate::map::shard_of;
+
+/// The most keys one question may find changed (they are held in memory, sorted).
+pub const MAX_CHANGED_KEYS: usize = 5_000_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("more than {limit} keys changed in that range; ask about a shorter range or a narrower MATCH")]
+    TooManyChanged { limit: usize },
+}
+
+/// A table to question: its id, each shard's directory, and each shard's last durable
+/// sequence when the question began.
+pub struct TableSource<'a> {
+    pub table_id: u64,
+    pub dirs: Vec<PathBuf>,
+    pub until_seq: Vec<u64>,
+    pub cache: &'a IndexCache,
+}
+
+/// A key whose value differs between two moments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub key: Vec<u8>,
+    pub before: Option<Vec<u8>>,
+    pub after: Option<Vec<u8>>,
+}
+
+/// One page of a diff: the changes, and whether keys after the last one remain to look at.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiffPage {
+    pub changes: Vec<Change>,
+    pub more: bool,
+}
+
+impl<'a> TableSource<'a> {
+    fn shard(&self, k: usize) -> ShardSource<'_> {
+        ShardSource::new(
+            &self.dirs[k],
+            (self.table_id, k as u32),
+            self.until_seq[k],
+            self.cache,
+        )
+    }
+
+    fn shard_of(&self, key: &[u8]) -> usize {
+        shard_of(key, self.dirs.len())
+    }
+
+    /// The key's writes with a commit time in `range`, newest first, at most `count`.
+    pub fn history(
+        &self,
+        key: &[u8],
+        range: (u64, u64),
+        count: usize,
+    ) -> Result<Vec<Write>, HistoryError> {
+        Ok(self.shard(self.shard_of(key)).history(key, range, count)?)
+    }
+
+    /// The key's value at `at_us`, as a restore to `at_us` would hold it.
+    pub fn value_at(&self, key: &[u8], at_us: u64) -> Result<Option<Vec<u8>>, HistoryError> {
+        Ok(self.shard(self.shard_of(key)).value_at(key, at_us)?)
+    }
+
+    /// Keys (matching `glob`, sorted by their bytes, after `after`) whose value at `t2`
+    /// differs from their value at `t1` (`t1 <= t2`), at most `count` of them.
+    pub fn diff(
+        &self,
+        (t1, t2): (u64, u64),
+        glob: Option<&Glob>,
+        after: Option<&[u8]>,
+        count: usize,
+    ) -> Result<DiffPage, HistoryError> {
+        // Only keys written in (t1, t2] can differ. Each shard finds its own, in parallel.
+        let found: Vec<Result<_, LogError>> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..self.dirs.len())
+                .map(|k| s.spawn(move || self.shard(k).changed((t1, t2), glob, MAX_CHANGED_KEYS)))
+                .collect();
+            hs.into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(LogError::Panicked("a diff worker".into())))
+                })
+                .collect()
+        });
+        let mut candidates = Vec::new();
+        for f in found {
+            match f? {
+                Ok(map) => candidates.push(map),
+                Err(limit) => return Err(HistoryError::TooManyChanged { limit }),
+            }
+        }
+        let total: usize = candidates.iter().map(|m| m.len()).sum();
+        if total > MAX_CHANGED_KEYS {
+            return Err(HistoryError::TooManyChanged {
+                limit: MAX_CHANGED_KEYS,
+            });
+        }
+        let mut all: Vec<(Vec<u8>, Option<Vec<u8>>)> = candidates.into_iter().flatten().collect();
+        all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let start = after.map_or(0, |a| all.partition_point(|(k, _)| k.as_slice() <= a));
+        let shards: Vec<ShardSource<'_>> = (0..self.dirs.len()).map(|k| self.shard(k)).collect();
+        let mut page = DiffPage::default();
+        for (i, (key, now)) in all[start..].iter().enumerate() {
+            if page.changes.len() >= count {
+                page.more = start + i < all.len();
+                break;
+            }
+            let before = shards[self.shard_of(key)].value_at(key, t1)?;
+            if before != *now {
+                page.changes.push(Change {
+                    key: key.clone(),
+                    before,
+                    after: now.clone(),
+                });
+            }
+        }
+        Ok(page)
+    }
+}
