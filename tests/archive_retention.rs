@@ -72,6 +72,7 @@ fn restore(archive: &Archive, plan: &RestorePlan, scratch: &Path) -> HashMap<Vec
         target_dir: scratch.join("target"),
         threads: 2,
         zstd_level: 1,
+        filter: None,
     };
     let maps = rewind::restore::run(&spec, &RestoreProgress::new(plan.at_us, dirs.len())).unwrap();
     let mut out = HashMap::new();

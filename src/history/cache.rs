@@ -153,6 +153,35 @@ impl IndexCache {
         Ok(kix)
     }
 
+    /// Makes sure the sealed segment or checkpoint at `file` has a current `.kix` beside
+    /// it, building one when not (without keeping it in memory). True when it built one.
+    pub fn ensure_file(
+        &self,
+        file: &Path,
+        want: KixHeader,
+        build: impl FnOnce() -> Result<KeyIndex, LogError>,
+    ) -> Result<bool, LogError> {
+        let len = std::fs::metadata(file)
+            .map_err(|e| LogError::io(file, e))?
+            .len();
+        let expected = KixHeader {
+            covered_len: len,
+            ..want
+        };
+        let kix_path = keyindex::path_for(file);
+        if KeyIndex::read_header(&kix_path) == Some(expected) {
+            return Ok(false);
+        }
+        let _building = self.building.lock().unwrap_or_else(|p| p.into_inner());
+        let k = build()?;
+        if k.header != expected {
+            return Ok(false); // changed while read
+        }
+        crate::log::fsutil::write_atomic_beside(&kix_path, &k.encode())?;
+        self.stats.lock().unwrap_or_else(|p| p.into_inner()).built += 1;
+        Ok(true)
+    }
+
     /// The in-memory index of an open segment (the caller extends it under its lock).
     pub fn open(&self, segment: &Path) -> Arc<Mutex<OpenIndex>> {
         self.inner()

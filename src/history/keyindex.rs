@@ -150,6 +150,29 @@ impl KeyIndex {
         out
     }
 
+    /// The header of the key index file at `path`, if it has a whole one (`None`: missing
+    /// or unreadable; the body is checked only by [`KeyIndex::decode`]).
+    pub fn read_header(path: &Path) -> Option<KixHeader> {
+        use std::io::Read;
+        let mut b = [0u8; HEADER_LEN];
+        std::fs::File::open(path).ok()?.read_exact(&mut b).ok()?;
+        if b[0..7] != KIX_MAGIC || b[7] != KIX_VERSION || xxh3_64(&b[..56]) != u64_at(&b, 56) {
+            return None;
+        }
+        let kind = match b[8] {
+            1 => Kind::Segment,
+            2 => Kind::Checkpoint,
+            _ => return None,
+        };
+        Some(KixHeader {
+            kind,
+            table_id: u64_at(&b, 16),
+            shard: u32::from_le_bytes(b[24..28].try_into().expect("4 bytes")),
+            file_id: u64_at(&b, 32),
+            covered_len: u64_at(&b, 40),
+        })
+    }
+
     /// Decodes and checks a whole key index: magic, checksum, version (in that order), the
     /// entry count against the length, the entries' checksum and their order.
     pub fn decode(b: &[u8]) -> Result<KeyIndex, FormatError> {

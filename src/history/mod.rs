@@ -18,3 +18,42 @@ pub use glob::Glob;
 pub use reader::{ShardSource, Write};
 pub mod table;
 pub use table::{Change, DiffPage, HistoryError, TableSource, MAX_CHANGED_KEYS};
+
+/// Builds the missing key indexes of one shard's sealed segments and checkpoints (for the
+/// maintenance pass: a question then finds them ready). Returns how many it built.
+pub fn index_shard(
+    dir: &std::path::Path,
+    (table_id, shard): (u64, u32),
+    cache: &IndexCache,
+) -> Result<usize, crate::log::LogError> {
+    use keyindex::{Kind, KixHeader};
+    let mut built = 0;
+    let segs = crate::log::segment::list(dir)?;
+    // The newest segment is open: its index lives in memory.
+    for s in segs.iter().take(segs.len().saturating_sub(1)) {
+        let want = KixHeader {
+            kind: Kind::Segment,
+            table_id,
+            shard,
+            file_id: s.first_seq,
+            covered_len: 0,
+        };
+        let path = &s.path;
+        built += cache.ensure_file(path, want, || {
+            build::index_segment(path, table_id, shard, s.first_seq)
+        })? as usize;
+    }
+    for (end_seq, path) in crate::log::checkpoint::list(dir)? {
+        let want = KixHeader {
+            kind: Kind::Checkpoint,
+            table_id,
+            shard,
+            file_id: end_seq,
+            covered_len: 0,
+        };
+        built += cache.ensure_file(&path, want, || {
+            build::index_checkpoint(&path, table_id, shard).map(|(k, _)| k)
+        })? as usize;
+    }
+    Ok(built)
+}

@@ -4,12 +4,14 @@
 //! target shard's first checkpoint (durable before the target turns `ACTIVE`), and the maps
 //! are handed to the live target table so nothing is read twice.
 
+mod dryrun;
 mod progress;
 mod replay;
 mod time;
 
 use std::path::{Path, PathBuf};
 
+pub use dryrun::{dry_run, note_replay_speed, DryRun, ShardDry};
 pub use progress::{Phase, RestoreProgress, Snapshot};
 pub use replay::{plan, replay, replay_parts, ShardPlan};
 pub use time::{format_time, parse_time};
@@ -35,6 +37,8 @@ pub struct RestoreSpec {
     /// Shards replayed at once.
     pub threads: usize,
     pub zstd_level: i32,
+    /// Only keys matching this are restored.
+    pub filter: Option<crate::history::Glob>,
 }
 
 /// Replays every shard and writes the target's checkpoints. Returns the maps, shard by shard.
@@ -45,7 +49,12 @@ pub fn run(spec: &RestoreSpec, progress: &RestoreProgress) -> Result<Vec<KvMap>,
         .source_shards
         .iter()
         .zip(&spec.until_seq)
-        .map(|(dir, &until)| plan(dir, spec.at_us, until))
+        .map(|(dir, &until)| {
+            plan(dir, spec.at_us, until).map(|mut p| {
+                p.filter = spec.filter.clone();
+                p
+            })
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let total: u64 = plans.iter().map(|p| p.bytes).sum();
     progress
@@ -60,6 +69,7 @@ pub fn run(spec: &RestoreSpec, progress: &RestoreProgress) -> Result<Vec<KvMap>,
     let mut maps: Vec<Option<KvMap>> = (0..n).map(|_| None).collect();
     // Shards are handed out in turn to `threads` workers.
     let next = std::sync::atomic::AtomicUsize::new(0);
+    let started = std::time::Instant::now();
     let results: Vec<Vec<(usize, Result<KvMap, LogError>)>> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
@@ -115,6 +125,7 @@ pub fn run(spec: &RestoreSpec, progress: &RestoreProgress) -> Result<Vec<KvMap>,
         let map = r?;
         maps[k] = Some(map);
     }
+    note_replay_speed(total, started.elapsed().as_secs_f64(), spec.threads);
     Ok(maps
         .into_iter()
         .map(|m| m.expect("every shard ran"))

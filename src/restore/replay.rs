@@ -24,6 +24,10 @@ pub struct ShardPlan {
     pub until_seq: u64,
     /// Stored bytes of the segments the replay will read, for progress.
     pub bytes: u64,
+    /// First sequences of those segments.
+    pub segments: Vec<u64>,
+    /// Only keys matching this are restored (`PITR.RESTORE ... MATCH glob`).
+    pub filter: Option<crate::history::Glob>,
 }
 
 /// Plans the replay of `dir` (one source shard) to `at_us`, reading no sequence past
@@ -54,10 +58,12 @@ pub fn plan(dir: &Path, at_us: u64, until_seq: u64) -> Result<ShardPlan, LogErro
     }
     let end = segment::cut(&spans, at_us);
     let mut bytes = 0;
+    let mut segments = Vec::new();
     for i in 0..end {
         let past_start = spans.get(i + 1).is_none_or(|n| n.first_seq > from_seq);
         if past_start && spans[i].first_seq <= until_seq {
             bytes += sizes[i];
+            segments.push(segs[i].first_seq);
         }
     }
     Ok(ShardPlan {
@@ -66,6 +72,8 @@ pub fn plan(dir: &Path, at_us: u64, until_seq: u64) -> Result<ShardPlan, LogErro
         until_us: at_us,
         until_seq,
         bytes,
+        segments,
+        filter: None,
     })
 }
 
@@ -98,7 +106,10 @@ pub fn replay_parts(
     let map = with_capacity(((plan.bytes / 64) as usize).min(MAX_PRESIZE));
     let parts = parts.max(1);
     let run = |part: usize, progress: Option<&ScanProgress>| -> Result<(), LogError> {
-        let mine = |k: &[u8]| parts == 1 || map.part_of(k, parts) == part;
+        let filter = plan.filter.as_ref();
+        let mine = |k: &[u8]| {
+            (parts == 1 || map.part_of(k, parts) == part) && filter.is_none_or(|g| g.matches(k))
+        };
         if let Some(path) = &plan.checkpoint {
             checkpoint::read(path, table_id, shard, |k, v| {
                 if mine(k) {

@@ -165,3 +165,79 @@ impl Db {
         Ok((n, sum))
     }
 }
+
+/// The file beside a restore's target that names the keys it restores (`MATCH glob`).
+const RESTORE_FILTER: &str = "restore.match";
+
+impl Db {
+    fn restore_filter_path(&self, target_id: u64) -> std::path::PathBuf {
+        self.dir
+            .join("tables")
+            .join(target_id.to_string())
+            .join(RESTORE_FILTER)
+    }
+
+    /// Keeps a restore's MATCH pattern beside its target (durably).
+    pub(super) fn write_restore_filter(
+        &self,
+        target_id: u64,
+        g: &crate::history::Glob,
+    ) -> Result<(), DbError> {
+        let path = self.restore_filter_path(target_id);
+        if let Some(dir) = path.parent() {
+            super::db::mkdir(dir)?;
+        }
+        crate::log::fsutil::write_atomic(&path, g.source())?;
+        Ok(())
+    }
+
+    /// The MATCH pattern of an interrupted restore (`None`: it restored every key); an
+    /// unreadable one is an error naming the file.
+    pub(super) fn read_restore_filter(
+        &self,
+        target_id: u64,
+    ) -> Result<Option<crate::history::Glob>, String> {
+        let path = self.restore_filter_path(target_id);
+        match std::fs::read(&path) {
+            Ok(b) => crate::history::Glob::new(&b)
+                .map(Some)
+                .map_err(|e| format!("{}: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!(
+                "cannot read {} (the restore's MATCH): {e}; restore again",
+                path.display()
+            )),
+        }
+    }
+}
+
+impl Db {
+    /// What `PITR.RESTORE source ... (AT at | LATEST) DRYRUN` would read and how long it
+    /// would take; checks `source`, the moment and `target` as a restore does, creates
+    /// nothing. Returns the moment the restore would go to.
+    pub fn dry_run_restore(
+        &self,
+        source: &str,
+        target: &[u8],
+        at: super::RestoreAt,
+    ) -> Result<(u64, crate::restore::DryRun), DbError> {
+        let target = crate::catalog::validate_table_name(target).map_err(DbError::InvalidName)?;
+        if self.meta(target).is_some() {
+            return Err(DbError::TableExists(target.to_string()));
+        }
+        let now = self.clock.now_us();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        self.with_history(source, |ctx| {
+            let at_us = match at {
+                super::RestoreAt::Latest => ctx.window.latest_us,
+                super::RestoreAt::Time(t) => {
+                    ctx.check(t, now)?;
+                    t
+                }
+            };
+            let s = &ctx.source;
+            let dry = crate::restore::dry_run(&s.dirs, (s.table_id, &s.until_seq), at_us, threads)?;
+            Ok((at_us, dry))
+        })
+    }
+}

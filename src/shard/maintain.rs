@@ -1,4 +1,5 @@
-//! Background upkeep of a data directory: fuzzy checkpoints and retention. `Db::maintain`
+//! Background upkeep of a data directory: fuzzy checkpoints, retention, and key indexes
+//! for history questions. `Db::maintain`
 //! runs one pass at the time the injected clock gives; the server calls it on a timer.
 
 use std::path::PathBuf;
@@ -18,6 +19,8 @@ pub struct MaintainReport {
     pub expired_tables: Vec<String>,
     /// Checkpoints that failed (table/shard: error); retried on the next pass.
     pub failed: Vec<String>,
+    /// Key indexes written for sealed segments and checkpoints of PITR tables.
+    pub key_indexes_built: usize,
 }
 
 /// Writes a fuzzy checkpoint of one shard while writes go on. `None` when nothing changed
@@ -110,21 +113,53 @@ impl Db {
             for k in 0..meta.shards {
                 let floor = archive.map(|a| a.floor(meta.id, k));
                 for path in retention::plan(&shard_dir(&dir, k), earliest, floor)? {
-                    match std::fs::remove_file(&path) {
-                        Ok(()) => report.deleted.push(path),
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(DbError::io(&path, e)),
+                    // A segment's or checkpoint's key index goes with it.
+                    let kix = crate::history::keyindex::path_for(&path);
+                    let derived = path.extension().is_some_and(|e| e == "seg" || e == "ckp");
+                    for p in std::iter::once(path).chain(derived.then_some(kix)) {
+                        match std::fs::remove_file(&p) {
+                            Ok(()) => report.deleted.push(p),
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                            Err(e) => return Err(DbError::io(&p, e)),
+                        }
                     }
                 }
             }
         }
+        drop(_history);
         if !report.deleted.is_empty() {
             tracing::info!("retention deleted {} files", report.deleted.len());
         }
+        report.key_indexes_built = self.build_key_indexes();
         // INFO reports this figure; the walk runs here, off the net threads, once the
         // pass's checkpoints and deletions are done.
         self.refresh_disk_bytes();
         Ok(report)
+    }
+
+    /// Key indexes for the sealed segments and checkpoints of every live PITR table that
+    /// lacks them, so history questions find them ready. A failure is logged: the first
+    /// question that needs one builds it.
+    fn build_key_indexes(&self) -> usize {
+        let _history = self.history.read().expect("history lock");
+        let mut built = 0;
+        for table in self.tables().iter().filter(|t| {
+            self.meta(t.name())
+                .is_some_and(|m| m.id == t.meta.id && m.pitr_days > 0)
+        }) {
+            for k in 0..table.shards.len() {
+                let dir = shard_dir(&table.dir, k as u32);
+                match crate::history::index_shard(
+                    &dir,
+                    (table.meta.id, k as u32),
+                    &self.history_cache,
+                ) {
+                    Ok(n) => built += n,
+                    Err(e) => tracing::warn!("key indexes of {}: {e}", dir.display()),
+                }
+            }
+        }
+        built
     }
 
     /// Removes a dropped table whose history no restorable time needs.

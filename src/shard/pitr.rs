@@ -170,6 +170,17 @@ impl Db {
         target: &[u8],
         at: RestoreAt,
     ) -> Result<RestoreHandle, DbError> {
+        self.begin_restore_matching(source, target, at, None)
+    }
+
+    /// [`Db::begin_restore`] of only the keys matching `filter`, when given.
+    pub fn begin_restore_matching(
+        self: &Arc<Self>,
+        source: &str,
+        target: &[u8],
+        at: RestoreAt,
+        filter: Option<crate::history::Glob>,
+    ) -> Result<RestoreHandle, DbError> {
         let target = validate_table_name(target).map_err(DbError::InvalidName)?;
         let (src, window) = self.pitr_source(source)?;
         if src.status == TableStatus::Restoring || src.status == TableStatus::Failed {
@@ -220,11 +231,16 @@ impl Db {
             meta.status = TableStatus::Restoring;
             meta.restore_source_id = src.id;
             meta.restore_at_us = at_us;
+            // Kept beside the target before the catalog names it, so a restore resumed
+            // after a crash restores the same keys.
+            if let Some(g) = &filter {
+                self.write_restore_filter(meta.id, g)?;
+            }
             self.save_catalog(&next)?;
             *catalog = next;
             meta
         };
-        Ok(self.spawn_restore(meta, until_seq))
+        Ok(self.spawn_restore(meta, until_seq, filter))
     }
 
     /// Restores a table from shard directories outside this data directory (an archive's
@@ -265,19 +281,29 @@ impl Db {
             *catalog = next;
             meta
         };
-        let mut spec = self.restore_spec(&meta, vec![u64::MAX; shards as usize]);
+        let mut spec = self.restore_spec(&meta, vec![u64::MAX; shards as usize], None);
         spec.source_id = source_id;
         spec.source_shards = source_shards;
         Ok(self.spawn_restore_spec(meta, spec, false))
     }
 
     /// Runs the restore of catalog entry `meta` in the background.
-    fn spawn_restore(self: &Arc<Self>, meta: TableMeta, until_seq: Vec<u64>) -> RestoreHandle {
-        let spec = self.restore_spec(&meta, until_seq);
+    fn spawn_restore(
+        self: &Arc<Self>,
+        meta: TableMeta,
+        until_seq: Vec<u64>,
+        filter: Option<crate::history::Glob>,
+    ) -> RestoreHandle {
+        let spec = self.restore_spec(&meta, until_seq, filter);
         self.spawn_restore_spec(meta, spec, true)
     }
 
-    fn restore_spec(&self, meta: &TableMeta, until_seq: Vec<u64>) -> RestoreSpec {
+    fn restore_spec(
+        &self,
+        meta: &TableMeta,
+        until_seq: Vec<u64>,
+        filter: Option<crate::history::Glob>,
+    ) -> RestoreSpec {
         let tables_dir = self.dir.join("tables");
         let source_dir = tables_dir.join(meta.restore_source_id.to_string());
         RestoreSpec {
@@ -293,6 +319,7 @@ impl Db {
                 .map(|n| n.get())
                 .unwrap_or(1),
             zstd_level: restore_zstd_level(self.cfg.zstd_level),
+            filter,
         }
     }
 
@@ -451,8 +478,9 @@ impl Db {
             .collect();
         pending
             .into_iter()
-            .map(|meta| {
+            .filter_map(|meta| {
                 tracing::warn!("resuming the interrupted restore into '{}'", meta.name);
+                let filter = self.read_restore_filter(meta.id);
                 let _ = std::fs::remove_dir_all(self.dir.join("tables").join(meta.id.to_string()));
                 // Bounded by what the source holds now, before any new write: the replay never
                 // reads the tail a live writer is appending to. A source that is not live (dropped)
@@ -470,7 +498,22 @@ impl Db {
                     Some(t) => t.shards.iter().map(|s| s.log.durable().0).collect(),
                     None => vec![u64::MAX; meta.shards as usize],
                 };
-                self.spawn_restore(meta, until)
+                match filter {
+                    Ok(filter) => {
+                        if let Some(g) = &filter {
+                            if let Err(e) = self.write_restore_filter(meta.id, g) {
+                                tracing::error!("cannot keep the restore's MATCH: {e}");
+                            }
+                        }
+                        Some(self.spawn_restore(meta, until, filter))
+                    }
+                    Err(why) => {
+                        tracing::error!("cannot resume the restore into '{}': {why}", meta.name);
+                        let spec = self.restore_spec(&meta, until, None);
+                        self.record_failed_restore(&spec, &meta, &why);
+                        None
+                    }
+                }
             })
             .collect()
     }

@@ -113,11 +113,15 @@ fn describe(conn: &mut Conn<'_>, name: &str) -> Result<(), DbError> {
     Ok(())
 }
 
-/// `PITR.RESTORE source target (AT time | LATEST) [SYNC]`.
+/// `PITR.RESTORE source target (AT time | LATEST) [MATCH glob] [SYNC | DRYRUN]`.
 async fn restore(conn: &mut Conn<'_>, args: &[&[u8]]) -> Result<(), DbError> {
-    let syntax =
-        || DbError::BadTime("syntax: PITR.RESTORE source target (AT time | LATEST) [SYNC]".into());
-    let (at, rest) = match args.get(3).map(|a| a.to_ascii_uppercase()).as_deref() {
+    let syntax = || {
+        DbError::BadTime(
+            "syntax: PITR.RESTORE source target (AT time | LATEST) [MATCH glob] [SYNC | DRYRUN]"
+                .into(),
+        )
+    };
+    let (at, mut rest) = match args.get(3).map(|a| a.to_ascii_uppercase()).as_deref() {
         Some(b"LATEST") => (RestoreAt::Latest, &args[4..]),
         Some(b"AT") => {
             let t = args.get(4).ok_or_else(syntax)?;
@@ -128,14 +132,34 @@ async fn restore(conn: &mut Conn<'_>, args: &[&[u8]]) -> Result<(), DbError> {
         }
         _ => return Err(syntax()),
     };
-    let sync = match rest {
-        [] => false,
-        [s] if s.eq_ignore_ascii_case(b"SYNC") => true,
-        _ => return Err(syntax()),
-    };
+    let (mut sync, mut dry, mut filter) = (false, false, None);
+    while let [opt, tail @ ..] = rest {
+        match opt.to_ascii_uppercase().as_slice() {
+            b"SYNC" => sync = true,
+            b"DRYRUN" => dry = true,
+            b"MATCH" => {
+                let [pattern, tail @ ..] = tail else {
+                    return Err(syntax());
+                };
+                let g = crate::history::Glob::new(pattern)
+                    .map_err(|e| DbError::BadTime(format!("MATCH: {e}")))?;
+                filter = Some(g);
+                rest = tail;
+                continue;
+            }
+            _ => return Err(syntax()),
+        }
+        rest = tail;
+    }
+    if sync && dry {
+        return Err(syntax());
+    }
+    if dry {
+        return dry_run(conn, args, at).await;
+    }
     // Saving the target in the catalog fsyncs: off the net thread.
     let (db, source, target) = (conn.state.db.clone(), text(args[1]), args[2].to_vec());
-    let handle = off_net_thread(move || db.begin_restore(&source, &target, at))
+    let handle = off_net_thread(move || db.begin_restore_matching(&source, &target, at, filter))
         .await
         .map_err(DbError::Internal)??;
     let target = text(args[2]);
@@ -172,6 +196,57 @@ async fn restore(conn: &mut Conn<'_>, args: &[&[u8]]) -> Result<(), DbError> {
         w.int(s.records as i64);
         w.bulk(b"seconds");
         w.bulk(format!("{:.3}", s.elapsed_s).as_bytes());
+    }
+    Ok(())
+}
+
+/// `PITR.RESTORE ... DRYRUN`: the plan and its estimated time, creating nothing.
+async fn dry_run(conn: &mut Conn<'_>, args: &[&[u8]], at: RestoreAt) -> Result<(), DbError> {
+    let (db, source, target) = (conn.state.db.clone(), text(args[1]), args[2].to_vec());
+    let (at_us, plan) = off_net_thread(move || db.dry_run_restore(&source, &target, at))
+        .await
+        .map_err(DbError::Internal)??;
+    let total: u64 = plan
+        .shards
+        .iter()
+        .map(|s| s.checkpoint_bytes + s.log_bytes)
+        .sum();
+    let mut w = conn.reply();
+    w.map(7);
+    w.bulk(b"restore_time");
+    w.bulk(format_time(at_us).as_bytes());
+    w.bulk(b"restore_time_unix_us");
+    w.int(at_us as i64);
+    w.bulk(b"bytes_total");
+    w.int(total as i64);
+    w.bulk(b"estimated_seconds");
+    w.bulk(format!("{:.3}", plan.estimated_seconds).as_bytes());
+    w.bulk(b"replay_bytes_per_second_per_thread");
+    w.int(plan.rate as i64);
+    w.bulk(b"replay_speed_from");
+    w.bulk(plan.rate_source.as_bytes());
+    w.bulk(b"shards");
+    w.array(plan.shards.len());
+    for (k, s) in plan.shards.iter().enumerate() {
+        w.map(5);
+        w.bulk(b"shard");
+        w.int(k as i64);
+        w.bulk(b"checkpoint");
+        match &s.checkpoint {
+            Some(p) => w.bulk(
+                p.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+                    .as_bytes(),
+            ),
+            None => w.null(),
+        }
+        w.bulk(b"checkpoint_bytes");
+        w.int(s.checkpoint_bytes as i64);
+        w.bulk(b"segments");
+        w.int(s.segments as i64);
+        w.bulk(b"log_bytes");
+        w.int(s.log_bytes as i64);
     }
     Ok(())
 }
