@@ -31,6 +31,9 @@ const FLAGS: &[&str] = &[
     "1",
 ];
 
+/// A key's value at two moments (or now and at a moment).
+type Pair = (Option<Vec<u8>>, Option<Vec<u8>>);
+
 fn at(t: u64) -> String {
     format!("{}.{:06}", t / 1_000_000, t % 1_000_000)
 }
@@ -314,7 +317,7 @@ fn history_answers_match_restores_and_the_oracle() {
     ) else {
         panic!()
     };
-    let dry: BTreeMap<Vec<u8>, (Option<Vec<u8>>, Option<Vec<u8>>)> = dry
+    let dry: BTreeMap<Vec<u8>, Pair> = dry
         .into_iter()
         .map(|e| {
             let Value::Array(f) = e else { panic!() };
