@@ -84,6 +84,50 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// A key's writes, newest first, on a stopped server's data directory.
+    History {
+        #[arg(long, default_value = "./rewind-data")]
+        data_dir: PathBuf,
+        /// The table: its name (a dropped one too) or id:<n>.
+        #[arg(long)]
+        table: String,
+        /// The key, as bytes.
+        #[arg(
+            long,
+            required_unless_present = "dynamodb_key",
+            conflicts_with = "dynamodb_key"
+        )]
+        key: Option<String>,
+        /// A DynamoDB table's key, as the JSON of its key attributes
+        /// ('{"artist":{"S":"A"}}'): the history is printed as JSON items.
+        #[arg(long)]
+        dynamodb_key: Option<String>,
+        /// RFC 3339 or Unix seconds (default: the window's start).
+        #[arg(long)]
+        from: Option<String>,
+        /// RFC 3339 or Unix seconds (default: now).
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        count: usize,
+    },
+    /// The keys whose value changed between two moments, on a stopped server's data
+    /// directory.
+    Diff {
+        #[arg(long, default_value = "./rewind-data")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        table: String,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        /// Only keys matching this Redis-style glob.
+        #[arg(long = "match")]
+        pattern: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+    },
     /// Check every checksum of one shard's log; exits 1 naming file and offset on damage.
     VerifyShard {
         /// The shard's directory (holding `*.seg` files).
@@ -224,6 +268,46 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::History {
+            data_dir,
+            table,
+            key,
+            dynamodb_key,
+            from,
+            to,
+            count,
+        } => {
+            let key = match (key, dynamodb_key) {
+                (_, Some(json)) => rewind::cli::KeyArg::Dynamo(json),
+                (Some(k), None) => rewind::cli::KeyArg::Raw(k.into_bytes()),
+                (None, None) => unreachable!("clap requires one"),
+            };
+            let r = rewind::cli::history(
+                &data_dir,
+                &table,
+                key,
+                (from.as_deref(), to.as_deref()),
+                count.max(1),
+            );
+            print_or_fail("history", r)
+        }
+        Command::Diff {
+            data_dir,
+            table,
+            from,
+            to,
+            pattern,
+            count,
+        } => {
+            let r = rewind::cli::diff(
+                &data_dir,
+                &table,
+                (&from, &to),
+                pattern.as_deref(),
+                count.max(1),
+            );
+            print_or_fail("diff", r)
+        }
         Command::VerifyShard { dir, table, shard } => {
             match rewind::log::verify_shard(&dir, table, shard) {
                 Ok(s) => {
@@ -238,6 +322,19 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+fn print_or_fail(what: &str, r: Result<String, rewind::shard::DbError>) -> ExitCode {
+    match r {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rewind {what}: {e}");
+            ExitCode::FAILURE
         }
     }
 }

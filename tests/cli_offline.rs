@@ -160,3 +160,64 @@ fn verify_names_the_damaged_file_and_offset_for_every_kind_of_file() {
         );
     }
 }
+
+#[test]
+fn offline_history_and_diff() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(dir.path(), "epoll", &[]);
+    let mut c = srv.client();
+    c.cmd(&["PITR.ENABLE", "default"]);
+    assert_eq!(c.cmd(&["SET", "a", "1"]), Value::ok());
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let t1 = common::writers::now_us();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    assert_eq!(c.cmd(&["SET", "a", "2"]), Value::ok());
+    assert_eq!(c.cmd(&["SET", "b", "x y"]), Value::ok());
+    let t2 = common::writers::now_us();
+    drop(c);
+    assert!(srv.stop().success());
+    let d = dir.path().to_str().unwrap();
+    let (ok, out) = rewind(&[
+        "history",
+        "--data-dir",
+        d,
+        "--table",
+        "default",
+        "--key",
+        "a",
+    ]);
+    assert!(ok, "{out}");
+    let lines: Vec<&str> = out.lines().filter(|l| l.contains(" set ")).collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].ends_with(" set 2") && lines[1].ends_with(" set 1"),
+        "{out}"
+    );
+    let at = |t: u64| format!("{}.{:06}", t / 1_000_000, t % 1_000_000);
+    let (ok, out) = rewind(&[
+        "diff",
+        "--data-dir",
+        d,
+        "--table",
+        "default",
+        "--from",
+        &at(t1),
+        "--to",
+        &at(t2),
+    ]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("a 1 2\n") && out.contains("b (none) x y\n"),
+        "{out}"
+    );
+    let (ok, out) = rewind(&[
+        "history",
+        "--data-dir",
+        d,
+        "--table",
+        "nosuch",
+        "--key",
+        "a",
+    ]);
+    assert!(!ok && out.contains("does not exist"), "{out}");
+}

@@ -273,3 +273,36 @@ fn raw_http_errors_limits_and_keep_alive() {
     );
     drop(conn);
 }
+
+/// Both front doors: an item written through boto3 has a history over RESP (its storage
+/// key), and `rewind history --dynamodb-key` prints it as DynamoDB JSON.
+#[test]
+fn a_dynamodb_items_history_through_resp_and_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = common::start(dir.path(), "auto", &["--dynamodb-listen", "127.0.0.1:0"]);
+    let endpoint = format!(
+        "http://127.0.0.1:{}",
+        srv.dynamodb_port.expect("DynamoDB port")
+    );
+    let out = boto3(&["history", &endpoint, &srv.port.to_string()]);
+    println!("{out}");
+    assert!(srv.stop().success());
+    let out = Command::new(env!("CARGO_BIN_EXE_rewind"))
+        .args(["history", "--data-dir"])
+        .arg(dir.path())
+        .args([
+            "--table",
+            "songs",
+            "--dynamodb-key",
+            r#"{"artist":{"S":"Nina"},"song":{"S":"Sinnerman"}}"#,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let entries = v.as_array().unwrap();
+    let ops: Vec<&str> = entries.iter().map(|e| e["op"].as_str().unwrap()).collect();
+    assert_eq!(ops, ["delete", "put", "put", "put"]);
+    assert_eq!(entries[1]["item"]["plays"]["N"], "30");
+    assert_eq!(entries[3]["item"]["artist"]["S"], "Nina");
+}

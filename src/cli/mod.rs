@@ -2,11 +2,13 @@
 //! directory.
 
 mod archive;
+mod history;
 mod inspect;
 mod restore;
 mod verify;
 
 pub use archive::{inspect_archive, restore_from_archive};
+pub use history::{diff, history, KeyArg};
 pub use inspect::inspect;
 pub use restore::restore;
 pub use verify::verify;

@@ -86,3 +86,23 @@ pub async fn dispatch(db: &Arc<Db>, op: &str, body: &[u8]) -> Result<Value, Dyna
         ))),
     }
 }
+
+/// The storage key (the rewind key) of a DynamoDB key, given as the JSON of its key
+/// attributes (`{"artist":{"S":"A"},"song":{"S":"B"}}`), in a table whose schema value (the
+/// value of [`SCHEMA_KEY`]) is `schema_value`: what `PITR.HISTORY`/`PITR.GET` take.
+pub fn storage_key(schema_value: &[u8], key_json: &str) -> Result<Vec<u8>, String> {
+    let schema = item::decode_schema(schema_value)?
+        .schema()
+        .map_err(|e| e.to_string())?;
+    let key: attr::Item =
+        serde_json::from_str(key_json).map_err(|e| format!("not a DynamoDB key: {e}"))?;
+    item::item_key(&schema, &key, true).map_err(|e| e.to_string())
+}
+
+/// An item value as DynamoDB JSON (`{"not_an_item": why}` for a value that is not one).
+pub fn item_json(value: &[u8]) -> serde_json::Value {
+    match item::decode_item(value) {
+        Ok(item) => serde_json::to_value(item).unwrap_or(serde_json::Value::Null),
+        Err(e) => serde_json::json!({ "not_an_item": e }),
+    }
+}

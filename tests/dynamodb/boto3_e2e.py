@@ -4,6 +4,7 @@ Usage: boto3_e2e.py MODE ENDPOINT [ARGS]
   main ENDPOINT REDIS_TABLE   tables, items, PITR, restores and every error case
   restart ENDPOINT            after a restart: schemas and items are still there
   auth ENDPOINT KEY SECRET    only requests signed with KEY's SECRET are accepted
+  history ENDPOINT REDIS_PORT an item's history through PITR.HISTORY/PITR.GET (redis-py)
 Exits 3 if boto3 is missing, 1 on the first failed check; prints ALL OK at the end.
 """
 
@@ -306,6 +307,52 @@ def auth(endpoint, good, secret):
     print("ALL OK")
 
 
+def storage_key(pk, sk):
+    """The rewind key of a (string, string) DynamoDB key: docs/DYNAMODB.md."""
+    p = pk.encode()
+    return b"\x01S" + len(p).to_bytes(2, "big") + p + b"S" + sk.encode()
+
+
+def item_of(value):
+    """The item in a stored value: 0xD7 0x01, an 8-byte checksum, then the JSON."""
+    import json
+
+    assert value[:2] == b"\xd7\x01", value[:2]
+    return json.loads(value[10:])
+
+
+def history(endpoint, redis_port):
+    import redis
+
+    c = client(endpoint)
+    r = redis.Redis(port=int(redis_port), protocol=3)
+    c.create_table(TableName="songs",
+                   KeySchema=[{"AttributeName": "artist", "KeyType": "HASH"},
+                              {"AttributeName": "song", "KeyType": "RANGE"}],
+                   AttributeDefinitions=[{"AttributeName": "artist", "AttributeType": "S"},
+                                         {"AttributeName": "song", "AttributeType": "S"}])
+    wait_active(c, "songs")
+    c.update_continuous_backups(TableName="songs",
+                                PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
+    key = {"artist": {"S": "Nina"}, "song": {"S": "Sinnerman"}}
+    times = []
+    for v in range(1, 4):
+        c.put_item(TableName="songs", Item={**key, "plays": {"N": str(v * 10)}})
+        time.sleep(0.01)
+        times.append(time.time())
+    c.delete_item(TableName="songs", Key=key)
+    k = storage_key("Nina", "Sinnerman")
+    entries = r.execute_command("PITR.HISTORY", "songs", k)
+    ops = [e[2] for e in entries]
+    assert ops == [b"del", b"set", b"set", b"set"], ops
+    plays = [item_of(e[3])["plays"]["N"] for e in entries[1:]]
+    assert plays == ["30", "20", "10"], plays
+    at_first = r.execute_command("PITR.GET", "songs", k, "AT", f"{times[0]:.6f}")
+    assert item_of(at_first)["plays"] == {"N": "10"}, at_first
+    print("ok  PITR.HISTORY and PITR.GET of a DynamoDB item, by its storage key")
+    print("ALL OK")
+
+
 if __name__ == "__main__":
     mode, endpoint = sys.argv[1], sys.argv[2]
     try:
@@ -315,6 +362,8 @@ if __name__ == "__main__":
             after_restart(endpoint)
         elif mode == "auth":
             auth(endpoint, sys.argv[3], sys.argv[4])
+        elif mode == "history":
+            history(endpoint, sys.argv[3])
         else:
             sys.exit(f"unknown mode {mode}")
     except AssertionError as e:
