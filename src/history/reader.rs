@@ -6,21 +6,23 @@
 //! commit time at or before `t` among those the log keeps after the restore's base
 //! checkpoint (the newest whose image may stand in at `t`), else the key as that checkpoint
 //! holds it. Segments are walked newest first, and in each only the blocks its key index
-//! names are decoded.
+//! names are decoded. A `ShardSource` is one question's view: it opens each file and reads
+//! each index once, however many keys it is asked about.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use super::build::{self, read_block, segment_header, walk_segment_where, OpenIndex};
+use super::build::{self, read_block, segment_header, walk_segment_where};
 use super::cache::IndexCache;
 use super::glob::Glob;
 use super::keyindex::{KeyIndex, Kind, KixHeader};
 use crate::log::block::BlockDecoder;
 use crate::log::checkpoint::{self, CheckpointHeader, FOOTER_LEN};
 use crate::log::record::RecordRef;
-use crate::log::segment::{self, SEGMENT_HEADER_LEN};
+use crate::log::segment::{self, SegmentHeader, SEGMENT_HEADER_LEN};
 use crate::log::LogError;
 
 /// Keys written in a range, with their values at its end (`None`: deleted).
@@ -44,14 +46,39 @@ pub struct ShardSource<'a> {
     pub until_seq: u64,
     pub cache: &'a IndexCache,
     segs: OnceCell<Vec<Seg>>,
+    ckps: OnceCell<Vec<(PathBuf, CheckpointHeader)>>,
+    decoder: RefCell<Option<BlockDecoder>>,
 }
 
 struct Seg {
     first_seq: u64,
     path: PathBuf,
-    created_us: u64,
+    file: File,
+    header: SegmentHeader,
     /// Not the newest segment: whole, with a key index of its own.
     sealed: bool,
+    /// Where blocks end, for this question (the length when it began).
+    len: u64,
+    /// Its key index (the open segment's: a copy of the shared one, caught up once).
+    index: OnceCell<SegIndex>,
+}
+
+enum SegIndex {
+    Sealed(Arc<KeyIndex>),
+    /// Shared with other questions, which may have read further: every block it names is
+    /// whole on disk, and records past this question's `until_seq` are filtered out.
+    Open(Arc<std::sync::Mutex<super::build::OpenIndex>>),
+}
+
+/// The open segment's index, even after a panic mid-update (it is then read again).
+fn lock_open(
+    m: &std::sync::Mutex<super::build::OpenIndex>,
+) -> std::sync::MutexGuard<'_, super::build::OpenIndex> {
+    m.lock().unwrap_or_else(|p| {
+        let mut g = p.into_inner();
+        *g = Default::default();
+        g
+    })
 }
 
 impl<'a> ShardSource<'a> {
@@ -68,7 +95,20 @@ impl<'a> ShardSource<'a> {
             until_seq,
             cache,
             segs: OnceCell::new(),
+            ckps: OnceCell::new(),
+            decoder: RefCell::new(None),
         }
+    }
+
+    fn with_decoder<T>(
+        &self,
+        f: impl FnOnce(&mut BlockDecoder) -> Result<T, LogError>,
+    ) -> Result<T, LogError> {
+        let mut d = self.decoder.borrow_mut();
+        if d.is_none() {
+            *d = Some(BlockDecoder::new().map_err(|e| LogError::io(self.dir, e))?);
+        }
+        f(d.as_mut().expect("just made"))
     }
 
     fn segments(&self) -> Result<&[Seg], LogError> {
@@ -82,26 +122,39 @@ impl<'a> ShardSource<'a> {
             if s.first_seq > self.until_seq {
                 break;
             }
-            let f = File::open(&s.path).map_err(|e| LogError::io(&s.path, e))?;
-            let h = segment_header(&f, &s.path, self.table_id, self.shard)?;
+            let file = File::open(&s.path).map_err(|e| LogError::io(&s.path, e))?;
+            let header = segment_header(&file, &s.path, self.table_id, self.shard)?;
+            let len = file.metadata().map_err(|e| LogError::io(&s.path, e))?.len();
             out.push(Seg {
                 first_seq: s.first_seq,
                 path: s.path,
-                created_us: h.created_us,
+                file,
+                header,
                 sealed: i + 1 < n,
+                len,
+                index: OnceCell::new(),
             });
         }
         Ok(self.segs.get_or_init(|| out))
     }
 
-    /// Offsets of the blocks of segment `i` that may hold `key`, ascending.
-    fn blocks_of(
-        &self,
-        seg: &Seg,
-        key: &[u8],
-        decoder: &mut BlockDecoder,
-    ) -> Result<Vec<u64>, LogError> {
-        if seg.sealed {
+    fn checkpoints(&self) -> Result<&[(PathBuf, CheckpointHeader)], LogError> {
+        if let Some(c) = self.ckps.get() {
+            return Ok(c);
+        }
+        let mut out = Vec::new();
+        for (_, path) in checkpoint::list(self.dir)? {
+            let h = checkpoint::read_header(&path)?;
+            out.push((path, h));
+        }
+        Ok(self.ckps.get_or_init(|| out))
+    }
+
+    fn index<'s>(&self, seg: &'s Seg) -> Result<&'s SegIndex, LogError> {
+        if let Some(i) = seg.index.get() {
+            return Ok(i);
+        }
+        let idx = if seg.sealed {
             let want = KixHeader {
                 kind: Kind::Segment,
                 table_id: self.table_id,
@@ -109,23 +162,29 @@ impl<'a> ShardSource<'a> {
                 file_id: seg.first_seq,
                 covered_len: 0,
             };
-            let kix = self.cache.sealed(&seg.path, want, || {
+            SegIndex::Sealed(self.cache.sealed(&seg.path, want, || {
                 build::index_segment(&seg.path, self.table_id, self.shard, seg.first_seq)
-            })?;
-            return Ok(kix.blocks_of(key).collect());
-        }
-        self.cache.retire_open(self.dir, Some(&seg.path));
-        let open = self.cache.open(&seg.path);
-        let mut open = open.lock().unwrap_or_else(|p| {
-            // A panic mid-update: start this index again.
-            let mut g = p.into_inner();
-            *g = OpenIndex::default();
-            g
-        });
-        let file = File::open(&seg.path).map_err(|e| LogError::io(&seg.path, e))?;
-        let header = segment_header(&file, &seg.path, self.table_id, self.shard)?;
-        open.catch_up(&file, &seg.path, &header, self.until_seq, decoder)?;
-        Ok(open.blocks_of(key).to_vec())
+            })?)
+        } else {
+            self.cache.retire_open(self.dir, Some(&seg.path));
+            let shared = self.cache.open(&seg.path);
+            {
+                let mut open = lock_open(&shared);
+                self.with_decoder(|d| {
+                    open.catch_up(&seg.file, &seg.path, &seg.header, self.until_seq, d)
+                })?;
+            }
+            SegIndex::Open(shared)
+        };
+        Ok(seg.index.get_or_init(|| idx))
+    }
+
+    /// Offsets of the blocks of `seg` that may hold `key`, ascending.
+    fn blocks_of(&self, seg: &Seg, key: &[u8]) -> Result<Vec<u64>, LogError> {
+        Ok(match self.index(seg)? {
+            SegIndex::Sealed(k) => k.blocks_of(key).collect(),
+            SegIndex::Open(m) => lock_open(m).blocks_of(key).to_vec(),
+        })
     }
 
     /// The writes of `key` in segment `seg` with a commit time in `[from_us, to_us]` and a
@@ -135,45 +194,40 @@ impl<'a> ShardSource<'a> {
         seg: &Seg,
         key: &[u8],
         (from_us, to_us, min_seq): (u64, u64, u64),
-        decoder: &mut BlockDecoder,
     ) -> Result<Vec<Write>, LogError> {
-        let blocks = self.blocks_of(seg, key, decoder)?;
-        if blocks.is_empty() {
-            return Ok(Vec::new());
-        }
-        let file = File::open(&seg.path).map_err(|e| LogError::io(&seg.path, e))?;
-        let header = segment_header(&file, &seg.path, self.table_id, self.shard)?;
-        let len = file
-            .metadata()
-            .map_err(|e| LogError::io(&seg.path, e))?
-            .len();
+        let blocks = self.blocks_of(seg, key)?;
+        // The open segment's shared index may name blocks written since this question
+        // began (whole on disk): their records are past `until_seq` and filtered out.
+        let end = if seg.sealed { seg.len } else { u64::MAX };
         let mut out = Vec::new();
         for off in blocks {
-            let mut seq_in_block = 0u64;
-            read_block(
-                &file,
-                &seg.path,
-                header.salt(),
-                (off, len),
-                decoder,
-                |h, r| {
-                    let seq = h.first_seq + seq_in_block;
-                    seq_in_block += 1;
-                    let in_range = (from_us..=to_us).contains(&h.commit_us)
-                        && seq >= min_seq
-                        && seq <= self.until_seq;
-                    if in_range && r.key() == key {
-                        out.push(Write {
-                            seq,
-                            commit_us: h.commit_us,
-                            value: match r {
-                                RecordRef::Put { value, .. } => Some(value.to_vec()),
-                                RecordRef::Delete { .. } => None,
-                            },
-                        });
-                    }
-                },
-            )?;
+            let mut i = 0u64;
+            self.with_decoder(|d| {
+                read_block(
+                    &seg.file,
+                    &seg.path,
+                    seg.header.salt(),
+                    (off, end),
+                    d,
+                    |h, r| {
+                        let seq = h.first_seq + i;
+                        i += 1;
+                        let in_range = (from_us..=to_us).contains(&h.commit_us)
+                            && seq >= min_seq
+                            && seq <= self.until_seq;
+                        if in_range && r.key() == key {
+                            out.push(Write {
+                                seq,
+                                commit_us: h.commit_us,
+                                value: match r {
+                                    RecordRef::Put { value, .. } => Some(value.to_vec()),
+                                    RecordRef::Delete { .. } => None,
+                                },
+                            });
+                        }
+                    },
+                )
+            })?;
         }
         Ok(out)
     }
@@ -187,21 +241,23 @@ impl<'a> ShardSource<'a> {
         count: usize,
     ) -> Result<Vec<Write>, LogError> {
         let segs = self.segments()?;
-        let mut decoder = BlockDecoder::new().map_err(|e| LogError::io(self.dir, e))?;
         let mut out = Vec::new();
         for i in (0..segs.len()).rev() {
             if out.len() >= count {
                 break;
             }
             let seg = &segs[i];
-            if seg.created_us > to_us {
+            if seg.header.created_us > to_us {
                 continue;
             }
             // Every block of this segment is at or before the next one's first.
-            if segs.get(i + 1).is_some_and(|n| n.created_us < from_us) {
+            if segs
+                .get(i + 1)
+                .is_some_and(|n| n.header.created_us < from_us)
+            {
                 break;
             }
-            let mut w = self.writes_in(seg, key, (from_us, to_us, 1), &mut decoder)?;
+            let mut w = self.writes_in(seg, key, (from_us, to_us, 1))?;
             w.reverse();
             out.extend(w);
         }
@@ -210,39 +266,36 @@ impl<'a> ShardSource<'a> {
     }
 
     /// The base a restore to `at_us` starts from: the newest checkpoint whose image may
-    /// stand in at that moment, with the first sequence of the log replayed over it.
-    fn base(&self, at_us: u64) -> Result<Option<(PathBuf, CheckpointHeader)>, LogError> {
-        for (_, path) in checkpoint::list(self.dir)?.into_iter().rev() {
-            let h = checkpoint::read_header(&path)?;
-            if h.end_us <= at_us && h.end_seq <= self.until_seq {
-                return Ok(Some((path, h)));
-            }
-        }
-        Ok(None)
+    /// stand in at that moment.
+    fn base(&self, at_us: u64) -> Result<Option<&(PathBuf, CheckpointHeader)>, LogError> {
+        Ok(self
+            .checkpoints()?
+            .iter()
+            .rev()
+            .find(|(_, h)| h.end_us <= at_us && h.end_seq <= self.until_seq))
     }
 
     /// The key's value at `at_us` (`None`: absent), as a restore to `at_us` would hold it.
     pub fn value_at(&self, key: &[u8], at_us: u64) -> Result<Option<Vec<u8>>, LogError> {
         let base = self.base(at_us)?;
-        let min_seq = base.as_ref().map_or(1, |(_, h)| h.start_seq + 1);
+        let min_seq = base.map_or(1, |(_, h)| h.start_seq + 1);
         let segs = self.segments()?;
-        let mut decoder = BlockDecoder::new().map_err(|e| LogError::io(self.dir, e))?;
         for i in (0..segs.len()).rev() {
             let seg = &segs[i];
-            if seg.created_us > at_us {
+            if seg.header.created_us > at_us {
                 continue;
             }
             // Wholly before the base's log: the base holds what it had.
             if segs.get(i + 1).is_some_and(|n| n.first_seq <= min_seq) {
                 break;
             }
-            let w = self.writes_in(seg, key, (0, at_us, min_seq), &mut decoder)?;
+            let w = self.writes_in(seg, key, (0, at_us, min_seq))?;
             if let Some(last) = w.into_iter().max_by_key(|w| w.seq) {
                 return Ok(last.value);
             }
         }
         match base {
-            Some((path, h)) => self.in_checkpoint(&path, &h, key, &mut decoder),
+            Some((path, h)) => self.in_checkpoint(path, h, key),
             None => Ok(None),
         }
     }
@@ -253,7 +306,6 @@ impl<'a> ShardSource<'a> {
         path: &Path,
         h: &CheckpointHeader,
         key: &[u8],
-        decoder: &mut BlockDecoder,
     ) -> Result<Option<Vec<u8>>, LogError> {
         let want = KixHeader {
             kind: Kind::Checkpoint,
@@ -262,7 +314,7 @@ impl<'a> ShardSource<'a> {
             file_id: h.end_seq,
             covered_len: 0,
         };
-        let kix: std::sync::Arc<KeyIndex> = self.cache.sealed(path, want, || {
+        let kix = self.cache.sealed(path, want, || {
             build::index_checkpoint(path, self.table_id, self.shard).map(|(k, _)| k)
         })?;
         let offsets: Vec<u64> = kix.blocks_of(key).collect();
@@ -274,12 +326,14 @@ impl<'a> ShardSource<'a> {
         let end = len.saturating_sub(FOOTER_LEN as u64);
         let mut found = None;
         for off in offsets {
-            read_block(&file, path, h.salt(), (off, end), decoder, |_, r| {
-                if let RecordRef::Put { key: k, value } = r {
-                    if k == key {
-                        found = Some(value.to_vec());
+            self.with_decoder(|d| {
+                read_block(&file, path, h.salt(), (off, end), d, |_, r| {
+                    if let RecordRef::Put { key: k, value } = r {
+                        if k == key {
+                            found = Some(value.to_vec());
+                        }
                     }
-                }
+                })
             })?;
             if found.is_some() {
                 break;
@@ -288,61 +342,68 @@ impl<'a> ShardSource<'a> {
         Ok(found)
     }
 
-    /// The keys (matching `glob`) written with a commit time in `(after_us, to_us]`, each
-    /// with its value at `to_us` (`None`: deleted). At most `limit` keys, else an error.
+    /// The smallest `keep` keys after `after_key` (matching `glob`) written with a commit
+    /// time in `(after_us, to_us]`, each with its value at `to_us` (`None`: deleted), and
+    /// whether larger such keys were left out.
     pub fn changed(
         &self,
         (after_us, to_us): (u64, u64),
         glob: Option<&Glob>,
-        limit: usize,
-    ) -> Result<Result<Changed, usize>, LogError> {
+        (after_key, keep): (Option<&[u8]>, usize),
+    ) -> Result<(Changed, bool), LogError> {
         let segs = self.segments()?;
-        let mut decoder = BlockDecoder::new().map_err(|e| LogError::io(self.dir, e))?;
         let mut out = Changed::new();
+        let mut more = false;
         for (i, seg) in segs.iter().enumerate() {
-            if seg.created_us > to_us {
+            if seg.header.created_us > to_us {
                 break;
             }
-            if segs.get(i + 1).is_some_and(|n| n.created_us < after_us) {
+            if segs
+                .get(i + 1)
+                .is_some_and(|n| n.header.created_us < after_us)
+            {
                 continue;
             }
-            let file = File::open(&seg.path).map_err(|e| LogError::io(&seg.path, e))?;
-            let header = segment_header(&file, &seg.path, self.table_id, self.shard)?;
-            let len = file
-                .metadata()
-                .map_err(|e| LogError::io(&seg.path, e))?
-                .len();
-            let mut over = false;
-            walk_segment_where(
-                &file,
-                &seg.path,
-                &header,
-                (SEGMENT_HEADER_LEN as u64, len, seg.first_seq),
-                self.until_seq,
-                &mut decoder,
-                |h| h.commit_us > after_us && h.commit_us <= to_us,
-                |_, _, r| {
-                    if glob.is_some_and(|g| !g.matches(r.key())) {
-                        return;
-                    }
-                    let v = match r {
-                        RecordRef::Put { value, .. } => Some(value.to_vec()),
-                        RecordRef::Delete { .. } => None,
-                    };
-                    let n = out.len();
-                    match out.get_mut(r.key()) {
-                        Some(slot) => *slot = v,
-                        None if n < limit => {
-                            out.insert(r.key().to_vec(), v);
+            self.with_decoder(|d| {
+                walk_segment_where(
+                    &seg.file,
+                    &seg.path,
+                    &seg.header,
+                    (SEGMENT_HEADER_LEN as u64, seg.len, seg.first_seq),
+                    self.until_seq,
+                    d,
+                    |h| h.commit_us > after_us && h.commit_us <= to_us,
+                    |_, _, r| {
+                        let k = r.key();
+                        if after_key.is_some_and(|a| k <= a) || glob.is_some_and(|g| !g.matches(k))
+                        {
+                            return;
                         }
-                        None => over = true,
-                    }
-                },
-            )?;
-            if over {
-                return Ok(Err(limit));
-            }
+                        let v = match r {
+                            RecordRef::Put { value, .. } => Some(value.to_vec()),
+                            RecordRef::Delete { .. } => None,
+                        };
+                        if let Some(slot) = out.get_mut(k) {
+                            *slot = v;
+                            return;
+                        }
+                        if out.len() < keep {
+                            out.insert(k.to_vec(), v);
+                            return;
+                        }
+                        // Full: a smaller key takes the largest one's place.
+                        more = true;
+                        if out
+                            .last_key_value()
+                            .is_some_and(|(last, _)| k < last.as_slice())
+                        {
+                            out.pop_last();
+                            out.insert(k.to_vec(), v);
+                        }
+                    },
+                )
+            })?;
         }
-        Ok(Ok(out))
+        Ok((out, more))
     }
 }

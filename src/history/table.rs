@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::cache::IndexCache;
 use super::glob::Glob;
-use super::reader::{ShardSource, Write};
+use super::reader::{Changed, ShardSource, Write};
 use crate::log::LogError;
 use crate::map::shard_of;
 
@@ -75,6 +75,11 @@ impl<'a> TableSource<'a> {
 
     /// Keys (matching `glob`, sorted by their bytes, after `after`) whose value at `t2`
     /// differs from their value at `t1` (`t1 <= t2`), at most `count` of them.
+    ///
+    /// Only keys written in `(t1, t2]` can differ. Each shard finds the smallest of those
+    /// (in parallel), a few times `count` of them, so memory stays bounded whatever the
+    /// range holds; each is compared with its value at `t1`; when too few differ and more
+    /// keys were left out, the next round starts after the last one looked at.
     pub fn diff(
         &self,
         (t1, t2): (u64, u64),
@@ -82,50 +87,60 @@ impl<'a> TableSource<'a> {
         after: Option<&[u8]>,
         count: usize,
     ) -> Result<DiffPage, HistoryError> {
-        // Only keys written in (t1, t2] can differ. Each shard finds its own, in parallel.
-        let found: Vec<Result<_, LogError>> = std::thread::scope(|s| {
-            let hs: Vec<_> = (0..self.dirs.len())
-                .map(|k| s.spawn(move || self.shard(k).changed((t1, t2), glob, MAX_CHANGED_KEYS)))
-                .collect();
-            hs.into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(LogError::Panicked("a diff worker".into())))
-                })
-                .collect()
-        });
-        let mut candidates = Vec::new();
-        for f in found {
-            match f? {
-                Ok(map) => candidates.push(map),
-                Err(limit) => return Err(HistoryError::TooManyChanged { limit }),
-            }
-        }
-        let total: usize = candidates.iter().map(|m| m.len()).sum();
-        if total > MAX_CHANGED_KEYS {
-            return Err(HistoryError::TooManyChanged {
-                limit: MAX_CHANGED_KEYS,
-            });
-        }
-        let mut all: Vec<(Vec<u8>, Option<Vec<u8>>)> = candidates.into_iter().flatten().collect();
-        all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let start = after.map_or(0, |a| all.partition_point(|(k, _)| k.as_slice() <= a));
         let shards: Vec<ShardSource<'_>> = (0..self.dirs.len()).map(|k| self.shard(k)).collect();
         let mut page = DiffPage::default();
-        for (i, (key, now)) in all[start..].iter().enumerate() {
-            if page.changes.len() >= count {
-                page.more = start + i < all.len();
-                break;
+        let mut from: Option<Vec<u8>> = after.map(<[u8]>::to_vec);
+        let mut keep = (count * 2).clamp(256, MAX_CHANGED_KEYS);
+        loop {
+            let found: Vec<Result<(Changed, bool), LogError>> = std::thread::scope(|s| {
+                let from = from.as_deref();
+                let hs: Vec<_> = (0..self.dirs.len())
+                    .map(|k| s.spawn(move || self.shard(k).changed((t1, t2), glob, (from, keep))))
+                    .collect();
+                hs.into_iter()
+                    .map(|h| {
+                        h.join()
+                            .unwrap_or_else(|_| Err(LogError::Panicked("a diff worker".into())))
+                    })
+                    .collect()
+            });
+            let mut all: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+            let mut left_out = false;
+            for f in found {
+                let (map, more) = f?;
+                left_out |= more;
+                all.extend(map);
             }
-            let before = shards[self.shard_of(key)].value_at(key, t1)?;
-            if before != *now {
-                page.changes.push(Change {
-                    key: key.clone(),
-                    before,
-                    after: now.clone(),
-                });
+            all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            // Beyond `keep` the merged list is not complete (a shard left out smaller keys
+            // than another's last): look only at the part every shard fully covered.
+            let covered = if left_out {
+                all.len().min(keep)
+            } else {
+                all.len()
+            };
+            for (i, (key, now)) in all[..covered].iter().enumerate() {
+                if page.changes.len() >= count {
+                    page.more = true;
+                    return Ok(page);
+                }
+                let before = shards[self.shard_of(key)].value_at(key, t1)?;
+                if before != *now {
+                    page.changes.push(Change {
+                        key: key.clone(),
+                        before,
+                        after: now.clone(),
+                    });
+                }
+                if i + 1 == covered {
+                    from = Some(key.clone());
+                }
             }
+            if !left_out || covered == 0 {
+                page.more = page.changes.len() >= count && covered < all.len();
+                return Ok(page);
+            }
+            keep = (keep * 2).min(MAX_CHANGED_KEYS);
         }
-        Ok(page)
     }
 }
