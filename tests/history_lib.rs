@@ -196,9 +196,14 @@ fn a_diff_larger_than_one_round_pages_to_the_end() {
     let mut after: Option<Vec<u8>> = None;
     let mut pages = 0;
     loop {
+        // Rounds of 64 keys a shard: several rounds a page, each key compared on its own
+        // or (past 512 in a round) by a pass over the shard.
+        let round = if pages % 2 == 0 { 64 } else { 1024 };
         let page = db
             .with_history("default", |ctx| {
-                Ok(ctx.source.diff((t1, t2), None, after.as_deref(), 100)?)
+                Ok(ctx
+                    .source
+                    .diff_rounds((t1, t2), None, after.as_deref(), 100, round)?)
             })
             .unwrap();
         pages += 1;

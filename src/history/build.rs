@@ -64,8 +64,21 @@ pub fn read_block(
     file: &File,
     path: &Path,
     salt: u64,
+    range: (u64, u64),
+    decoder: &mut BlockDecoder,
+    visit: impl FnMut(&BlockHeader, RecordRef<'_>),
+) -> Result<BlockHeader, LogError> {
+    read_block_where(file, path, salt, range, decoder, |_| true, visit)
+}
+
+/// [`read_block`], decoding the payload only when `want` takes the block by its header.
+pub fn read_block_where(
+    file: &File,
+    path: &Path,
+    salt: u64,
     (offset, end): (u64, u64),
     decoder: &mut BlockDecoder,
+    want: impl FnOnce(&BlockHeader) -> bool,
     mut visit: impl FnMut(&BlockHeader, RecordRef<'_>),
 ) -> Result<BlockHeader, LogError> {
     let mut stream = BlockStream::new(file, salt, offset, end).with_chunk(64 << 10);
@@ -83,6 +96,9 @@ pub fn read_block(
             )
         })?;
     let header = block.header;
+    if !want(&header) {
+        return Ok(header);
+    }
     let raw = decoder
         .decode(&header, block.payload, salt)
         .map_err(|e| damaged(path, offset, e))?;

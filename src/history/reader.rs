@@ -15,11 +15,11 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::build::{self, read_block, segment_header, walk_segment_where};
+use super::build::{self, read_block, read_block_where, segment_header, walk_segment_where};
 use super::cache::IndexCache;
 use super::glob::Glob;
 use super::keyindex::{KeyIndex, Kind, KixHeader};
-use crate::log::block::BlockDecoder;
+use crate::log::block::{BlockDecoder, BlockHeader};
 use crate::log::checkpoint::{self, CheckpointHeader, FOOTER_LEN};
 use crate::log::record::RecordRef;
 use crate::log::segment::{self, SegmentHeader, SEGMENT_HEADER_LEN};
@@ -188,46 +188,54 @@ impl<'a> ShardSource<'a> {
     }
 
     /// The writes of `key` in segment `seg` with a commit time in `[from_us, to_us]` and a
-    /// sequence in `[min_seq, until_seq]`, in log order.
+    /// sequence in `[min_seq, until_seq]`, in log order; with `newest_only`, just the newest
+    /// of them (blocks are read newest first, and the walk stops at the first that has one).
+    /// A block is decoded only when its header says it may hold such a write.
     fn writes_in(
         &self,
         seg: &Seg,
         key: &[u8],
         (from_us, to_us, min_seq): (u64, u64, u64),
+        newest_only: bool,
     ) -> Result<Vec<Write>, LogError> {
-        let blocks = self.blocks_of(seg, key)?;
+        let mut blocks = self.blocks_of(seg, key)?;
+        if newest_only {
+            blocks.reverse();
+        }
         // The open segment's shared index may name blocks written since this question
         // began (whole on disk): their records are past `until_seq` and filtered out.
         let end = if seg.sealed { seg.len } else { u64::MAX };
         let mut out = Vec::new();
         for off in blocks {
             let mut i = 0u64;
+            let before = out.len();
+            let wanted = |h: &BlockHeader| {
+                (from_us..=to_us).contains(&h.commit_us)
+                    && h.last_seq() >= min_seq
+                    && h.first_seq <= self.until_seq
+            };
+            let visit = |h: &BlockHeader, r: RecordRef<'_>| {
+                let seq = h.first_seq + i;
+                i += 1;
+                let in_range = seq >= min_seq && seq <= self.until_seq;
+                if in_range && r.key() == key {
+                    out.push(Write {
+                        seq,
+                        commit_us: h.commit_us,
+                        value: match r {
+                            RecordRef::Put { value, .. } => Some(value.to_vec()),
+                            RecordRef::Delete { .. } => None,
+                        },
+                    });
+                }
+            };
             self.with_decoder(|d| {
-                read_block(
-                    &seg.file,
-                    &seg.path,
-                    seg.header.salt(),
-                    (off, end),
-                    d,
-                    |h, r| {
-                        let seq = h.first_seq + i;
-                        i += 1;
-                        let in_range = (from_us..=to_us).contains(&h.commit_us)
-                            && seq >= min_seq
-                            && seq <= self.until_seq;
-                        if in_range && r.key() == key {
-                            out.push(Write {
-                                seq,
-                                commit_us: h.commit_us,
-                                value: match r {
-                                    RecordRef::Put { value, .. } => Some(value.to_vec()),
-                                    RecordRef::Delete { .. } => None,
-                                },
-                            });
-                        }
-                    },
-                )
+                let salt = seg.header.salt();
+                read_block_where(&seg.file, &seg.path, salt, (off, end), d, wanted, visit)
             })?;
+            if newest_only && out.len() > before {
+                return Ok(out.split_off(out.len() - 1));
+            }
         }
         Ok(out)
     }
@@ -257,7 +265,7 @@ impl<'a> ShardSource<'a> {
             {
                 break;
             }
-            let mut w = self.writes_in(seg, key, (from_us, to_us, 1))?;
+            let mut w = self.writes_in(seg, key, (from_us, to_us, 1), false)?;
             w.reverse();
             out.extend(w);
         }
@@ -289,7 +297,7 @@ impl<'a> ShardSource<'a> {
             if segs.get(i + 1).is_some_and(|n| n.first_seq <= min_seq) {
                 break;
             }
-            let w = self.writes_in(seg, key, (0, at_us, min_seq))?;
+            let w = self.writes_in(seg, key, (0, at_us, min_seq), true)?;
             if let Some(last) = w.into_iter().max_by_key(|w| w.seq) {
                 return Ok(last.value);
             }
@@ -298,6 +306,62 @@ impl<'a> ShardSource<'a> {
             Some((path, h)) => self.in_checkpoint(path, h, key),
             None => Ok(None),
         }
+    }
+
+    /// The values of many keys at `at_us` (`None`: absent), in the order given, by one
+    /// pass over the base checkpoint and the log after it: cheaper than a lookup per key
+    /// once there are more than a few hundred keys.
+    pub fn values_at(&self, keys: &[&[u8]], at_us: u64) -> Result<Vec<Option<Vec<u8>>>, LogError> {
+        let mut state: std::collections::HashMap<&[u8], Option<Vec<u8>>> =
+            keys.iter().map(|k| (*k, None)).collect();
+        let base = self.base(at_us)?;
+        let min_seq = base.map_or(1, |(_, h)| h.start_seq + 1);
+        if let Some((path, _)) = base {
+            checkpoint::read(path, self.table_id, self.shard, |k, v| {
+                if let Some(slot) = state.get_mut(k) {
+                    *slot = Some(v.to_vec());
+                }
+            })?;
+        }
+        let segs = self.segments()?;
+        for (i, seg) in segs.iter().enumerate() {
+            if seg.header.created_us > at_us {
+                break;
+            }
+            if segs.get(i + 1).is_some_and(|n| n.first_seq <= min_seq) {
+                continue;
+            }
+            let mut seq = 0u64;
+            let mut block_first = u64::MAX;
+            self.with_decoder(|d| {
+                walk_segment_where(
+                    &seg.file,
+                    &seg.path,
+                    &seg.header,
+                    (SEGMENT_HEADER_LEN as u64, seg.len, seg.first_seq),
+                    self.until_seq,
+                    d,
+                    |h| h.commit_us <= at_us && h.last_seq() >= min_seq,
+                    |_, h, r| {
+                        if h.first_seq != block_first {
+                            (block_first, seq) = (h.first_seq, h.first_seq);
+                        } else {
+                            seq += 1;
+                        }
+                        if seq < min_seq {
+                            return;
+                        }
+                        if let Some(slot) = state.get_mut(r.key()) {
+                            *slot = match r {
+                                RecordRef::Put { value, .. } => Some(value.to_vec()),
+                                RecordRef::Delete { .. } => None,
+                            };
+                        }
+                    },
+                )
+            })?;
+        }
+        Ok(keys.iter().map(|k| state.remove(k).flatten()).collect())
     }
 
     /// The key as checkpoint `path` holds it.

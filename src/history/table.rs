@@ -9,8 +9,13 @@ use super::reader::{Changed, ShardSource, Write};
 use crate::log::LogError;
 use crate::map::shard_of;
 
-/// The most keys one question may find changed (they are held in memory, sorted).
+/// The most keys one round of a diff holds per shard (in memory, sorted).
 pub const MAX_CHANGED_KEYS: usize = 5_000_000;
+/// Keys a diff's first round takes per shard, at least.
+const ROUND_KEYS: usize = 100_000;
+/// Past this many keys, their values at a moment are found by one pass over each shard's
+/// checkpoint and log instead of a lookup per key.
+const BATCH_KEYS: usize = 512;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
@@ -45,6 +50,51 @@ pub struct DiffPage {
 }
 
 impl<'a> TableSource<'a> {
+    /// The values at `t` of `keys` (sorted, with their values at the end of a range), each
+    /// key looked up on its own while they are few, else by one pass per shard, in parallel.
+    fn values_at(
+        &self,
+        shards: &[ShardSource<'_>],
+        keys: &[(Vec<u8>, Option<Vec<u8>>)],
+        t: u64,
+    ) -> Result<Vec<Option<Vec<u8>>>, HistoryError> {
+        if keys.len() <= BATCH_KEYS {
+            return keys
+                .iter()
+                .map(|(k, _)| Ok(shards[self.shard_of(k)].value_at(k, t)?))
+                .collect();
+        }
+        let mut per_shard: Vec<Vec<(usize, &[u8])>> = vec![Vec::new(); self.dirs.len()];
+        for (i, (k, _)) in keys.iter().enumerate() {
+            per_shard[self.shard_of(k)].push((i, k.as_slice()));
+        }
+        let found: Vec<Result<Vec<Option<Vec<u8>>>, LogError>> = std::thread::scope(|s| {
+            let hs: Vec<_> = per_shard
+                .iter()
+                .enumerate()
+                .map(|(k, list)| {
+                    s.spawn(move || {
+                        let keys: Vec<&[u8]> = list.iter().map(|(_, key)| *key).collect();
+                        self.shard(k).values_at(&keys, t)
+                    })
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(LogError::Panicked("a diff worker".into())))
+                })
+                .collect()
+        });
+        let mut out = vec![None; keys.len()];
+        for (list, vals) in per_shard.iter().zip(found) {
+            for ((i, _), v) in list.iter().zip(vals?) {
+                out[*i] = v;
+            }
+        }
+        Ok(out)
+    }
+
     fn shard(&self, k: usize) -> ShardSource<'_> {
         ShardSource::new(
             &self.dirs[k],
@@ -82,15 +132,27 @@ impl<'a> TableSource<'a> {
     /// keys were left out, the next round starts after the last one looked at.
     pub fn diff(
         &self,
-        (t1, t2): (u64, u64),
+        range: (u64, u64),
         glob: Option<&Glob>,
         after: Option<&[u8]>,
         count: usize,
     ) -> Result<DiffPage, HistoryError> {
+        self.diff_rounds(range, glob, after, count, ROUND_KEYS)
+    }
+
+    /// [`TableSource::diff`], each round holding at least `round_keys` keys per shard.
+    pub fn diff_rounds(
+        &self,
+        (t1, t2): (u64, u64),
+        glob: Option<&Glob>,
+        after: Option<&[u8]>,
+        count: usize,
+        round_keys: usize,
+    ) -> Result<DiffPage, HistoryError> {
         let shards: Vec<ShardSource<'_>> = (0..self.dirs.len()).map(|k| self.shard(k)).collect();
         let mut page = DiffPage::default();
         let mut from: Option<Vec<u8>> = after.map(<[u8]>::to_vec);
-        let mut keep = (count * 2).clamp(256, MAX_CHANGED_KEYS);
+        let mut keep = (count * 2).clamp(round_keys.max(1), MAX_CHANGED_KEYS);
         loop {
             let found: Vec<Result<(Changed, bool), LogError>> = std::thread::scope(|s| {
                 let from = from.as_deref();
@@ -119,12 +181,12 @@ impl<'a> TableSource<'a> {
             } else {
                 all.len()
             };
-            for (i, (key, now)) in all[..covered].iter().enumerate() {
+            let befores = self.values_at(&shards, &all[..covered], t1)?;
+            for (i, ((key, now), before)) in all[..covered].iter().zip(befores).enumerate() {
                 if page.changes.len() >= count {
                     page.more = true;
                     return Ok(page);
                 }
-                let before = shards[self.shard_of(key)].value_at(key, t1)?;
                 if before != *now {
                     page.changes.push(Change {
                         key: key.clone(),
