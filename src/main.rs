@@ -287,7 +287,7 @@ fn main() -> ExitCode {
                 &table,
                 key,
                 (from.as_deref(), to.as_deref()),
-                count.max(1),
+                count.clamp(1, 100_000),
             );
             print_or_fail("history", r)
         }
@@ -304,7 +304,7 @@ fn main() -> ExitCode {
                 &table,
                 (&from, &to),
                 pattern.as_deref(),
-                count.max(1),
+                count.clamp(1, 100_000),
             );
             print_or_fail("diff", r)
         }

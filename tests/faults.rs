@@ -477,3 +477,60 @@ fn a_failed_io_uring_submit_poisons_the_shard_until_restart() {
     }
     assert!(ok.first_seq >= 2);
 }
+
+/// A `PITR.RESTORE ... MATCH` cut short by SIGKILL is resumed at the next start with the same
+/// pattern: the target ends up with exactly the matching keys.
+#[test]
+fn a_match_restore_killed_mid_way_resumes_with_its_pattern() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start_with_failpoints(
+        dir.path(),
+        "auto",
+        &["--shards", "1"],
+        "restore_delay_us=1000",
+    );
+    let mut c = srv.client();
+    c.cmd(&["PITR.ENABLE", "default", "DAYS", "1"]);
+    for i in 0..1000 {
+        let key = if i % 4 == 0 {
+            format!("keep:{i}")
+        } else {
+            format!("skip:{i}")
+        };
+        c.send(&[b"SET", key.as_bytes(), b"v"]);
+    }
+    for _ in 0..1000 {
+        c.read();
+    }
+    let r = c.cmd(&[
+        "PITR.RESTORE",
+        "default",
+        "kept",
+        "LATEST",
+        "MATCH",
+        "keep:*",
+    ]);
+    assert_eq!(r.field("status"), Value::bulk("RESTORING"), "{r:?}");
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(
+        c.cmd(&["TABLE.DESCRIBE", "kept"]).field("status"),
+        Value::bulk("RESTORING"),
+        "the kill must land mid-restore (1 ms a record)"
+    );
+    srv.kill9();
+    let srv = common::start(dir.path(), "auto", &["--shards", "1"]);
+    let mut c = srv.client();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while c.cmd(&["TABLE.DESCRIBE", "kept"]).field("status") != Value::bulk("ACTIVE") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the resumed restore did not finish"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(c.cmd(&["TABLE.USE", "kept"]), Value::ok());
+    assert_eq!(c.cmd(&["DBSIZE"]).as_int(), 250);
+    assert_eq!(c.cmd(&["GET", "keep:8"]), Value::bulk("v"));
+    assert_eq!(c.cmd(&["GET", "skip:9"]), Value::Null);
+}

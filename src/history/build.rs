@@ -274,7 +274,9 @@ impl OpenIndex {
             self.covered = SEGMENT_HEADER_LEN as u64;
             self.next_seq = header.first_seq;
         }
-        let blocks = &mut self.blocks;
+        // Gathered apart and added only once the walk succeeded: a failure leaves the index
+        // as it was, so a retry does not add blocks twice.
+        let mut found: Vec<(u64, u64)> = Vec::new();
         let (stop, next) = walk_segment(
             file,
             path,
@@ -282,13 +284,14 @@ impl OpenIndex {
             (self.covered, len, self.next_seq),
             until_seq,
             decoder,
-            |off, _, r| {
-                let offs = blocks.entry(key_hash(r.key())).or_default();
-                if offs.last() != Some(&off) {
-                    offs.push(off);
-                }
-            },
+            |off, _, r| found.push((key_hash(r.key()), off)),
         )?;
+        for (h, off) in found {
+            let offs = self.blocks.entry(h).or_default();
+            if offs.last() != Some(&off) {
+                offs.push(off);
+            }
+        }
         self.covered = stop;
         self.next_seq = next;
         Ok(())

@@ -40,6 +40,9 @@ pub struct CacheStats {
 #[derive(Default)]
 pub struct IndexCache {
     inner: Mutex<Inner>,
+    /// Segment headers by path (they never change), so a question lists a window of
+    /// segments without opening each one.
+    headers: Mutex<HashMap<PathBuf, crate::log::segment::SegmentHeader>>,
     /// One build at a time: two builders of one file would share its temporary.
     building: Mutex<()>,
     stats: Mutex<CacheStats>,
@@ -83,43 +86,38 @@ impl IndexCache {
                 return Ok(kix);
             }
         }
-        let _building = self.building.lock().unwrap_or_else(|p| p.into_inner());
         let kix_path = keyindex::path_for(file);
         let expected = KixHeader {
             covered_len: len,
             ..want
         };
-        let loaded = match std::fs::read(&kix_path) {
-            Ok(b) => match KeyIndex::decode(&b) {
-                Ok(k) if k.header == expected => Some(k),
-                Ok(_) => {
-                    tracing::info!("{} is stale; rebuilding it", kix_path.display());
-                    None
-                }
-                Err(e) => {
-                    tracing::warn!("{} is damaged ({e}); rebuilding it", kix_path.display());
-                    None
-                }
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(LogError::io(&kix_path, e)),
-        };
-        let kix = match loaded {
+        // Loading needs no lock; building does (two builders of one file would share its
+        // temporary), and looks again first: another question may have just written it.
+        let kix = match load(&kix_path, &expected)? {
             Some(k) => {
                 self.stats.lock().unwrap_or_else(|p| p.into_inner()).loaded += 1;
                 k
             }
             None => {
-                let k = build()?;
-                if k.header != expected {
-                    // The file changed while it was read: use what was read, keep no file.
-                    return Ok(Arc::new(k));
+                let _building = self.building.lock().unwrap_or_else(|p| p.into_inner());
+                match load(&kix_path, &expected)? {
+                    Some(k) => k,
+                    None => {
+                        let k = build()?;
+                        if k.header != expected {
+                            // The file changed while it was read: use what was read, keep
+                            // no file.
+                            return Ok(Arc::new(k));
+                        }
+                        if let Err(e) =
+                            crate::log::fsutil::write_atomic_beside(&kix_path, &k.encode())
+                        {
+                            tracing::warn!("could not write {}: {e}", kix_path.display());
+                        }
+                        self.stats.lock().unwrap_or_else(|p| p.into_inner()).built += 1;
+                        k
+                    }
                 }
-                if let Err(e) = crate::log::fsutil::write_atomic_beside(&kix_path, &k.encode()) {
-                    tracing::warn!("could not write {}: {e}", kix_path.display());
-                }
-                self.stats.lock().unwrap_or_else(|p| p.into_inner()).built += 1;
-                k
             }
         };
         let kix = Arc::new(kix);
@@ -182,6 +180,23 @@ impl IndexCache {
         Ok(true)
     }
 
+    pub fn segment_header(&self, path: &Path) -> Option<crate::log::segment::SegmentHeader> {
+        self.headers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(path)
+            .copied()
+    }
+
+    /// Remembers a checked segment header (forgetting those of deleted files now and then).
+    pub fn note_segment_header(&self, path: &Path, h: crate::log::segment::SegmentHeader) {
+        let mut m = self.headers.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() >= 65_536 {
+            m.retain(|p, _| p.exists());
+        }
+        m.insert(path.to_path_buf(), h);
+    }
+
     /// The in-memory index of an open segment (the caller extends it under its lock).
     pub fn open(&self, segment: &Path) -> Arc<Mutex<OpenIndex>> {
         self.inner()
@@ -197,5 +212,25 @@ impl IndexCache {
         self.inner()
             .open
             .retain(|p, _| p.parent() != Some(dir) || Some(p.as_path()) == keep);
+    }
+}
+
+/// The key index at `kix_path` if it is whole and describes `expected` (`None`: missing,
+/// damaged or stale, which a rebuild mends).
+fn load(kix_path: &Path, expected: &KixHeader) -> Result<Option<KeyIndex>, LogError> {
+    match std::fs::read(kix_path) {
+        Ok(b) => match KeyIndex::decode(&b) {
+            Ok(k) if k.header == *expected => Ok(Some(k)),
+            Ok(_) => {
+                tracing::info!("{} is stale; rebuilding it", kix_path.display());
+                Ok(None)
+            }
+            Err(e) => {
+                tracing::warn!("{} is damaged ({e}); rebuilding it", kix_path.display());
+                Ok(None)
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(LogError::io(kix_path, e)),
     }
 }

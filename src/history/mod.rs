@@ -19,18 +19,23 @@ pub use reader::{ShardSource, Write};
 pub mod table;
 pub use table::{Change, DiffPage, HistoryError, TableSource, MAX_CHANGED_KEYS};
 
-/// Builds the missing key indexes of one shard's sealed segments and checkpoints (for the
-/// maintenance pass: a question then finds them ready). Returns how many it built.
+/// Builds the missing key indexes of one shard's sealed segments and checkpoints, at most
+/// `budget` of them (for the maintenance pass: a question then finds them ready). Returns
+/// how many it built.
 pub fn index_shard(
     dir: &std::path::Path,
     (table_id, shard): (u64, u32),
     cache: &IndexCache,
+    budget: usize,
 ) -> Result<usize, crate::log::LogError> {
     use keyindex::{Kind, KixHeader};
     let mut built = 0;
     let segs = crate::log::segment::list(dir)?;
     // The newest segment is open: its index lives in memory.
     for s in segs.iter().take(segs.len().saturating_sub(1)) {
+        if built >= budget {
+            return Ok(built);
+        }
         let want = KixHeader {
             kind: Kind::Segment,
             table_id,
@@ -44,6 +49,9 @@ pub fn index_shard(
         })? as usize;
     }
     for (end_seq, path) in crate::log::checkpoint::list(dir)? {
+        if built >= budget {
+            return Ok(built);
+        }
         let want = KixHeader {
             kind: Kind::Checkpoint,
             table_id,

@@ -53,24 +53,27 @@ pub struct ShardSource<'a> {
     decoder: RefCell<Option<BlockDecoder>>,
 }
 
+/// A segment as one question sees it. Files are opened when visited, not held: a window
+/// can hold thousands of segments.
 struct Seg {
     first_seq: u64,
     path: PathBuf,
-    file: File,
     header: SegmentHeader,
     /// Not the newest segment: whole, with a key index of its own.
     sealed: bool,
     /// Where blocks end, for this question (the length when it began).
     len: u64,
-    /// Its key index (the open segment's: a copy of the shared one, caught up once).
-    index: OnceCell<SegIndex>,
+    /// The open segment's index, shared with other questions (which may have read further:
+    /// every block it names is whole on disk, and records past this question's `until_seq`
+    /// are filtered out), caught up once for this question. Sealed segments' indexes come
+    /// from the cache each time, so a long walk pins none of them.
+    open: OnceCell<Arc<std::sync::Mutex<super::build::OpenIndex>>>,
 }
 
-enum SegIndex {
-    Sealed(Arc<KeyIndex>),
-    /// Shared with other questions, which may have read further: every block it names is
-    /// whole on disk, and records past this question's `until_seq` are filtered out.
-    Open(Arc<std::sync::Mutex<super::build::OpenIndex>>),
+impl Seg {
+    fn open_file(&self) -> Result<File, LogError> {
+        File::open(&self.path).map_err(|e| LogError::io(&self.path, e))
+    }
 }
 
 /// The open segment's index, even after a panic mid-update (it is then read again).
@@ -125,17 +128,26 @@ impl<'a> ShardSource<'a> {
             if s.first_seq > self.until_seq {
                 break;
             }
-            let file = File::open(&s.path).map_err(|e| LogError::io(&s.path, e))?;
-            let header = segment_header(&file, &s.path, self.table_id, self.shard)?;
-            let len = file.metadata().map_err(|e| LogError::io(&s.path, e))?.len();
+            // Headers never change: read once per process.
+            let header = match self.cache.segment_header(&s.path) {
+                Some(h) => h,
+                None => {
+                    let file = File::open(&s.path).map_err(|e| LogError::io(&s.path, e))?;
+                    let h = segment_header(&file, &s.path, self.table_id, self.shard)?;
+                    self.cache.note_segment_header(&s.path, h);
+                    h
+                }
+            };
+            let len = std::fs::metadata(&s.path)
+                .map_err(|e| LogError::io(&s.path, e))?
+                .len();
             out.push(Seg {
                 first_seq: s.first_seq,
                 path: s.path,
-                file,
                 header,
                 sealed: i + 1 < n,
                 len,
-                index: OnceCell::new(),
+                open: OnceCell::new(),
             });
         }
         Ok(self.segs.get_or_init(|| out))
@@ -153,41 +165,43 @@ impl<'a> ShardSource<'a> {
         Ok(self.ckps.get_or_init(|| out))
     }
 
-    fn index<'s>(&self, seg: &'s Seg) -> Result<&'s SegIndex, LogError> {
-        if let Some(i) = seg.index.get() {
-            return Ok(i);
-        }
-        let idx = if seg.sealed {
-            let want = KixHeader {
-                kind: Kind::Segment,
-                table_id: self.table_id,
-                shard: self.shard,
-                file_id: seg.first_seq,
-                covered_len: 0,
-            };
-            SegIndex::Sealed(self.cache.sealed(&seg.path, want, || {
-                build::index_segment(&seg.path, self.table_id, self.shard, seg.first_seq)
-            })?)
-        } else {
-            self.cache.retire_open(self.dir, Some(&seg.path));
-            let shared = self.cache.open(&seg.path);
-            {
-                let mut open = lock_open(&shared);
-                self.with_decoder(|d| {
-                    open.catch_up(&seg.file, &seg.path, &seg.header, self.until_seq, d)
-                })?;
+    /// The open segment's shared index, caught up to this question's `until_seq` (again
+    /// after a panic elsewhere emptied it).
+    fn open_index<'s>(
+        &self,
+        seg: &'s Seg,
+    ) -> Result<std::sync::MutexGuard<'s, super::build::OpenIndex>, LogError> {
+        let shared = match seg.open.get() {
+            Some(s) => s,
+            None => {
+                self.cache.retire_open(self.dir, Some(&seg.path));
+                seg.open.get_or_init(|| self.cache.open(&seg.path))
             }
-            SegIndex::Open(shared)
         };
-        Ok(seg.index.get_or_init(|| idx))
+        let mut open = lock_open(shared);
+        if open.next_seq <= self.until_seq {
+            let file = seg.open_file()?;
+            self.with_decoder(|d| open.catch_up(&file, &seg.path, &seg.header, self.until_seq, d))?;
+        }
+        Ok(open)
     }
 
     /// Offsets of the blocks of `seg` that may hold `key`, ascending.
     fn blocks_of(&self, seg: &Seg, key: &[u8]) -> Result<Vec<u64>, LogError> {
-        Ok(match self.index(seg)? {
-            SegIndex::Sealed(k) => k.blocks_of(key).collect(),
-            SegIndex::Open(m) => lock_open(m).blocks_of(key).to_vec(),
-        })
+        if !seg.sealed {
+            return Ok(self.open_index(seg)?.blocks_of(key).to_vec());
+        }
+        let want = KixHeader {
+            kind: Kind::Segment,
+            table_id: self.table_id,
+            shard: self.shard,
+            file_id: seg.first_seq,
+            covered_len: 0,
+        };
+        let kix: Arc<KeyIndex> = self.cache.sealed(&seg.path, want, || {
+            build::index_segment(&seg.path, self.table_id, self.shard, seg.first_seq)
+        })?;
+        Ok(kix.blocks_of(key).collect())
     }
 
     /// The writes of `key` in segment `seg` with a commit time in `[from_us, to_us]` and a
@@ -205,9 +219,13 @@ impl<'a> ShardSource<'a> {
         if newest_only {
             blocks.reverse();
         }
+        if blocks.is_empty() {
+            return Ok(Vec::new());
+        }
         // The open segment's shared index may name blocks written since this question
         // began (whole on disk): their records are past `until_seq` and filtered out.
         let end = if seg.sealed { seg.len } else { u64::MAX };
+        let file = seg.open_file()?;
         let mut out = Vec::new();
         for off in blocks {
             let mut i = 0u64;
@@ -234,7 +252,7 @@ impl<'a> ShardSource<'a> {
             };
             self.with_decoder(|d| {
                 let salt = seg.header.salt();
-                read_block_where(&seg.file, &seg.path, salt, (off, end), d, wanted, visit)
+                read_block_where(&file, &seg.path, salt, (off, end), d, wanted, visit)
             })?;
             if newest_only && out.len() > before {
                 return Ok(out.split_off(out.len() - 1));
@@ -335,9 +353,10 @@ impl<'a> ShardSource<'a> {
             }
             let mut seq = 0u64;
             let mut block_first = u64::MAX;
+            let file = seg.open_file()?;
             self.with_decoder(|d| {
                 walk_segment_where(
-                    &seg.file,
+                    &file,
                     &seg.path,
                     &seg.header,
                     (SEGMENT_HEADER_LEN as u64, seg.len, seg.first_seq),
@@ -437,9 +456,10 @@ impl<'a> ShardSource<'a> {
             {
                 continue;
             }
+            let file = seg.open_file()?;
             self.with_decoder(|d| {
                 walk_segment_where(
-                    &seg.file,
+                    &file,
                     &seg.path,
                     &seg.header,
                     (SEGMENT_HEADER_LEN as u64, seg.len, seg.first_seq),

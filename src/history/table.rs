@@ -9,8 +9,9 @@ use super::reader::{Changed, ShardSource, Write};
 use crate::log::LogError;
 use crate::map::shard_of;
 
-/// The most keys one round of a diff holds per shard (in memory, sorted).
-pub const MAX_CHANGED_KEYS: usize = 5_000_000;
+/// The most keys one round of a diff holds, all shards together (each with its value: about
+/// 150 MB with 100-byte values). Rounds grow up to it, never past it.
+pub const MAX_CHANGED_KEYS: usize = 1_000_000;
 /// Keys a diff's first round takes per shard, at least.
 const ROUND_KEYS: usize = 100_000;
 /// Past this many keys, their values at a moment are found by one pass over each shard's
@@ -21,8 +22,6 @@ const BATCH_KEYS: usize = 512;
 pub enum HistoryError {
     #[error(transparent)]
     Log(#[from] LogError),
-    #[error("more than {limit} keys changed in that range; ask about a shorter range or a narrower MATCH")]
-    TooManyChanged { limit: usize },
 }
 
 /// A table to question: its id, each shard's directory, and each shard's last durable
@@ -55,18 +54,18 @@ impl<'a> TableSource<'a> {
     fn values_at(
         &self,
         shards: &[ShardSource<'_>],
-        keys: &[(Vec<u8>, Option<Vec<u8>>)],
+        keys: &[&[u8]],
         t: u64,
     ) -> Result<Vec<Option<Vec<u8>>>, HistoryError> {
         if keys.len() <= BATCH_KEYS {
             return keys
                 .iter()
-                .map(|(k, _)| Ok(shards[self.shard_of(k)].value_at(k, t)?))
+                .map(|k| Ok(shards[self.shard_of(k)].value_at(k, t)?))
                 .collect();
         }
         let mut per_shard: Vec<Vec<(usize, &[u8])>> = vec![Vec::new(); self.dirs.len()];
-        for (i, (k, _)) in keys.iter().enumerate() {
-            per_shard[self.shard_of(k)].push((i, k.as_slice()));
+        for (i, k) in keys.iter().enumerate() {
+            per_shard[self.shard_of(k)].push((i, k));
         }
         let found: Vec<Result<Vec<Option<Vec<u8>>>, LogError>> = std::thread::scope(|s| {
             let hs: Vec<_> = per_shard
@@ -118,6 +117,13 @@ impl<'a> TableSource<'a> {
         Ok(self.shard(self.shard_of(key)).history(key, range, count)?)
     }
 
+    /// The values of `keys` at `t`, in order (a few looked up one by one, many by one pass
+    /// per shard).
+    pub fn values_of(&self, keys: &[&[u8]], t: u64) -> Result<Vec<Option<Vec<u8>>>, HistoryError> {
+        let shards: Vec<ShardSource<'_>> = (0..self.dirs.len()).map(|k| self.shard(k)).collect();
+        self.values_at(&shards, keys, t)
+    }
+
     /// The key's value at `at_us`, as a restore to `at_us` would hold it.
     pub fn value_at(&self, key: &[u8], at_us: u64) -> Result<Option<Vec<u8>>, HistoryError> {
         Ok(self.shard(self.shard_of(key)).value_at(key, at_us)?)
@@ -152,7 +158,10 @@ impl<'a> TableSource<'a> {
         let shards: Vec<ShardSource<'_>> = (0..self.dirs.len()).map(|k| self.shard(k)).collect();
         let mut page = DiffPage::default();
         let mut from: Option<Vec<u8>> = after.map(<[u8]>::to_vec);
-        let mut keep = (count * 2).clamp(round_keys.max(1), MAX_CHANGED_KEYS);
+        let most = (MAX_CHANGED_KEYS / self.dirs.len().max(1)).max(1);
+        let mut keep = count
+            .saturating_mul(2)
+            .clamp(round_keys.clamp(1, most), most);
         loop {
             let found: Vec<Result<(Changed, bool), LogError>> = std::thread::scope(|s| {
                 let from = from.as_deref();
@@ -181,7 +190,8 @@ impl<'a> TableSource<'a> {
             } else {
                 all.len()
             };
-            let befores = self.values_at(&shards, &all[..covered], t1)?;
+            let keys: Vec<&[u8]> = all[..covered].iter().map(|(k, _)| k.as_slice()).collect();
+            let befores = self.values_at(&shards, &keys, t1)?;
             for (i, ((key, now), before)) in all[..covered].iter().zip(befores).enumerate() {
                 if page.changes.len() >= count {
                     page.more = true;
@@ -202,7 +212,7 @@ impl<'a> TableSource<'a> {
                 page.more = page.changes.len() >= count && covered < all.len();
                 return Ok(page);
             }
-            keep = (keep * 2).min(MAX_CHANGED_KEYS);
+            keep = keep.saturating_mul(2).min(most);
         }
     }
 }

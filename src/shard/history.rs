@@ -42,7 +42,6 @@ impl From<HistoryError> for DbError {
     fn from(e: HistoryError) -> Self {
         match e {
             HistoryError::Log(e) => DbError::Log(e),
-            e @ HistoryError::TooManyChanged { .. } => DbError::BadTime(e.to_string()),
         }
     }
 }
@@ -55,12 +54,17 @@ impl Db {
         name: &str,
         f: impl FnOnce(&HistoryCtx<'_>) -> Result<T, DbError>,
     ) -> Result<T, DbError> {
-        let (meta, window) = self.pitr_source(name)?;
+        let (meta, _) = self.pitr_source(name)?;
         if meta.status == TableStatus::Restoring || meta.status == TableStatus::Failed {
             return Err(DbError::NotActive(meta.name, meta.status.as_str()));
         }
+        let _history = self.history.read().unwrap_or_else(|p| p.into_inner());
+        // Looked at again under the lock: a dropped table may have expired meanwhile.
+        let (again, window) = self.pitr_source(name)?;
+        if again.id != meta.id {
+            return Err(DbError::NoSuchTable(name.to_string()));
+        }
         let window = window.ok_or_else(|| DbError::PitrDisabled(meta.name.clone()))?;
-        let _history = self.history.read().expect("history lock");
         let live = self.table(&meta.name).filter(|t| t.meta.id == meta.id);
         let until_seq: Vec<u64> = match &live {
             Some(t) => t.shards.iter().map(|s| s.log.durable().0).collect(),
@@ -189,6 +193,28 @@ impl Db {
         }
         crate::log::fsutil::write_atomic(&path, g.source())?;
         Ok(())
+    }
+
+    /// Empties an interrupted restore's target directory but for its MATCH pattern.
+    pub(super) fn clear_restore_target(&self, target_id: u64) {
+        let dir = self.dir.join("tables").join(target_id.to_string());
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.file_name().is_some_and(|n| n == RESTORE_FILTER) {
+                continue;
+            }
+            let r = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+            if let Err(err) = r {
+                tracing::warn!("could not clear {}: {err}", p.display());
+            }
+        }
     }
 
     /// The MATCH pattern of an interrupted restore (`None`: it restored every key); an

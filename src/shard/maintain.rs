@@ -10,6 +10,10 @@ use super::{retention, DbError, US_PER_DAY};
 use crate::catalog::{TableMeta, TableStatus};
 use crate::log::checkpoint::{CheckpointHeader, CheckpointWriter};
 
+/// Key indexes one maintenance pass builds at most (the first pass after an upgrade has a
+/// whole window of segments to index: the passes after it go on, between their checkpoints).
+const MAX_INDEXES_PER_PASS: usize = 16;
+
 /// What one maintenance pass did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct MaintainReport {
@@ -21,6 +25,8 @@ pub struct MaintainReport {
     pub failed: Vec<String>,
     /// Key indexes written for sealed segments and checkpoints of PITR tables.
     pub key_indexes_built: usize,
+    /// Retention was skipped: a restore or history question was reading.
+    pub retention_deferred: bool,
 }
 
 /// Writes a fuzzy checkpoint of one shard while writes go on. `None` when nothing changed
@@ -89,9 +95,19 @@ impl Db {
             }
         }
         let metas: Vec<TableMeta> = self.catalog.lock().expect("catalog lock").tables.clone();
-        // Restores read history: none runs while files go.
-        let _history = self.history.write().expect("history lock");
-        for meta in metas {
+        // Restores and history questions read files: none runs while files go. While one
+        // does, this pass deletes nothing (waiting for it would hold up every question
+        // after it, as readers queue behind a waiting writer); a later pass catches up.
+        let history = match self.history.try_write() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                tracing::debug!("retention waits for a restore or history question to finish");
+                report.retention_deferred = true;
+                None
+            }
+        };
+        for meta in metas.into_iter().filter(|_| history.is_some()) {
             if matches!(meta.status, TableStatus::Restoring | TableStatus::Failed) {
                 continue;
             }
@@ -126,7 +142,7 @@ impl Db {
                 }
             }
         }
-        drop(_history);
+        drop(history);
         if !report.deleted.is_empty() {
             tracing::info!("retention deleted {} files", report.deleted.len());
         }
@@ -141,7 +157,7 @@ impl Db {
     /// lacks them, so history questions find them ready. A failure is logged: the first
     /// question that needs one builds it.
     fn build_key_indexes(&self) -> usize {
-        let _history = self.history.read().expect("history lock");
+        let _history = self.history.read().unwrap_or_else(|p| p.into_inner());
         let mut built = 0;
         for table in self.tables().iter().filter(|t| {
             self.meta(t.name())
@@ -149,10 +165,15 @@ impl Db {
         }) {
             for k in 0..table.shards.len() {
                 let dir = shard_dir(&table.dir, k as u32);
+                let budget = MAX_INDEXES_PER_PASS.saturating_sub(built);
+                if budget == 0 {
+                    return built; // the next pass goes on
+                }
                 match crate::history::index_shard(
                     &dir,
                     (table.meta.id, k as u32),
                     &self.history_cache,
+                    budget,
                 ) {
                     Ok(n) => built += n,
                     Err(e) => tracing::warn!("key indexes of {}: {e}", dir.display()),

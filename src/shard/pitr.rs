@@ -236,7 +236,11 @@ impl Db {
             if let Some(g) = &filter {
                 self.write_restore_filter(meta.id, g)?;
             }
-            self.save_catalog(&next)?;
+            if let Err(e) = self.save_catalog(&next) {
+                // The id is not taken: leave nothing a later table of that id would read.
+                let _ = std::fs::remove_dir_all(self.dir.join("tables").join(meta.id.to_string()));
+                return Err(e);
+            }
             *catalog = next;
             meta
         };
@@ -481,7 +485,9 @@ impl Db {
             .filter_map(|meta| {
                 tracing::warn!("resuming the interrupted restore into '{}'", meta.name);
                 let filter = self.read_restore_filter(meta.id);
-                let _ = std::fs::remove_dir_all(self.dir.join("tables").join(meta.id.to_string()));
+                // From scratch, but the MATCH pattern stays where it is throughout, so a
+                // crash now resumes the same restore again.
+                self.clear_restore_target(meta.id);
                 // Bounded by what the source holds now, before any new write: the replay never
                 // reads the tail a live writer is appending to. A source that is not live (dropped)
                 // has no writer.
@@ -499,14 +505,7 @@ impl Db {
                     None => vec![u64::MAX; meta.shards as usize],
                 };
                 match filter {
-                    Ok(filter) => {
-                        if let Some(g) = &filter {
-                            if let Err(e) = self.write_restore_filter(meta.id, g) {
-                                tracing::error!("cannot keep the restore's MATCH: {e}");
-                            }
-                        }
-                        Some(self.spawn_restore(meta, until, filter))
-                    }
+                    Ok(filter) => Some(self.spawn_restore(meta, until, filter)),
                     Err(why) => {
                         tracing::error!("cannot resume the restore into '{}': {why}", meta.name);
                         let spec = self.restore_spec(&meta, until, None);

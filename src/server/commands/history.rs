@@ -209,10 +209,11 @@ pub async fn revert(conn: &mut Conn<'_>, args: &[&[u8]]) -> Result<(), DbError> 
         let changes: Vec<Reverted> = db.with_history(&table, |ctx| {
             ctx.check(t, now)?;
             let targets: Vec<(Vec<u8>, Option<Vec<u8>>)> = match &which {
-                Which::Keys(keys) => keys
-                    .iter()
-                    .map(|k| Ok((k.clone(), ctx.source.value_at(k, t)?)))
-                    .collect::<Result<_, DbError>>()?,
+                Which::Keys(keys) => {
+                    let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+                    let then = ctx.source.values_of(&refs, t)?;
+                    keys.iter().cloned().zip(then).collect()
+                }
                 // Only keys written since `t` can differ from their value then.
                 Which::Match(g) => {
                     let g = Some(g).filter(|g| !g.matches_all());
