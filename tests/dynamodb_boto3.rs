@@ -221,7 +221,7 @@ fn raw_http_errors_limits_and_keep_alive() {
         (s, error_type(&b).as_str()),
         (400, "UnknownOperationException")
     );
-    let (s, b) = request(&mut conn, "DynamoDB_20120810.UpdateItem", b"{}");
+    let (s, b) = request(&mut conn, "DynamoDB_20120810.TransactWriteItems", b"{}");
     assert_eq!(
         (s, error_type(&b).as_str()),
         (400, "UnknownOperationException")

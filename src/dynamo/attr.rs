@@ -48,7 +48,7 @@ pub fn decode_b64(s: &str) -> Result<Vec<u8>, DynamoError> {
 
 /// A number as `(negative, digits, exponent)` with value `±digits × 10^exponent`, the digits
 /// without leading or trailing zeros (zero is `(false, "", 0)`).
-fn parse_number(s: &str) -> Result<(bool, String, i64), DynamoError> {
+pub(crate) fn parse_number(s: &str) -> Result<(bool, String, i64), DynamoError> {
     let bad = || {
         invalid(format!(
             "The parameter cannot be converted to a numeric value: {s}"

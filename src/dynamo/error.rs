@@ -39,6 +39,13 @@ pub enum DynamoError {
     /// The request body is over the size limit (HTTP 413, type `ValidationException`).
     #[error("{0}")]
     TooLarge(String),
+    /// A condition did not hold; with `ReturnValuesOnConditionCheckFailure: ALL_OLD`, the
+    /// item as it was.
+    #[error("{message}")]
+    ConditionalCheckFailed {
+        message: String,
+        item: Option<Box<super::attr::Item>>,
+    },
     #[error("{0}")]
     Internal(String),
 }
@@ -62,6 +69,7 @@ impl DynamoError {
             UnrecognizedClient(_) => (400, "UnrecognizedClientException"),
             InvalidSignature(_) => (400, "InvalidSignatureException"),
             TooLarge(_) => (413, "ValidationException"),
+            ConditionalCheckFailed { .. } => (400, "ConditionalCheckFailedException"),
             Internal(_) => (500, "InternalServerError"),
         }
     }
@@ -69,11 +77,17 @@ impl DynamoError {
     /// The JSON body DynamoDB sends with an error.
     pub fn body(&self) -> String {
         let (_, name) = self.status_and_name();
-        serde_json::json!({
+        let mut body = serde_json::json!({
             "__type": format!("{TYPE_PREFIX}{name}"),
             "message": self.to_string(),
-        })
-        .to_string()
+        });
+        if let DynamoError::ConditionalCheckFailed {
+            item: Some(item), ..
+        } = self
+        {
+            body["Item"] = serde_json::to_value(item).unwrap_or_default();
+        }
+        body.to_string()
     }
 
     pub fn not_found(table: &str) -> Self {

@@ -10,16 +10,21 @@
 //! - `attr.rs`, `schema.rs`, `item.rs`: attribute values, key schemas, storage encoding
 //! - `store.rs`: table lookup and the durable write
 //! - `describe.rs`: `TableDescription` and `ContinuousBackupsDescription`
-//! - `ops_tables.rs`, `ops_items.rs`, `ops_pitr.rs`: the operations
+//! - `expr/`: the expression language (conditions, updates, projections, key conditions)
+//! - `ops_tables.rs`, `ops_write.rs`, `ops_read.rs`, `ops_batch.rs`, `ops_pitr.rs`: the
+//!   operations
 
 mod attr;
 mod describe;
 mod error;
+mod expr;
 mod http;
 mod item;
-mod ops_items;
+mod ops_batch;
 mod ops_pitr;
+mod ops_read;
 mod ops_tables;
+mod ops_write;
 mod schema;
 mod sigv4;
 mod store;
@@ -40,7 +45,7 @@ use crate::shard::Db;
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 
 /// The operations rewind answers.
-pub const SUPPORTED: [&str; 10] = [
+pub const SUPPORTED: [&str; 15] = [
     "CreateTable",
     "DeleteTable",
     "DescribeTable",
@@ -48,6 +53,11 @@ pub const SUPPORTED: [&str; 10] = [
     "PutItem",
     "GetItem",
     "DeleteItem",
+    "UpdateItem",
+    "Scan",
+    "Query",
+    "BatchWriteItem",
+    "BatchGetItem",
     "UpdateContinuousBackups",
     "DescribeContinuousBackups",
     "RestoreTableToPointInTime",
@@ -74,9 +84,14 @@ pub async fn dispatch(db: &Arc<Db>, op: &str, body: &[u8]) -> Result<Value, Dyna
         "DeleteTable" => ops_tables::delete_table(db, body),
         "DescribeTable" => ops_tables::describe_table(db, body),
         "ListTables" => ops_tables::list_tables(db, body),
-        "PutItem" => ops_items::put_item(db, body).await,
-        "GetItem" => ops_items::get_item(db, body),
-        "DeleteItem" => ops_items::delete_item(db, body).await,
+        "PutItem" => ops_write::put_item(db, body).await,
+        "GetItem" => ops_read::get_item(db, body),
+        "DeleteItem" => ops_write::delete_item(db, body).await,
+        "UpdateItem" => ops_write::update_item(db, body).await,
+        "Scan" => ops_read::scan(db, body),
+        "Query" => ops_read::query(db, body),
+        "BatchWriteItem" => ops_batch::batch_write_item(db, body).await,
+        "BatchGetItem" => ops_batch::batch_get_item(db, body),
         "UpdateContinuousBackups" => ops_pitr::update_continuous_backups(db, body),
         "DescribeContinuousBackups" => ops_pitr::describe_continuous_backups(db, body),
         "RestoreTableToPointInTime" => ops_pitr::restore_table_to_point_in_time(db, body),

@@ -78,3 +78,58 @@ pub async fn write(table: &Table, key: &[u8], value: Option<&[u8]>) -> Result<()
         Err(e) => Err(DynamoError::Internal(format!("write not committed: {e}"))),
     }
 }
+
+/// What a read-modify-write does to its item.
+pub enum Change {
+    Put(super::attr::Item),
+    Delete,
+    Keep,
+}
+
+/// Reads the item under `key` and decides what to write, in the shard's commit order with
+/// every other write to the key from either front door (the decision runs on the log's
+/// leader, between the writes before it and those after it), then waits until what it
+/// wrote is durable. `decide` sees the item (`None`: absent) and returns the change and an
+/// answer for the caller, or an error (nothing is written).
+pub async fn read_modify_write<T: Send + 'static>(
+    table: &Table,
+    key: &[u8],
+    decide: impl FnOnce(Option<super::attr::Item>) -> Result<(Change, T), DynamoError> + Send + 'static,
+) -> Result<T, DynamoError> {
+    use crate::log::{RmwDecision, RmwOp};
+    if table.is_dropped() {
+        return Err(DynamoError::not_found(table.name()));
+    }
+    let slot: Arc<std::sync::Mutex<Option<Result<T, DynamoError>>>> = Arc::default();
+    let out = slot.clone();
+    let name = table.name().to_string();
+    let op = RmwOp::new(key, move |cur| {
+        let item = match cur {
+            None => Ok(None),
+            Some(bytes) => super::item::decode_item(bytes).map(Some).map_err(|why| {
+                DynamoError::Internal(format!(
+                    "the value stored for this key in table {name} is not a DynamoDB item: {why}"
+                ))
+            }),
+        };
+        let (decision, answer) = match item.and_then(decide) {
+            Ok((Change::Put(i), t)) => (RmwDecision::Put(super::item::encode_item(&i)), Ok(t)),
+            Ok((Change::Delete, t)) => (RmwDecision::Delete, Ok(t)),
+            Ok((Change::Keep, t)) => (RmwDecision::Keep, Ok(t)),
+            Err(e) => (RmwDecision::Keep, Err(e)),
+        };
+        *out.lock().unwrap_or_else(|p| p.into_inner()) = Some(answer);
+        decision
+    });
+    let shard = table.shard_for(key);
+    let rx = table.shards[shard].log.submit_rmw(vec![op]);
+    match rx.await.unwrap_or(Err(CommitError::Closed)) {
+        Ok(_) => {}
+        Err(CommitError::Closed) if table.is_dropped() => {
+            return Err(DynamoError::not_found(table.name()))
+        }
+        Err(e) => return Err(DynamoError::Internal(format!("write not committed: {e}"))),
+    }
+    let answer = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+    answer.unwrap_or_else(|| Err(DynamoError::Internal("the write was not decided".into())))
+}

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::attr::Item;
+use super::attr::{AttributeValue, Item};
 use super::error::DynamoError;
 use super::schema::{AttributeDefinition, KeySchemaElement};
 
@@ -83,32 +83,39 @@ pub struct ListTablesInput {
     pub limit: Option<i64>,
 }
 
-/// Condition and expression members shared by the write operations, all refused.
+/// The expression members of a request: a condition, and the placeholders every
+/// expression of the request shares. The legacy members (`Expected`,
+/// `ConditionalOperator`) are refused by name.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Conditions {
-    pub condition_expression: Option<Value>,
+    pub condition_expression: Option<String>,
     pub expected: Option<Value>,
     pub conditional_operator: Option<Value>,
-    pub expression_attribute_names: Option<Value>,
-    pub expression_attribute_values: Option<Value>,
+    pub expression_attribute_names: Option<BTreeMap<String, String>>,
+    pub expression_attribute_values: Option<BTreeMap<String, AttributeValue>>,
+    pub return_values_on_condition_check_failure: Option<String>,
 }
 
 impl Conditions {
-    pub fn refuse(&self, op: &str) -> Result<(), DynamoError> {
-        refuse(&self.condition_expression, "ConditionExpression", op)?;
-        refuse(&self.expected, "Expected", op)?;
-        refuse(&self.conditional_operator, "ConditionalOperator", op)?;
+    pub fn refuse_legacy(&self, op: &str) -> Result<(), DynamoError> {
+        refuse(&self.expected, "Expected (use ConditionExpression)", op)?;
         refuse(
-            &self.expression_attribute_names,
-            "ExpressionAttributeNames",
-            op,
-        )?;
-        refuse(
-            &self.expression_attribute_values,
-            "ExpressionAttributeValues",
+            &self.conditional_operator,
+            "ConditionalOperator (use ConditionExpression)",
             op,
         )
+    }
+
+    /// Whether a failed condition returns the item as it was.
+    pub fn old_on_failure(&self) -> Result<bool, DynamoError> {
+        match self.return_values_on_condition_check_failure.as_deref() {
+            None | Some("NONE") => Ok(false),
+            Some("ALL_OLD") => Ok(true),
+            Some(other) => Err(DynamoError::Validation(format!(
+                "1 validation error detected: Value '{other}' at 'returnValuesOnConditionCheckFailure' failed to satisfy constraint: Member must satisfy enum value set: [ALL_OLD, NONE]"
+            ))),
+        }
     }
 }
 
@@ -134,6 +141,18 @@ pub struct DeleteItemInput {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
+pub struct UpdateItemInput {
+    pub table_name: String,
+    pub key: Item,
+    pub update_expression: Option<String>,
+    pub attribute_updates: Option<Value>,
+    pub return_values: Option<String>,
+    #[serde(flatten)]
+    pub conditions: Conditions,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct GetItemInput {
     pub table_name: String,
     pub key: Item,
@@ -143,6 +162,75 @@ pub struct GetItemInput {
     pub attributes_to_get: Option<Vec<String>>,
     pub projection_expression: Option<String>,
     pub expression_attribute_names: Option<BTreeMap<String, String>>,
+}
+
+/// `Scan` and `Query` share these.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ReadInput {
+    pub table_name: String,
+    pub index_name: Option<String>,
+    pub limit: Option<i64>,
+    pub exclusive_start_key: Option<Item>,
+    pub projection_expression: Option<String>,
+    pub filter_expression: Option<String>,
+    pub key_condition_expression: Option<String>,
+    pub expression_attribute_names: Option<BTreeMap<String, String>>,
+    pub expression_attribute_values: Option<BTreeMap<String, AttributeValue>>,
+    pub select: Option<String>,
+    pub segment: Option<i64>,
+    pub total_segments: Option<i64>,
+    pub scan_index_forward: Option<bool>,
+    /// Every read is strongly consistent in rewind; accepted either way.
+    #[allow(dead_code)]
+    pub consistent_read: Option<bool>,
+    pub attributes_to_get: Option<Value>,
+    pub scan_filter: Option<Value>,
+    pub query_filter: Option<Value>,
+    pub key_conditions: Option<Value>,
+    pub conditional_operator: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BatchWriteItemInput {
+    pub request_items: BTreeMap<String, Vec<WriteRequest>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WriteRequest {
+    pub put_request: Option<PutRequest>,
+    pub delete_request: Option<DeleteRequest>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PutRequest {
+    pub item: Item,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeleteRequest {
+    pub key: Item,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BatchGetItemInput {
+    pub request_items: BTreeMap<String, KeysAndAttributes>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeysAndAttributes {
+    pub keys: Vec<Item>,
+    pub projection_expression: Option<String>,
+    pub expression_attribute_names: Option<BTreeMap<String, String>>,
+    #[allow(dead_code)]
+    pub consistent_read: Option<bool>,
+    pub attributes_to_get: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -197,14 +285,19 @@ mod tests {
     }
 
     #[test]
-    fn conditions_are_refused_by_name() {
+    fn legacy_conditions_are_refused_by_name() {
+        let p: PutItemInput =
+            parse(br#"{"TableName":"t","Item":{},"Expected":{"a":{"Exists":false}}}"#).unwrap();
+        let e = p.conditions.refuse_legacy("PutItem").unwrap_err();
+        assert!(e.to_string().contains("Expected"), "{e}");
         let p: PutItemInput = parse(
             br#"{"TableName":"t","Item":{},"ConditionExpression":"attribute_not_exists(pk)"}"#,
         )
         .unwrap();
-        let e = p.conditions.refuse("PutItem").unwrap_err();
-        assert!(e.to_string().contains("ConditionExpression"), "{e}");
-        let p: PutItemInput = parse(br#"{"TableName":"t","Item":{}}"#).unwrap();
-        p.conditions.refuse("PutItem").unwrap();
+        p.conditions.refuse_legacy("PutItem").unwrap();
+        assert_eq!(
+            p.conditions.condition_expression.as_deref(),
+            Some("attribute_not_exists(pk)")
+        );
     }
 }

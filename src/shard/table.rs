@@ -16,6 +16,8 @@ use crate::map::{apply_ref, new_map, shard_of, KvMap};
 
 pub struct TableShard {
     pub map: Arc<KvMap>,
+    /// The shard's DynamoDB items in DynamoDB's order (for Query and Scan).
+    pub ordered: Arc<crate::map::OrderedKeys>,
     /// What the map holds: the commit hook applies under its gate.
     pub applied: Arc<Applied>,
     /// The newest checkpoint of this shard: (end_seq, created_us, log bytes written then).
@@ -196,8 +198,9 @@ fn open_shard(
         }
     };
     let map = Arc::new(map);
+    let ordered = Arc::new(crate::map::OrderedKeys::new());
     let applied = Arc::new(Applied::default());
-    let (hook_map, hook_applied) = (map.clone(), applied.clone());
+    let (hook_map, hook_applied, hook_ordered) = (map.clone(), applied.clone(), ordered.clone());
     // Runs on the writer thread after each commit, in log order, before the client is
     // answered: a connection always reads its own acknowledged writes.
     let hook: CommitHook = Box::new(move |info, records| {
@@ -205,6 +208,10 @@ fn open_shard(
         for r in records.iter() {
             apply_ref(&hook_map, r.expect("batches are built by RecordBatch"));
         }
+        hook_ordered.note(records.iter().flatten().map(|r| match r {
+            RecordRef::Put { key, .. } => (key, true),
+            RecordRef::Delete { key } => (key, false),
+        }));
         let last = info.first_seq + records.len() as u64 - 1;
         hook_applied.seq.store(last, Ordering::Release);
         hook_applied.us.store(info.commit_us, Ordering::Release);
@@ -230,9 +237,12 @@ fn open_shard(
     let (stats, lost) = scan_shard_with(&dir, meta.id, shard, range, opts, |_, _, r| {
         apply_ref(&map, r);
     })?;
+    // Before any write is served: the hook keeps it up to date from here on.
+    ordered.replace_with(crate::map::OrderedKeys::build(&map));
     Ok((
         TableShard {
             map,
+            ordered,
             applied,
             last_checkpoint: std::sync::Mutex::new(last_ckp),
             log,

@@ -263,12 +263,17 @@ def main(endpoint, redis_table):
     )
     expect_error("ValidationException", lambda: c.describe_table(TableName=redis_table),
                  "describe a Redis-created table")
+    fresh = {PK: {"S": "conditional"}, SK: {"N": "1"}}
+    c.put_item(TableName="orders", Item=fresh, ConditionExpression="attribute_not_exists(customer)")
     expect_error(
-        "ValidationException",
-        lambda: c.put_item(TableName="orders", Item=item(1, 3), ConditionExpression="attribute_not_exists(customer)"),
-        "put_item with a condition",
+        "ConditionalCheckFailedException",
+        lambda: c.put_item(TableName="orders", Item=fresh, ConditionExpression="attribute_not_exists(customer)"),
+        "put_item whose condition fails",
     )
-    expect_error("UnknownOperationException", lambda: c.scan(TableName="orders"), "scan (unsupported)")
+    c.delete_item(TableName="orders", Key=fresh)
+    expect_error("UnknownOperationException",
+                 lambda: c.transact_write_items(TransactItems=[{"Put": {"TableName": "orders", "Item": fresh}}]),
+                 "transact_write_items (unsupported)")
 
     r = c.delete_table(TableName="nopitr")["TableDescription"]
     assert r["TableStatus"] == "DELETING", r

@@ -1,0 +1,413 @@
+//! Evaluating expressions over an item: document paths, comparisons (numbers numerically,
+//! strings and binaries by bytes, sets without order), the functions, and projections.
+//! A comparison with a missing attribute, or between different types, is false, as in
+//! DynamoDB; an operand a function cannot take (`size` of a number) is a validation error.
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
+
+use super::number::Dec;
+use super::{CmpOp, Cond, Operand, Path, PathElem};
+use crate::dynamo::attr::{decode_b64, AttributeValue, Item};
+use crate::dynamo::error::DynamoError;
+
+fn invalid(msg: String) -> DynamoError {
+    DynamoError::Validation(msg)
+}
+
+/// The value at `path` in `item`, if there is one.
+pub fn resolve_path<'a>(item: &'a Item, path: &Path) -> Option<&'a AttributeValue> {
+    let mut elems = path.0.iter();
+    let mut cur = match elems.next()? {
+        PathElem::Name(n) => item.get(n)?,
+        PathElem::Index(_) => return None,
+    };
+    for e in elems {
+        cur = match (e, cur) {
+            (PathElem::Name(n), AttributeValue::M(m)) => m.get(n)?,
+            (PathElem::Index(i), AttributeValue::L(l)) => l.get(*i)?,
+            _ => return None,
+        };
+    }
+    Some(cur)
+}
+
+fn size_of(v: &AttributeValue, path: &Path) -> Result<usize, DynamoError> {
+    Ok(match v {
+        AttributeValue::S(s) => s.chars().count(),
+        AttributeValue::B(b) => decode_b64(b)?.len(),
+        AttributeValue::SS(x) | AttributeValue::NS(x) | AttributeValue::BS(x) => x.len(),
+        AttributeValue::L(l) => l.len(),
+        AttributeValue::M(m) => m.len(),
+        other => {
+            return Err(invalid(format!(
+                "Invalid expression: Incorrect operand type for operator or function; operator or function: size, operand type: {} (path {path})",
+                other.type_name()
+            )))
+        }
+    })
+}
+
+/// An operand's value (`None`: a path with nothing there).
+pub fn operand<'a>(
+    item: &'a Item,
+    o: &'a Operand,
+) -> Result<Option<Cow<'a, AttributeValue>>, DynamoError> {
+    Ok(match o {
+        Operand::Path(p) => resolve_path(item, p).map(Cow::Borrowed),
+        Operand::Const(v) => Some(Cow::Borrowed(v)),
+        Operand::Size(p) => match resolve_path(item, p) {
+            Some(v) => Some(Cow::Owned(AttributeValue::N(size_of(v, p)?.to_string()))),
+            None => None,
+        },
+        Operand::ValueRef(v) => {
+            return Err(invalid(format!(
+                "unresolved expression attribute value {v}"
+            )))
+        }
+    })
+}
+
+/// Numbers numerically, strings and binaries by their bytes; `None` across types.
+fn order(a: &AttributeValue, b: &AttributeValue) -> Result<Option<Ordering>, DynamoError> {
+    Ok(match (a, b) {
+        (AttributeValue::N(x), AttributeValue::N(y)) => Some(Dec::parse(x)?.cmp(&Dec::parse(y)?)),
+        (AttributeValue::S(x), AttributeValue::S(y)) => Some(x.as_bytes().cmp(y.as_bytes())),
+        (AttributeValue::B(x), AttributeValue::B(y)) => Some(decode_b64(x)?.cmp(&decode_b64(y)?)),
+        _ => None,
+    })
+}
+
+/// Deep equality: numbers by value, sets without order.
+pub fn equal(a: &AttributeValue, b: &AttributeValue) -> Result<bool, DynamoError> {
+    use AttributeValue::*;
+    Ok(match (a, b) {
+        (N(_), N(_)) | (S(_), S(_)) | (B(_), B(_)) => order(a, b)? == Some(Ordering::Equal),
+        (Bool(x), Bool(y)) => x == y,
+        (Null(_), Null(_)) => true,
+        (SS(x), SS(y)) => {
+            let (mut x, mut y) = (x.clone(), y.clone());
+            x.sort();
+            y.sort();
+            x == y
+        }
+        (NS(x), NS(y)) | (BS(x), BS(y)) => {
+            x.len() == y.len() && {
+                let mut all = true;
+                for v in x {
+                    let mut found = false;
+                    for w in y {
+                        if equal(&num_or_bin(a, v), &num_or_bin(a, w))? {
+                            found = true;
+                            break;
+                        }
+                    }
+                    all &= found;
+                }
+                all
+            }
+        }
+        (L(x), L(y)) => {
+            x.len() == y.len() && {
+                let mut all = true;
+                for (v, w) in x.iter().zip(y) {
+                    all &= equal(v, w)?;
+                }
+                all
+            }
+        }
+        (M(x), M(y)) => {
+            x.len() == y.len() && {
+                let mut all = true;
+                for (k, v) in x {
+                    all &= match y.get(k) {
+                        Some(w) => equal(v, w)?,
+                        None => false,
+                    };
+                }
+                all
+            }
+        }
+        _ => false,
+    })
+}
+
+/// A set element as a scalar of the set's type.
+fn num_or_bin(set: &AttributeValue, v: &str) -> AttributeValue {
+    match set {
+        AttributeValue::NS(_) => AttributeValue::N(v.to_string()),
+        AttributeValue::BS(_) => AttributeValue::B(v.to_string()),
+        _ => AttributeValue::S(v.to_string()),
+    }
+}
+
+fn compare(
+    a: Option<&AttributeValue>,
+    op: CmpOp,
+    b: Option<&AttributeValue>,
+) -> Result<bool, DynamoError> {
+    let (Some(a), Some(b)) = (a, b) else {
+        return Ok(false);
+    };
+    Ok(match op {
+        CmpOp::Eq => equal(a, b)?,
+        CmpOp::Ne => {
+            a.type_name() == b.type_name() && !equal(a, b)? || a.type_name() != b.type_name()
+        }
+        _ => match order(a, b)? {
+            None => false,
+            Some(o) => match op {
+                CmpOp::Lt => o.is_lt(),
+                CmpOp::Le => o.is_le(),
+                CmpOp::Gt => o.is_gt(),
+                CmpOp::Ge => o.is_ge(),
+                CmpOp::Eq | CmpOp::Ne => unreachable!("handled above"),
+            },
+        },
+    })
+}
+
+fn begins_with(a: &AttributeValue, b: &AttributeValue) -> Result<bool, DynamoError> {
+    Ok(match (a, b) {
+        (AttributeValue::S(x), AttributeValue::S(y)) => x.as_bytes().starts_with(y.as_bytes()),
+        (AttributeValue::B(x), AttributeValue::B(y)) => decode_b64(x)?.starts_with(&decode_b64(y)?),
+        _ => false,
+    })
+}
+
+fn contains(a: &AttributeValue, b: &AttributeValue) -> Result<bool, DynamoError> {
+    use AttributeValue::*;
+    Ok(match (a, b) {
+        (S(x), S(y)) => x.contains(y.as_str()),
+        (B(x), B(y)) => {
+            let (x, y) = (decode_b64(x)?, decode_b64(y)?);
+            y.is_empty() || x.windows(y.len()).any(|w| w == y.as_slice())
+        }
+        (SS(x), S(y)) => x.iter().any(|v| v == y),
+        (NS(x), N(y)) => {
+            let y = Dec::parse(y)?;
+            let mut found = false;
+            for v in x {
+                found |= Dec::parse(v)?.cmp(&y).is_eq();
+            }
+            found
+        }
+        (BS(x), B(y)) => {
+            let y = decode_b64(y)?;
+            let mut found = false;
+            for v in x {
+                found |= decode_b64(v)? == y;
+            }
+            found
+        }
+        (L(x), y) => {
+            let mut found = false;
+            for v in x {
+                found |= equal(v, y)?;
+            }
+            found
+        }
+        _ => false,
+    })
+}
+
+const TYPES: [&str; 10] = ["S", "N", "B", "BOOL", "NULL", "L", "M", "SS", "NS", "BS"];
+
+/// Whether `c` holds for `item` (`None`: there is no item).
+pub fn eval_condition(item: Option<&Item>, c: &Cond) -> Result<bool, DynamoError> {
+    let empty = Item::new();
+    let item = item.unwrap_or(&empty);
+    let val = |o| operand(item, o);
+    Ok(match c {
+        Cond::Cmp(a, op, b) => compare(val(a)?.as_deref(), *op, val(b)?.as_deref())?,
+        Cond::Between(a, lo, hi) => {
+            let (lo, hi) = (val(lo)?, val(hi)?);
+            if let (Some(l), Some(h)) = (lo.as_deref(), hi.as_deref()) {
+                if order(l, h)?.is_some_and(|o| o.is_gt()) {
+                    return Err(invalid(
+                        "Invalid ConditionExpression: The BETWEEN operator requires upper bound to be greater than or equal to lower bound".into(),
+                    ));
+                }
+            }
+            let a = val(a)?;
+            compare(a.as_deref(), CmpOp::Ge, lo.as_deref())?
+                && compare(a.as_deref(), CmpOp::Le, hi.as_deref())?
+        }
+        Cond::In(a, list) => {
+            let a = val(a)?;
+            let mut any = false;
+            for o in list {
+                any |= compare(a.as_deref(), CmpOp::Eq, val(o)?.as_deref())?;
+            }
+            any
+        }
+        Cond::Exists(p) => resolve_path(item, p).is_some(),
+        Cond::NotExists(p) => resolve_path(item, p).is_none(),
+        Cond::Type(p, t) => {
+            let t = match val(t)?.as_deref() {
+                Some(AttributeValue::S(s)) if TYPES.contains(&s.as_str()) => s.clone(),
+                other => {
+                    return Err(invalid(format!(
+                        "Invalid ConditionExpression: Invalid attribute type name found; type: {}, valid types: {{B,NULL,SS,BOOL,L,BS,N,NS,S,M}}",
+                        match other {
+                            Some(AttributeValue::S(s)) => s.clone(),
+                            Some(v) => v.type_name().to_string(),
+                            None => "(none)".into(),
+                        }
+                    )))
+                }
+            };
+            resolve_path(item, p).is_some_and(|v| v.type_name() == t)
+        }
+        Cond::BeginsWith(a, b) => match (val(a)?, val(b)?) {
+            (Some(a), Some(b)) => begins_with(&a, &b)?,
+            _ => false,
+        },
+        Cond::Contains(a, b) => match (val(a)?, val(b)?) {
+            (Some(a), Some(b)) => contains(&a, &b)?,
+            _ => false,
+        },
+        Cond::And(a, b) => eval_condition(Some(item), a)? && eval_condition(Some(item), b)?,
+        Cond::Or(a, b) => eval_condition(Some(item), a)? || eval_condition(Some(item), b)?,
+        Cond::Not(a) => !eval_condition(Some(item), a)?,
+    })
+}
+
+/// The parts of `item` the paths name, nested as in the item; list elements keep their
+/// order and close up.
+pub fn project(item: &Item, paths: &[Path]) -> Item {
+    let mut out = Item::new();
+    for p in paths {
+        if let Some(v) = resolve_path(item, p) {
+            insert_projected(&mut out, item, p, v);
+        }
+    }
+    out
+}
+
+fn insert_projected(out: &mut Item, item: &Item, p: &Path, v: &AttributeValue) {
+    let PathElem::Name(top) = &p.0[0] else { return };
+    if p.0.len() == 1 {
+        out.insert(top.clone(), v.clone());
+        return;
+    }
+    // Rebuild the containers along the path, keeping what earlier paths put there.
+    let src = &item[top];
+    let slot = out.entry(top.clone()).or_insert_with(|| empty_like(src));
+    let mut dst = slot;
+    let mut cur = src;
+    for (i, e) in p.0[1..].iter().enumerate() {
+        let last = i == p.0.len() - 2;
+        match (e, cur, &mut *dst) {
+            (PathElem::Name(n), AttributeValue::M(m), AttributeValue::M(dm)) => {
+                let next = &m[n];
+                if last {
+                    dm.insert(n.clone(), v.clone());
+                    return;
+                }
+                dst = dm.entry(n.clone()).or_insert_with(|| empty_like(next));
+                cur = next;
+            }
+            (PathElem::Index(k), AttributeValue::L(l), AttributeValue::L(dl)) => {
+                let next = &l[*k];
+                if last {
+                    dl.push(v.clone());
+                    return;
+                }
+                dl.push(empty_like(next));
+                dst = dl.last_mut().expect("just pushed");
+                cur = next;
+            }
+            _ => return,
+        }
+    }
+}
+
+fn empty_like(v: &AttributeValue) -> AttributeValue {
+    match v {
+        AttributeValue::L(_) => AttributeValue::L(Vec::new()),
+        _ => AttributeValue::M(Default::default()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dynamo::expr::{Kind, Placeholders};
+    use std::collections::BTreeMap;
+
+    fn item(j: &str) -> Item {
+        serde_json::from_str(j).unwrap()
+    }
+
+    fn holds(it: &Item, cond: &str, values: &str) -> bool {
+        let values: BTreeMap<String, AttributeValue> = serde_json::from_str(values).unwrap();
+        let mut ph = Placeholders::new(None, Some(&values));
+        let c = ph.condition(cond, Kind::Condition).unwrap();
+        eval_condition(Some(it), &c).unwrap()
+    }
+
+    #[test]
+    fn comparisons_and_functions() {
+        let it = item(
+            r#"{"n":{"N":"10"},"s":{"S":"hello"},"tags":{"SS":["a","b"]},"l":{"L":[{"N":"1"},{"S":"x"}]},
+                "m":{"M":{"k":{"N":"2"}}},"z":{"NULL":true}}"#,
+        );
+        assert!(holds(&it, "n = :v", r#"{":v":{"N":"10.0"}}"#));
+        assert!(holds(&it, "n > :v", r#"{":v":{"N":"9"}}"#));
+        assert!(
+            !holds(&it, "n > :v", r#"{":v":{"S":"9"}}"#),
+            "across types: false"
+        );
+        assert!(!holds(&it, "missing = :v", r#"{":v":{"N":"1"}}"#));
+        assert!(!holds(&it, "missing <> :v", r#"{":v":{"N":"1"}}"#));
+        assert!(holds(
+            &it,
+            "n BETWEEN :a AND :b",
+            r#"{":a":{"N":"1"},":b":{"N":"10"}}"#
+        ));
+        assert!(holds(
+            &it,
+            "n IN (:a, :b)",
+            r#"{":a":{"N":"3"},":b":{"N":"10"}}"#
+        ));
+        assert!(holds(&it, "begins_with(s, :p)", r#"{":p":{"S":"he"}}"#));
+        assert!(holds(&it, "contains(s, :p)", r#"{":p":{"S":"ll"}}"#));
+        assert!(holds(&it, "contains(tags, :p)", r#"{":p":{"S":"b"}}"#));
+        assert!(holds(&it, "contains(l, :p)", r#"{":p":{"S":"x"}}"#));
+        assert!(holds(&it, "size(s) = :five", r#"{":five":{"N":"5"}}"#));
+        assert!(holds(&it, "size(tags) < :three", r#"{":three":{"N":"3"}}"#));
+        assert!(holds(
+            &it,
+            "m.k = :two AND l[0] = :one",
+            r#"{":two":{"N":"2"},":one":{"N":"1"}}"#
+        ));
+        assert!(holds(
+            &it,
+            "attribute_type(z, :t)",
+            r#"{":t":{"S":"NULL"}}"#
+        ));
+        assert!(holds(
+            &it,
+            "attribute_exists(m.k) AND attribute_not_exists(m.q)",
+            "{}"
+        ));
+        assert!(holds(
+            &it,
+            "NOT (n < :v OR s = :s)",
+            r#"{":v":{"N":"1"},":s":{"S":"no"}}"#
+        ));
+    }
+
+    #[test]
+    fn projections_nest() {
+        let it = item(
+            r#"{"a":{"N":"1"},"m":{"M":{"x":{"N":"1"},"y":{"N":"2"}}},"l":{"L":[{"N":"5"},{"N":"6"},{"N":"7"}]}}"#,
+        );
+        let mut ph = Placeholders::new(None, None);
+        let paths = ph.projection("m.y, l[2], l[0], nope").unwrap();
+        let got = project(&it, &paths);
+        let want = item(r#"{"m":{"M":{"y":{"N":"2"}}},"l":{"L":[{"N":"7"},{"N":"5"}]}}"#);
+        assert_eq!(got, want);
+    }
+}
