@@ -121,22 +121,27 @@ fn put_path(item: &mut Item, p: &Path, v: AttributeValue) -> Result<(), DynamoEr
     }
 }
 
-fn remove_path(item: &mut Item, p: &Path) {
+/// Removing a missing leaf does nothing; a path whose parent is missing, or is not the map
+/// or list the path names, is refused as DynamoDB refuses it.
+fn remove_path(item: &mut Item, p: &Path) -> Result<(), DynamoError> {
     if p.0.len() == 1 {
         if let PathElem::Name(n) = &p.0[0] {
             item.remove(n);
         }
-        return;
+        return Ok(());
     }
     match parent_mut(item, p) {
         Some((AttributeValue::M(m), PathElem::Name(n))) => {
             m.remove(n);
         }
-        Some((AttributeValue::L(l), PathElem::Index(i))) if *i < l.len() => {
-            l.remove(*i);
+        Some((AttributeValue::L(l), PathElem::Index(i))) => {
+            if *i < l.len() {
+                l.remove(*i);
+            }
         }
-        _ => {}
+        _ => return Err(bad_path(p)),
     }
+    Ok(())
 }
 
 /// Set elements compared by value (`1` and `1.0` are one number).
@@ -265,12 +270,12 @@ pub fn apply_update(item: &Item, u: &Update) -> Result<(Item, Vec<Path>), Dynamo
         put_path(&mut out, &p, v)?;
     }
     for p in &u.remove {
-        remove_path(&mut out, p);
+        remove_path(&mut out, p)?;
     }
     for (p, v) in adds.into_iter().chain(deletes) {
         match v {
             Some(v) => put_path(&mut out, &p, v)?,
-            None => remove_path(&mut out, &p),
+            None => remove_path(&mut out, &p)?,
         }
     }
     Ok((out, paths.into_iter().cloned().collect()))
@@ -344,5 +349,14 @@ mod tests {
         .is_err());
         assert!(run("{}", "SET a = :x REMOVE a.b", r#"{":x":{"N":"1"}}"#).is_err());
         assert!(run("{}", "SET a = b", "{}").is_err(), "b does not exist");
+        let err = run("{}", "REMOVE m.l[0]", "{}").unwrap_err();
+        assert!(err.to_string().contains("invalid for update"), "{err}");
+        assert!(run(r#"{"m":{"S":"x"}}"#, "REMOVE m.b", "{}").is_err());
+        let got = run(r#"{"m":{"M":{}},"l":{"L":[]}}"#, "REMOVE m.b, l[3]", "{}").unwrap();
+        assert_eq!(
+            got,
+            item(r#"{"m":{"M":{}},"l":{"L":[]}}"#),
+            "missing leaves"
+        );
     }
 }
