@@ -44,7 +44,7 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, DynamoError> {
 pub fn refuse<T>(member: &Option<T>, name: &str, op: &str) -> Result<(), DynamoError> {
     match member {
         Some(_) => Err(DynamoError::Validation(format!(
-            "{name} is not supported by rewind ({op} takes no conditions, expressions or indexes; see docs/DYNAMODB.md)"
+            "{name} is not supported by rewind's {op} (see docs/DYNAMODB.md, Operations)"
         ))),
         None => Ok(()),
     }

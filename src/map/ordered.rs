@@ -186,6 +186,41 @@ mod tests {
         assert_eq!(sorted, v);
     }
 
+    /// `digits` × 10^`exp` as an exact rational comparison key: (sign, value) compared by
+    /// scaling both to a common exponent.
+    fn cmp_decimal(a: (i64, i32), b: (i64, i32)) -> std::cmp::Ordering {
+        let e = a.1.min(b.1);
+        let scale = |(m, x): (i64, i32)| i128::from(m) * 10i128.pow((x - e) as u32);
+        scale(a).cmp(&scale(b))
+    }
+
+    /// The canonical text (FORMAT.md) of `m` × 10^`x`: no trailing zeros, `E` when not 0.
+    fn canonical(m: i64, x: i32) -> String {
+        if m == 0 {
+            return "0".into();
+        }
+        let (mut digits, mut x) = (m.unsigned_abs(), x);
+        while digits % 10 == 0 {
+            digits /= 10;
+            x += 1;
+        }
+        let sign = if m < 0 { "-" } else { "" };
+        match x {
+            0 => format!("{sign}{digits}"),
+            x => format!("{sign}{digits}E{x}"),
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn order_bytes_sort_as_the_numbers(a in (-99_999i64..99_999, -12i32..12),
+                                           b in (-99_999i64..99_999, -12i32..12)) {
+            let text = |(m, x): (i64, i32)| canonical(m, x);
+            let (ka, kb) = (number_order(&text(a)).unwrap(), number_order(&text(b)).unwrap());
+            proptest::prop_assert_eq!(ka.cmp(&kb), cmp_decimal(a, b), "{} vs {}", text(a), text(b));
+        }
+    }
+
     fn key(pk: &str, sk: &str, ty: u8) -> Vec<u8> {
         let mut k = vec![ITEM_KEY_TAG, b'S'];
         k.extend_from_slice(&(pk.len() as u16).to_be_bytes());
