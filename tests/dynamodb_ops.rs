@@ -10,6 +10,10 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Four shards a table, so that every Query and Scan merges several shards' ordered indexes
+/// whatever the machine's core count.
+const SERVE: &[&str] = &["--dynamodb-listen", "127.0.0.1:0", "--shards", "4"];
+
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/dynamodb/ops_e2e.py");
 
 fn script(args: &[&str]) -> String {
@@ -43,21 +47,21 @@ fn endpoint(srv: &common::Server) -> String {
 #[test]
 fn boto3_every_operation_conditions_and_concurrent_updates() {
     let dir = tempfile::tempdir().unwrap();
-    let srv = common::start(dir.path(), "auto", &["--dynamodb-listen", "127.0.0.1:0"]);
+    let srv = common::start(dir.path(), "auto", SERVE);
     println!("{}", script(&["ops", &endpoint(&srv)]));
 }
 
 #[test]
 fn aws_cli_items_queries_and_batches() {
     let dir = tempfile::tempdir().unwrap();
-    let srv = common::start(dir.path(), "auto", &["--dynamodb-listen", "127.0.0.1:0"]);
+    let srv = common::start(dir.path(), "auto", SERVE);
     println!("{}", script(&["cli", &endpoint(&srv)]));
 }
 
 #[test]
 fn restore_drill_after_a_bad_change_scans_equal() {
     let dir = tempfile::tempdir().unwrap();
-    let srv = common::start(dir.path(), "auto", &["--dynamodb-listen", "127.0.0.1:0"]);
+    let srv = common::start(dir.path(), "auto", SERVE);
     println!("{}", script(&["drill", &endpoint(&srv)]));
 }
 
@@ -100,7 +104,7 @@ fn start_moto() -> (Moto, u16) {
 #[test]
 fn random_operations_answer_as_moto_does() {
     let dir = tempfile::tempdir().unwrap();
-    let srv = common::start(dir.path(), "auto", &["--dynamodb-listen", "127.0.0.1:0"]);
+    let srv = common::start(dir.path(), "auto", SERVE);
     let (_moto, port) = start_moto();
     let moto = format!("http://127.0.0.1:{port}");
     // Each seed makes its own table on both sides.

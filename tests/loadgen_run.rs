@@ -26,6 +26,7 @@ fn config(port: u16) -> RunConfig {
         seed: 9,
         requests: None,
         live: false,
+        dynamo: None,
     }
 }
 

@@ -190,6 +190,7 @@ mod tests {
             seed: 1,
             requests: None,
             live: false,
+            dynamo: None,
         };
         CapacityConfig {
             base,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use rewind_loadgen::keys::{KeyDist, ValueSize};
-use rewind_loadgen::report::{json_report, summary_table};
+use rewind_loadgen::report::{json_report, summary_table_named};
 use rewind_loadgen::run::{run, RunConfig};
 
 #[derive(Parser)]
@@ -136,6 +136,25 @@ struct RunArgs {
     /// Stop after this many requests.
     #[arg(long)]
     requests: Option<u64>,
+    /// Send DynamoDB requests (PutItem, GetItem, Query) to this endpoint,
+    /// http://HOST:PORT, instead of RESP to --addr; needs --table (made if missing, with
+    /// pk (S) and sk (N) as its key).
+    #[arg(long, value_name = "URL")]
+    dynamodb: Option<String>,
+    /// DynamoDB mode: items in each partition (key numbers k are pk p<k / N>, sk k % N).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    partition_items: u64,
+    /// DynamoDB mode: share of requests that are a Query of one whole partition (0 to 1);
+    /// the rest are PutItem and GetItem by --ratio.
+    #[arg(long, default_value_t = 0.0, value_parser = share)]
+    query_ratio: f64,
+}
+
+fn share(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("bad share {s:?}: want a number from 0 to 1")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -146,9 +165,31 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_config(a: &RunArgs) -> RunConfig {
-    RunConfig {
-        addr: a.addr,
+fn run_config(a: &RunArgs) -> Result<RunConfig, String> {
+    let (addr, dynamo) = match &a.dynamodb {
+        None => {
+            if a.query_ratio > 0.0 || a.partition_items != 1 {
+                return Err("--query-ratio and --partition-items are for --dynamodb".into());
+            }
+            (a.addr, None)
+        }
+        Some(url) => {
+            let (addr, host) = rewind_loadgen::dynamo::endpoint(url)?;
+            let table = a
+                .table
+                .clone()
+                .ok_or("--dynamodb needs --table (made if it does not exist)")?;
+            let target = rewind_loadgen::dynamo::DynamoTarget {
+                host,
+                table,
+                partition_items: a.partition_items,
+                query_ratio: a.query_ratio,
+            };
+            (addr, Some(target))
+        }
+    };
+    Ok(RunConfig {
+        addr,
         connections: a.connections,
         threads: a.threads,
         pipeline: a.pipeline,
@@ -163,13 +204,29 @@ fn run_config(a: &RunArgs) -> RunConfig {
         seed: a.seed,
         requests: a.requests,
         live: true,
+        dynamo,
+    })
+}
+
+/// The summary's command names: DynamoDB's operations in that mode.
+fn names(a: &RunArgs) -> [&'static str; 3] {
+    match a.dynamodb {
+        Some(_) => ["PutItem", "GetItem", "Query"],
+        None => rewind_loadgen::stats::COMMANDS,
     }
 }
 
 fn capacity_cmd(c: &CapacityArgs) -> ExitCode {
     use rewind_loadgen::capacity::{capacity, CapacityConfig};
+    let base = match run_config(&c.load) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("rewind-loadgen capacity: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let cfg = CapacityConfig {
-        base: run_config(&c.load),
+        base,
         slos: c.slos.clone(),
         start: c.start,
         step: c.step,
@@ -265,14 +322,21 @@ fn verify_cmd(v: &VerifyArgs) -> ExitCode {
 }
 
 fn run_cmd(a: &RunArgs) -> ExitCode {
-    let r = match run(&run_config(a)) {
+    let cfg = match run_config(a) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rewind-loadgen run: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let r = match run(&cfg) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("rewind-loadgen run: {e}");
             return ExitCode::from(2);
         }
     };
-    print!("{}", summary_table(&r.total, r.seconds));
+    print!("{}", summary_table_named(&r.total, r.seconds, &names(a)));
     if let Some(path) = &a.hdr {
         if let Err(e) = rewind_loadgen::report::write_hdr_log(path, &r.per_second, r.start_unix_ms)
         {
@@ -282,11 +346,13 @@ fn run_cmd(a: &RunArgs) -> ExitCode {
     }
     if let Some(path) = &a.json {
         let config = serde_json::json!({
-            "server": a.addr.ip().to_string(), "port": a.addr.port(),
+            "server": cfg.addr.ip().to_string(), "port": cfg.addr.port(),
             "clients": a.connections, "threads": a.threads, "pipeline": a.pipeline,
             "ratio": a.ratio, "key_maximum": a.keys, "key_pattern": format!("{:?}", a.key_dist),
             "data_size": format!("{:?}", a.value_size), "test_time": a.duration.as_secs_f64(),
             "rate": a.rate, "seed": a.seed,
+            "dynamodb": a.dynamodb, "table": a.table, "partition_items": a.partition_items,
+            "query_ratio": a.query_ratio,
         });
         let doc = json_report(config, &r.total, &r.per_second, r.seconds, r.start_unix_ms);
         if let Err(e) = std::fs::write(path, serde_json::to_vec_pretty(&doc).expect("json")) {

@@ -36,6 +36,11 @@ fn group(n: u64) -> String {
 
 /// The final table: one row per command and a total, then errors by kind.
 pub fn summary_table(total: &Stats, seconds: f64) -> String {
+    summary_table_named(total, seconds, &COMMANDS)
+}
+
+/// [`summary_table`] with other names for the commands (`PutItem GetItem Query`).
+pub fn summary_table_named(total: &Stats, seconds: f64, names: &[&str; 3]) -> String {
     let mut out = String::from(
         "command      ops/s      mean ms   p50 ms    p90 ms    p99 ms    p99.9 ms  p99.99 ms max ms\n",
     );
@@ -52,7 +57,7 @@ pub fn summary_table(total: &Stats, seconds: f64) -> String {
             ms(s.max)
         )
     };
-    for (i, name) in COMMANDS.iter().enumerate() {
+    for (i, name) in names.iter().enumerate() {
         if !total.latency[i].is_empty() {
             out += &row(name, summarize(&total.latency[i]));
         }
@@ -127,7 +132,7 @@ fn series(per_second: &[Stats], pick: impl Fn(&Stats) -> hdrhistogram::Histogram
 }
 
 /// The JSON document: `configuration`, `run information`, and `ALL STATS` with `Sets`,
-/// `Gets` and `Totals` (each with `Time-Serie` per second) plus `Errors` by kind.
+/// `Gets`, `Queries` (DynamoDB mode, when any ran) and `Totals` (each with `Time-Serie` per second) plus `Errors` by kind.
 pub fn json_report(
     config: Value,
     total: &Stats,
@@ -135,9 +140,13 @@ pub fn json_report(
     seconds: f64,
     start_ms: u64,
 ) -> Value {
-    let names = ["Sets", "Gets"];
+    let names = ["Sets", "Gets", "Queries"];
     let mut all = Map::new();
     for (i, name) in names.iter().enumerate() {
+        // Queries only when there were some: RESP runs keep memtier's layout.
+        if i == 2 && total.latency[2].is_empty() {
+            continue;
+        }
         let ts = series(per_second, |s| s.latency[i].clone());
         let mut v = stats_json(&summarize(&total.latency[i]), seconds, Some(ts));
         v["Percentile Distribution"] = distribution(&total.latency[i]);

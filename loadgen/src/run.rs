@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::dynamo::{self, DynamoTarget};
 use crate::keys::{key_name, KeyDist, KeyGen, ValueSize};
 use crate::resp::{encode, parse, Reply};
 use crate::schedule::Schedule;
@@ -44,6 +45,8 @@ pub struct RunConfig {
     pub requests: Option<u64>,
     /// Print one line a second.
     pub live: bool,
+    /// Send DynamoDB requests over HTTP instead of RESP (`addr` is the endpoint's).
+    pub dynamo: Option<DynamoTarget>,
 }
 
 /// What a run measured (warm-up excluded).
@@ -73,6 +76,9 @@ struct Clock {
 pub fn run(cfg: &RunConfig) -> Result<RunResult, String> {
     if cfg.connections == 0 || cfg.threads == 0 || cfg.pipeline == 0 {
         return Err("connections, threads and pipeline must be at least 1".into());
+    }
+    if let Some(t) = &cfg.dynamo {
+        dynamo::prepare_table(cfg.addr, t)?;
     }
     let threads = cfg.threads.min(cfg.connections);
     let start = Instant::now();
@@ -272,7 +278,16 @@ async fn connection(
     while Instant::now() < clock.end {
         let s = match stream.as_mut() {
             Some(s) => s,
-            None => match connect(cfg.addr, &cfg.table).await {
+            None => match connect(
+                cfg.addr,
+                if cfg.dynamo.is_some() {
+                    &None
+                } else {
+                    &cfg.table
+                },
+            )
+            .await
+            {
                 Ok(s) => stream.insert(s),
                 Err(e) => {
                     state.borrow_mut().interval.error(&e);
@@ -307,6 +322,21 @@ async fn connection(
         req.clear();
         cmds.clear();
         for _ in 0..n {
+            if let Some(t) = &cfg.dynamo {
+                let k = gen.key();
+                let op = if gen.chance(t.query_ratio) {
+                    2
+                } else if gen.chance(cfg.set_ratio) {
+                    0
+                } else {
+                    1
+                };
+                let (name, body) =
+                    dynamo::request(t, op, k, if op == 0 { gen.value() } else { b"" });
+                dynamo::encode(&mut req, &t.host, name, &body);
+                cmds.push(op);
+                continue;
+            }
             key_name(gen.key(), &mut key);
             if gen.chance(cfg.set_ratio) {
                 let v = gen.value();
@@ -319,6 +349,7 @@ async fn connection(
         }
         let sent = Instant::now();
         let result = match tokio::time::timeout(IO_TIMEOUT, s.write_all(&req)).await {
+            Ok(Ok(())) if cfg.dynamo.is_some() => dynamo::read_responses(s, &mut buf, n).await,
             Ok(Ok(())) => read_replies(s, &mut buf, n).await,
             Ok(Err(e)) => Err(format!("write: {}", e.kind())),
             Err(_) => Err("timeout".into()),

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 
-pub const COMMANDS: [&str; 2] = ["SET", "GET"];
+/// Histogram slots: `SET` (or `PutItem`), `GET` (or `GetItem`), `QUERY` (DynamoDB `Query`).
+pub const COMMANDS: [&str; 3] = ["SET", "GET", "QUERY"];
 const MAX_US: u64 = 3_600_000_000;
 
 fn histogram() -> Histogram<u64> {
@@ -15,14 +16,14 @@ fn histogram() -> Histogram<u64> {
 /// What one interval (or a whole run) saw.
 #[derive(Debug, Clone)]
 pub struct Stats {
-    pub latency: [Histogram<u64>; 2],
+    pub latency: [Histogram<u64>; 3],
     pub errors: BTreeMap<String, u64>,
 }
 
 impl Default for Stats {
     fn default() -> Self {
         Stats {
-            latency: [histogram(), histogram()],
+            latency: [histogram(), histogram(), histogram()],
             errors: BTreeMap::new(),
         }
     }

@@ -1,6 +1,7 @@
 //! `BatchWriteItem` (up to 25 puts and deletes) and `BatchGetItem` (up to 100 keys), over
-//! any tables. Every request is carried out (writes durable before the answer), so
-//! `UnprocessedItems` and `UnprocessedKeys` are always empty. As in DynamoDB, a batch is not
+//! any tables. Every write is carried out (durable before the answer), so `UnprocessedItems`
+//! is always empty; `UnprocessedKeys` is empty unless the items found pass 16 MB, when the
+//! keys not read are returned there, as DynamoDB does. As in DynamoDB, a batch is not
 //! atomic: each write is its own.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,6 +19,8 @@ use crate::shard::Db;
 
 pub const MAX_BATCH_WRITES: usize = 25;
 pub const MAX_BATCH_GETS: usize = 100;
+/// Items one BatchGetItem answer holds at most (DynamoDB's 16 MB).
+pub const MAX_RESPONSE_BYTES: usize = 16 << 20;
 
 fn invalid(m: impl Into<String>) -> DynamoError {
     DynamoError::Validation(m.into())
@@ -82,6 +85,9 @@ pub fn batch_get_item(db: &Db, body: &[u8]) -> Result<Value, DynamoError> {
         )));
     }
     let mut responses: BTreeMap<String, Vec<super::attr::Item>> = BTreeMap::new();
+    // Past 16 MB of items, as DynamoDB does, the rest go back in UnprocessedKeys.
+    let mut unprocessed = serde_json::Map::new();
+    let mut bytes = 0usize;
     for (name, ka) in &req.request_items {
         refuse(
             &ka.attributes_to_get,
@@ -98,18 +104,35 @@ pub fn batch_get_item(db: &Db, body: &[u8]) -> Result<Value, DynamoError> {
         let t = store::open(db, name)?;
         let mut seen = BTreeSet::new();
         let out = responses.entry(name.clone()).or_default();
+        let mut left = Vec::new();
         for k in &ka.keys {
             let key = item_key(&t.schema, k, true)?;
             if !seen.insert(key.clone()) {
                 return Err(invalid("Provided list of item keys contains duplicates"));
             }
+            if bytes >= MAX_RESPONSE_BYTES {
+                left.push(k.clone());
+                continue;
+            }
             if let Some(item) = read(&t, &key)? {
-                out.push(match &paths {
+                let item = match &paths {
                     Some(p) => expr::project(&item, p),
                     None => item,
-                });
+                };
+                bytes += item_size(&item);
+                out.push(item);
             }
         }
+        if !left.is_empty() {
+            let mut again = json!({ "Keys": left });
+            if let Some(p) = &ka.projection_expression {
+                again["ProjectionExpression"] = json!(p);
+            }
+            if let Some(n) = &ka.expression_attribute_names {
+                again["ExpressionAttributeNames"] = json!(n);
+            }
+            unprocessed.insert(name.clone(), again);
+        }
     }
-    Ok(json!({ "Responses": responses, "UnprocessedKeys": {} }))
+    Ok(json!({ "Responses": responses, "UnprocessedKeys": unprocessed }))
 }

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use super::attr::{AttributeValue, Item};
 use super::error::DynamoError;
 use super::expr::{self, CmpOp, Cond, Kind, Operand, Path, Placeholders};
-use super::item::{decode_item, item_key, item_size};
+use super::item::{decode_item, decode_key, item_key, item_size};
 use super::schema::{KeyAttr, Schema};
 use super::store::{self, DynTable};
 use super::wire::{parse, refuse, GetItemInput, ReadInput};
@@ -22,6 +22,10 @@ use crate::shard::Db;
 const PAGE_BYTES: usize = 1 << 20;
 /// Index entries fetched from a shard at a time while merging.
 const FETCH: usize = 256;
+/// Index entries one page may pass over without reading them (a parallel scan's other
+/// segments): past it the page ends with the last entry passed as `LastEvaluatedKey`, so a
+/// request's work is bounded whatever `TotalSegments` is.
+const MAX_SKIPPED: usize = 100_000;
 
 fn invalid(m: impl Into<String>) -> DynamoError {
     DynamoError::Validation(m.into())
@@ -35,6 +39,26 @@ pub fn read(t: &DynTable, key: &[u8]) -> Result<Option<Item>, DynamoError> {
     decode_item(&value).map(Some).map_err(|why| {
         DynamoError::Internal(format!(
             "the value stored for this key in table {} is not a DynamoDB item: {why}",
+            t.table.name()
+        ))
+    })
+}
+
+/// An item a Scan or Query comes to: a value under an item key that is not an item at all
+/// (no item magic: a Redis client wrote it) is passed over, as keys that are not item keys
+/// are, so one such value cannot make a whole table unscannable. A value with the magic that
+/// does not decode (a bad checksum) is an error naming the key.
+fn read_listed(t: &DynTable, key: &[u8]) -> Result<Option<Item>, DynamoError> {
+    let Some(value) = t.table.map_for(key).get(key).map(|v| v.to_vec()) else {
+        return Ok(None);
+    };
+    if !value.starts_with(&super::item::ITEM_MAGIC) {
+        return Ok(None);
+    }
+    decode_item(&value).map(Some).map_err(|why| {
+        DynamoError::Internal(format!(
+            "the item stored under key {} in table {} is damaged: {why}",
+            key.escape_ascii(),
             t.table.name()
         ))
     })
@@ -82,6 +106,30 @@ pub fn get_item(db: &Db, body: &[u8]) -> Result<Value, DynamoError> {
     })
 }
 
+/// The key attributes an item key encodes (for a `LastEvaluatedKey` of an entry not read).
+fn key_from_storage(schema: &Schema, storage: &[u8]) -> Option<Item> {
+    use super::item::KeyPart;
+    let (hash, range) = decode_key(storage)?;
+    let value = |p: KeyPart| match p {
+        KeyPart::S(s) => AttributeValue::S(s),
+        KeyPart::N(n) => AttributeValue::N(n),
+        KeyPart::B(b) => {
+            use base64::Engine;
+            AttributeValue::B(base64::engine::general_purpose::STANDARD.encode(b))
+        }
+    };
+    let mut k = Item::new();
+    k.insert(schema.hash.name.clone(), value(hash));
+    match (&schema.range, range) {
+        (Some(a), Some(r)) => {
+            k.insert(a.name.clone(), value(r));
+        }
+        (None, None) => {}
+        _ => return None,
+    }
+    Some(k)
+}
+
 /// An item's key attributes (its `LastEvaluatedKey`).
 fn key_of(schema: &Schema, item: &Item) -> Item {
     let mut k = Item::new();
@@ -93,12 +141,10 @@ fn key_of(schema: &Schema, item: &Item) -> Item {
     k
 }
 
-/// Where a read goes: bounds on order keys, and for `begins_with` a prefix every key must
-/// keep (the walk stops at the first that does not).
+/// Where a read goes: bounds on order keys.
 struct Span {
     lo: Bound<Vec<u8>>,
     hi: Bound<Vec<u8>>,
-    prefix: Option<Vec<u8>>,
 }
 
 /// The order key of one sort-key value in the partition whose prefix is `pk_prefix`.
@@ -181,7 +227,6 @@ fn key_span(schema: &Schema, cond: &Cond) -> Result<Span, DynamoError> {
         return Ok(Span {
             lo: Bound::Included(only.clone()),
             hi: Bound::Included(only),
-            prefix: None,
         });
     };
     // The partition's prefix: the storage key of the partition key alone.
@@ -202,7 +247,6 @@ fn key_span(schema: &Schema, cond: &Cond) -> Result<Span, DynamoError> {
     let whole = Span {
         lo: Bound::Included(start),
         hi: Bound::Excluded(end),
-        prefix: None,
     };
     let Some(sk) = sk_cond else { return Ok(whole) };
     let name = &range.name;
@@ -216,7 +260,6 @@ fn key_span(schema: &Schema, cond: &Cond) -> Result<Span, DynamoError> {
                 CmpOp::Eq => Span {
                     lo: Bound::Included(k.clone()),
                     hi: Bound::Included(k),
-                    prefix: None,
                 },
                 CmpOp::Lt => Span {
                     hi: Bound::Excluded(k),
@@ -245,7 +288,6 @@ fn key_span(schema: &Schema, cond: &Cond) -> Result<Span, DynamoError> {
             Span {
                 lo: Bound::Included(a),
                 hi: Bound::Included(b),
-                prefix: None,
             }
         }
         Cond::BeginsWith(x, p) if is_key_path(x, name) => {
@@ -260,7 +302,6 @@ fn key_span(schema: &Schema, cond: &Cond) -> Result<Span, DynamoError> {
             Span {
                 lo: Bound::Included(k),
                 hi,
-                prefix: None,
             }
         }
         _ => return Err(bad()),
@@ -327,10 +368,7 @@ fn walk(t: &DynTable, span: &Span, reverse: bool, mut visit: impl FnMut(&[u8]) -
                 }
             });
         let Some(k) = next else { return };
-        let (order, storage) = bufs[k].pop_front().expect("not empty");
-        if span.prefix.as_ref().is_some_and(|p| !order.starts_with(p)) {
-            return;
-        }
+        let (_, storage) = bufs[k].pop_front().expect("not empty");
         if !visit(&storage) {
             return;
         }
@@ -432,6 +470,7 @@ fn run(t: &DynTable, span: Span, reverse: bool, p: &ReadPlan) -> Result<Value, D
     let mut last: Option<Item> = None;
     let mut error = None;
     let mut stopped = false;
+    let mut skipped = 0usize;
     walk(t, &span, reverse, |storage| {
         if scanned >= p.limit || bytes >= PAGE_BYTES {
             stopped = true;
@@ -439,12 +478,21 @@ fn run(t: &DynTable, span: Span, reverse: bool, p: &ReadPlan) -> Result<Value, D
         }
         if let Some((seg, total)) = p.segment {
             if xxhash_rust::xxh3::xxh3_64(storage) % total != seg {
+                skipped += 1;
+                if skipped >= MAX_SKIPPED {
+                    if let Some(k) = key_from_storage(&t.schema, storage) {
+                        last = Some(k);
+                        stopped = true;
+                        return false;
+                    }
+                }
                 return true;
             }
         }
-        let item = match read(t, storage) {
+        let item = match read_listed(t, storage) {
             Ok(Some(i)) => i,
-            Ok(None) => return true, // deleted since the index was read
+            // Deleted since the index was read, or not an item (a Redis client's value).
+            Ok(None) => return true,
             Err(e) => {
                 error = Some(e);
                 return false;
@@ -501,6 +549,21 @@ fn after_start(
         invalid("The provided starting key is invalid: The provided key element does not match the schema")
     })?;
     let k = order_key(&storage).ok_or_else(|| invalid("The provided starting key is invalid"))?;
+    let above_lo = match &span.lo {
+        Bound::Included(lo) => k >= *lo,
+        Bound::Excluded(lo) => k > *lo,
+        Bound::Unbounded => true,
+    };
+    let below_hi = match &span.hi {
+        Bound::Included(hi) => k <= *hi,
+        Bound::Excluded(hi) => k < *hi,
+        Bound::Unbounded => true,
+    };
+    if !(above_lo && below_hi) {
+        return Err(invalid(
+            "The provided starting key is outside query boundaries based on provided conditions",
+        ));
+    }
     if reverse {
         span.hi = Bound::Excluded(k);
     } else {
@@ -527,7 +590,6 @@ pub fn scan(db: &Db, body: &[u8]) -> Result<Value, DynamoError> {
     let span = Span {
         lo: Bound::Included(vec![crate::map::ordered::ITEM_KEY_TAG]),
         hi: Bound::Excluded(vec![crate::map::ordered::ITEM_KEY_TAG + 1]),
-        prefix: None,
     };
     let span = after_start(&t, span, &req.exclusive_start_key, false)?;
     run(&t, span, false, &p)

@@ -35,29 +35,46 @@ pub struct OrderedKeys {
     inner: RwLock<Entries>,
 }
 
-/// A number's canonical text (`-15E-1`) as `(negative, digits, exponent)`.
+/// A number's canonical text (`-15E-1`) as `(negative, digits, exponent)`; `None` for any
+/// other text (`00`, `-0`, `1.5`, `10`, `1E0`, ...), so that two texts of one number (a key
+/// a Redis client wrote, say) can never share an order key.
 fn canonical_parts(s: &str) -> Option<(bool, &str, i64)> {
+    if s == "0" {
+        return Some((false, "0", 0));
+    }
     let (neg, rest) = match s.strip_prefix('-') {
         Some(r) => (true, r),
         None => (false, s),
     };
     let (digits, exp) = match rest.split_once('E') {
-        Some((d, e)) => (d, e.parse::<i64>().ok()?),
+        Some((d, e)) => {
+            let exp = e.parse::<i64>().ok()?;
+            // `E` only with a non-zero exponent, written as i64 writes it.
+            if exp == 0 || exp.to_string() != e {
+                return None;
+            }
+            (d, exp)
+        }
         None => (rest, 0),
     };
-    digits
-        .bytes()
-        .all(|b| b.is_ascii_digit())
-        .then_some((neg, digits, exp))
+    let canonical_digits = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0')
+        && !digits.ends_with('0');
+    canonical_digits.then_some((neg, digits, exp))
 }
 
-/// Bytes that sort as the number does.
+/// Bytes that sort as the number does; `None` for text that is not a canonical number or
+/// whose magnitude is far outside DynamoDB's (1E-130 to 1E126).
 pub fn number_order(canonical: &str) -> Option<Vec<u8>> {
     let (neg, digits, exp) = canonical_parts(canonical)?;
-    if digits.is_empty() || digits == "0" {
+    if digits == "0" {
         return Some(vec![0x02]);
     }
-    let magnitude = exp + digits.len() as i64 - 1;
+    let magnitude = exp.checked_add(i64::try_from(digits.len()).ok()? - 1)?;
+    if !(-1000..=1000).contains(&magnitude) {
+        return None;
+    }
     let m = u16::try_from(magnitude + 200).ok()?;
     let mut out = Vec::with_capacity(4 + digits.len());
     if neg {
@@ -154,6 +171,18 @@ impl OrderedKeys {
         reverse: bool,
         limit: usize,
     ) -> Vec<(Vec<u8>, Vec<u8>)> {
+        // BTreeMap::range panics on bounds that cross (start past end, or one key excluded
+        // at both ends): those hold nothing.
+        let crossed = match (from, to) {
+            (Bound::Included(a), Bound::Included(b)) => a > b,
+            (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) => {
+                a >= b
+            }
+            _ => false,
+        };
+        if crossed {
+            return Vec::new();
+        }
         let e = self.inner.read();
         let pair = |(o, s): (&Vec<u8>, &Vec<u8>)| {
             let storage = if s.is_empty() { o.clone() } else { s.clone() };
@@ -173,9 +202,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_canonical_numbers_get_an_order_key() {
+        for bad in [
+            "", "00", "-0", "01", "10", "1E0", "1E+2", "1E02", "1.5", "-", "1E", "x",
+        ] {
+            assert_eq!(number_order(bad), None, "{bad:?}");
+        }
+        assert_eq!(number_order("11E9223372036854775807"), None, "no overflow");
+        assert_eq!(number_order("0"), Some(vec![0x02]));
+        assert!(number_order("-15E-1").is_some() && number_order("1E2").is_some());
+    }
+
+    #[test]
     fn numbers_order_numerically() {
         let mut v = [
-            "-100", "-25E-1", "-2", "0", "1", "15E-1", "2", "10", "1E2", "-1E-5", "1E-5",
+            "-1E2", "-25E-1", "-2", "0", "1", "15E-1", "2", "1E1", "1E2", "-1E-5", "1E-5",
         ];
         let mut sorted = v;
         sorted.sort_by_key(|s| number_order(s).unwrap());
@@ -233,7 +274,7 @@ mod tests {
     #[test]
     fn items_of_a_partition_in_sort_key_order() {
         let idx = OrderedKeys::new();
-        let keys: Vec<Vec<u8>> = ["10", "9", "-1", "100"]
+        let keys: Vec<Vec<u8>> = ["1E1", "9", "-1", "1E2"]
             .iter()
             .map(|s| key("p", s, b'N'))
             .collect();
@@ -251,7 +292,7 @@ mod tests {
         hi.push(0xFF);
         let got = idx.range((Bound::Included(p), Bound::Excluded(&hi)), false, 10);
         let sks: Vec<Vec<u8>> = got.into_iter().map(|(_, s)| s).collect();
-        let want: Vec<Vec<u8>> = ["-1", "9", "10", "100"]
+        let want: Vec<Vec<u8>> = ["-1", "9", "1E1", "1E2"]
             .iter()
             .map(|s| key("p", s, b'N'))
             .collect();

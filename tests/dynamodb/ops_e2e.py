@@ -96,18 +96,31 @@ def ops(endpoint):
     page = t.query(KeyConditionExpression=Key("pk").eq("c0") & Key("sk").eq(7),
                    ProjectionExpression="#t, sk", ExpressionAttributeNames={"#t": "total"})
     assert page["Items"] == [{"sk": 7, "total": decimal.Decimal("1.75")}], page["Items"]
-    print("ok  query: between, reverse, paging, filter, COUNT, projection")
+    # A starting key outside the key condition is refused, forwards and in reverse.
+    for kc, esk, fwd in [(Key("pk").eq("c1") & Key("sk").lt(5), {"pk": "c1", "sk": 10}, True),
+                         (Key("pk").eq("c1") & Key("sk").eq(5), {"pk": "c1", "sk": 1}, True),
+                         (Key("pk").eq("c1"), {"pk": "c0", "sk": 3}, False),
+                         (Key("pk").eq("c1") & Key("sk").lt(5), {"pk": "c1", "sk": 5}, True)]:
+        code, resp = code_of(lambda: t.query(KeyConditionExpression=kc, ExclusiveStartKey=esk, ScanIndexForward=fwd))
+        assert code == "ValidationException" and "outside query boundaries" in resp["Error"]["Message"], resp["Error"]
+    got = t.query(KeyConditionExpression=Key("pk").eq("c1") & Key("sk").lt(5), ExclusiveStartKey={"pk": "c1", "sk": 2},
+                  ScanIndexForward=False)["Items"]
+    assert [int(i["sk"]) for i in got] == [1, 0], got
+    print("ok  query: between, reverse, paging, filter, COUNT, projection, starting keys outside the condition")
     # Scan: everything, paging, parallel segments, filters.
-    total = 0
+    scanned = []
     start = None
     while True:
         kw = {"ExclusiveStartKey": start} if start else {}
         page = c.scan(TableName="orders", Limit=17, **kw)
-        total += page["Count"]
+        scanned += [(i["pk"]["S"], int(i["sk"]["N"])) for i in page["Items"]]
         start = page.get("LastEvaluatedKey")
         if not start:
             break
-    assert total == 120, total
+    # Every item once, none repeated (the pages merge every shard's index), partitions whole.
+    assert sorted(scanned) == sorted((f"c{c_}", n) for c_ in range(3) for n in range(40)), scanned
+    assert all(scanned[i][0] != scanned[i + 1][0] or scanned[i][1] < scanned[i + 1][1]
+               for i in range(len(scanned) - 1)), "a partition's items in sort-key order"
     parts = [t.scan(Segment=s, TotalSegments=4)["Items"] for s in range(4)]
     keys = sorted((i["pk"], int(i["sk"])) for p in parts for i in p)
     assert len(keys) == 120 and len(set(keys)) == 120, len(keys)
@@ -139,6 +152,13 @@ def ops(endpoint):
     code, resp = code_of(lambda: c.update_item(TableName="orders", Key={"pk": {"S": "c0"}, "sk": {"N": "1"}},
                                                UpdateExpression="SET a = :x SET", ExpressionAttributeValues={":x": {"N": "1"}}))
     assert code == "ValidationException" and "Syntax error" in resp["Error"]["Message"], resp["Error"]
+    # Several list indexes in one REMOVE name the list as it was; projections share elements.
+    t.put_item(Item={"pk": "lists", "sk": 0, "l": ["a", "b", "c", "d"], "docs": [{"x": 1, "y": 2, "z": 3}]})
+    got = t.update_item(Key={"pk": "lists", "sk": 0}, UpdateExpression="REMOVE l[1], l[2]", ReturnValues="ALL_NEW")
+    assert got["Attributes"]["l"] == ["a", "d"], got
+    got = t.get_item(Key={"pk": "lists", "sk": 0}, ProjectionExpression="docs[0].x, docs[0].z")["Item"]
+    assert got == {"docs": [{"x": 1, "z": 3}]}, got
+    t.delete_item(Key={"pk": "lists", "sk": 0})
     print("ok  update_item: SET arithmetic, if_not_exists, list_append, REMOVE, ADD, DELETE, return values")
     # Conditions on every write, and the old item on a failed check.
     code, resp = code_of(lambda: c.put_item(TableName="orders", Item={"pk": {"S": "c0"}, "sk": {"N": "2"}},
@@ -152,6 +172,12 @@ def ops(endpoint):
     t.update_item(Key={"pk": "c0", "sk": 4}, UpdateExpression="SET #s = :s", ConditionExpression="#s IN (:a, :b)",
                   ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":s": "done", ":a": "open", ":b": "x"})
     assert t.get_item(Key={"pk": "c0", "sk": 4})["Item"]["status"] == "done"
+    # A missing attribute is not equal to anything: `<>` holds, every other comparison fails.
+    t.put_item(Item={"pk": "c0", "sk": 6, "v": 1}, ConditionExpression="attribute_exists(pk) AND nothing <> :x",
+               ExpressionAttributeValues={":x": "y"})
+    code, _ = code_of(lambda: t.put_item(Item={"pk": "c0", "sk": 6, "v": 2}, ConditionExpression="nothing < :x",
+                                         ExpressionAttributeValues={":x": "y"}))
+    assert code == "ConditionalCheckFailedException", code
     old = t.put_item(Item={"pk": "c0", "sk": 5, "v": 1}, ReturnValues="ALL_OLD")["Attributes"]
     assert old["total"] == decimal.Decimal("1.25"), old
     print("ok  conditions on put/update/delete, ReturnValuesOnConditionCheckFailure, ALL_OLD")
@@ -333,7 +359,7 @@ def random_ops(rng, n):
         elif kind == "put_cond":
             ops.append(("put_item", {"TableName": TBL, "Item": {**key, "v": {"N": str(v)}},
                                       "ConditionExpression": rng.choice(["attribute_not_exists(pk)", "v < :v", "attribute_exists(s) AND NOT v = :v"]),
-                                      **({"ExpressionAttributeValues": {":v": {"N": str(v)}}} if True else {})}))
+                                      "ExpressionAttributeValues": {":v": {"N": str(v)}}}))
             if "attribute_not_exists" in ops[-1][1]["ConditionExpression"]:
                 ops[-1][1].pop("ExpressionAttributeValues")
         elif kind == "nested_put":
@@ -350,7 +376,7 @@ def random_ops(rng, n):
         elif kind == "projection":
             ops.append(("get_item", {"TableName": TBL, "Key": key,
                                       "ProjectionExpression": rng.choice(["v, s", "m.a, pk", "m.l[1], ns", "#n", "m"]),
-                                      **({"ExpressionAttributeNames": {"#n": "v"}} if rng.random() < 2 else {})}))
+                                      "ExpressionAttributeNames": {"#n": "v"}}))
             if "#n" not in ops[-1][1]["ProjectionExpression"]:
                 ops[-1][1].pop("ExpressionAttributeNames")
         elif kind == "query_page":
@@ -470,7 +496,8 @@ def diff(endpoint, moto, seed):
         if op == "update_item" and kw.get("ReturnValues", "").startswith("UPDATED_") and ra[0] == rb[0] == "ok":
             ra, rb = updated_compared(kw, ra, rb)
         ra, rb = sets_sorted(ra), sets_sorted(rb)
-        if rb == ("error", "500"):
+        if rb == ("error", "500") and "size(" in kw.get("ConditionExpression", "") \
+                and ra == ("error", "ConditionalCheckFailedException"):
             # moto 5 fails inside size() of a missing attribute; DynamoDB (and rewind)
             # call the condition false. The final tables are still compared below.
             moto_failures += 1
@@ -485,7 +512,6 @@ def diff(endpoint, moto, seed):
         print("MISMATCH", json.dumps(m, default=str)[:2000])
     assert not mismatches, f"{len(mismatches)} of 300 replies differ from moto's"
     assert final[0] == final[1], "the final tables differ"
-    assert moto_failures < 100, f"moto failed {moto_failures} of 300 operations"
     print(f"ok  300 random operations (seed {seed}): every reply and the final table equal to moto's"
           f" ({moto_failures} that moto failed with a 500 left out)")
     print("ALL OK")

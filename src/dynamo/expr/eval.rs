@@ -5,10 +5,11 @@
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::number::Dec;
 use super::{CmpOp, Cond, Operand, Path, PathElem};
-use crate::dynamo::attr::{decode_b64, AttributeValue, Item};
+use crate::dynamo::attr::{canonical_number, decode_b64, AttributeValue, Item};
 use crate::dynamo::error::DynamoError;
 
 fn invalid(msg: String) -> DynamoError {
@@ -86,26 +87,14 @@ pub fn equal(a: &AttributeValue, b: &AttributeValue) -> Result<bool, DynamoError
         (Bool(x), Bool(y)) => x == y,
         (Null(_), Null(_)) => true,
         (SS(x), SS(y)) => {
-            let (mut x, mut y) = (x.clone(), y.clone());
-            x.sort();
-            y.sort();
-            x == y
+            x.len() == y.len() && x.iter().collect::<BTreeSet<_>>() == y.iter().collect()
         }
         (NS(x), NS(y)) | (BS(x), BS(y)) => {
-            x.len() == y.len() && {
-                let mut all = true;
-                for v in x {
-                    let mut found = false;
-                    for w in y {
-                        if equal(&num_or_bin(a, v), &num_or_bin(a, w))? {
-                            found = true;
-                            break;
-                        }
-                    }
-                    all &= found;
-                }
-                all
-            }
+            let numbers = matches!(a, NS(_));
+            let keys = |s: &Vec<String>| -> Result<BTreeSet<Vec<u8>>, DynamoError> {
+                s.iter().map(|v| set_key(v, numbers, !numbers)).collect()
+            };
+            x.len() == y.len() && keys(x)? == keys(y)?
         }
         (L(x), L(y)) => {
             x.len() == y.len() && {
@@ -132,13 +121,16 @@ pub fn equal(a: &AttributeValue, b: &AttributeValue) -> Result<bool, DynamoError
     })
 }
 
-/// A set element as a scalar of the set's type.
-fn num_or_bin(set: &AttributeValue, v: &str) -> AttributeValue {
-    match set {
-        AttributeValue::NS(_) => AttributeValue::N(v.to_string()),
-        AttributeValue::BS(_) => AttributeValue::B(v.to_string()),
-        _ => AttributeValue::S(v.to_string()),
-    }
+/// A set element's identity: numbers by value (`1` and `1.0` are one), binaries by their
+/// decoded bytes, strings as they are.
+pub fn set_key(v: &str, numbers: bool, binary: bool) -> Result<Vec<u8>, DynamoError> {
+    Ok(if numbers {
+        canonical_number(v)?.into_bytes()
+    } else if binary {
+        decode_b64(v)?
+    } else {
+        v.as_bytes().to_vec()
+    })
 }
 
 fn compare(
@@ -146,8 +138,10 @@ fn compare(
     op: CmpOp,
     b: Option<&AttributeValue>,
 ) -> Result<bool, DynamoError> {
+    // A missing operand makes every comparison false but `<>`, which holds (DynamoDB's
+    // rule: a missing attribute is not equal to anything).
     let (Some(a), Some(b)) = (a, b) else {
-        return Ok(false);
+        return Ok(op == CmpOp::Ne);
     };
     Ok(match op {
         CmpOp::Eq => equal(a, b)?,
@@ -179,16 +173,13 @@ fn contains(a: &AttributeValue, b: &AttributeValue) -> Result<bool, DynamoError>
     use AttributeValue::*;
     Ok(match (a, b) {
         (S(x), S(y)) => x.contains(y.as_str()),
-        (B(x), B(y)) => {
-            let (x, y) = (decode_b64(x)?, decode_b64(y)?);
-            y.is_empty() || x.windows(y.len()).any(|w| w == y.as_slice())
-        }
+        (B(x), B(y)) => memchr::memmem::find(&decode_b64(x)?, &decode_b64(y)?).is_some(),
         (SS(x), S(y)) => x.iter().any(|v| v == y),
         (NS(x), N(y)) => {
-            let y = Dec::parse(y)?;
+            let y = canonical_number(y)?;
             let mut found = false;
             for v in x {
-                found |= Dec::parse(v)?.cmp(&y).is_eq();
+                found |= canonical_number(v)? == y;
             }
             found
         }
@@ -273,61 +264,68 @@ pub fn eval_condition(item: Option<&Item>, c: &Cond) -> Result<bool, DynamoError
     })
 }
 
-/// The parts of `item` the paths name, nested as in the item; list elements keep their
-/// order and close up.
+/// What a projection keeps of one value: all of it, or some of its map entries or list
+/// elements.
+#[derive(Default)]
+struct Pick {
+    whole: bool,
+    names: BTreeMap<String, Pick>,
+    indexes: BTreeMap<usize, Pick>,
+}
+
+impl Pick {
+    fn add(&mut self, rest: &[PathElem]) {
+        let Some((first, rest)) = rest.split_first() else {
+            self.whole = true;
+            return;
+        };
+        let next = match first {
+            PathElem::Name(n) => self.names.entry(n.clone()).or_default(),
+            PathElem::Index(i) => self.indexes.entry(*i).or_default(),
+        };
+        next.add(rest);
+    }
+
+    /// The picked part of `v`; `None` when nothing picked is there.
+    fn take(&self, v: &AttributeValue) -> Option<AttributeValue> {
+        if self.whole {
+            return Some(v.clone());
+        }
+        match v {
+            AttributeValue::M(m) if !self.names.is_empty() => {
+                let out: BTreeMap<_, _> = self
+                    .names
+                    .iter()
+                    .filter_map(|(n, p)| Some((n.clone(), p.take(m.get(n)?)?)))
+                    .collect();
+                (!out.is_empty()).then(|| AttributeValue::M(out.into_iter().collect()))
+            }
+            AttributeValue::L(l) if !self.indexes.is_empty() => {
+                let out: Vec<_> = self
+                    .indexes
+                    .iter()
+                    .filter_map(|(i, p)| p.take(l.get(*i)?))
+                    .collect();
+                (!out.is_empty()).then_some(AttributeValue::L(out))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The parts of `item` the paths name, nested as in the item: several paths into one map or
+/// list element share it, and list elements keep the list's order and close up, as DynamoDB
+/// projects.
 pub fn project(item: &Item, paths: &[Path]) -> Item {
-    let mut out = Item::new();
+    let mut top: BTreeMap<&str, Pick> = BTreeMap::new();
     for p in paths {
-        if let Some(v) = resolve_path(item, p) {
-            insert_projected(&mut out, item, p, v);
+        if let Some((PathElem::Name(n), rest)) = p.0.split_first() {
+            top.entry(n.as_str()).or_default().add(rest);
         }
     }
-    out
-}
-
-fn insert_projected(out: &mut Item, item: &Item, p: &Path, v: &AttributeValue) {
-    let PathElem::Name(top) = &p.0[0] else { return };
-    if p.0.len() == 1 {
-        out.insert(top.clone(), v.clone());
-        return;
-    }
-    // Rebuild the containers along the path, keeping what earlier paths put there.
-    let src = &item[top];
-    let slot = out.entry(top.clone()).or_insert_with(|| empty_like(src));
-    let mut dst = slot;
-    let mut cur = src;
-    for (i, e) in p.0[1..].iter().enumerate() {
-        let last = i == p.0.len() - 2;
-        match (e, cur, &mut *dst) {
-            (PathElem::Name(n), AttributeValue::M(m), AttributeValue::M(dm)) => {
-                let next = &m[n];
-                if last {
-                    dm.insert(n.clone(), v.clone());
-                    return;
-                }
-                dst = dm.entry(n.clone()).or_insert_with(|| empty_like(next));
-                cur = next;
-            }
-            (PathElem::Index(k), AttributeValue::L(l), AttributeValue::L(dl)) => {
-                let next = &l[*k];
-                if last {
-                    dl.push(v.clone());
-                    return;
-                }
-                dl.push(empty_like(next));
-                dst = dl.last_mut().expect("just pushed");
-                cur = next;
-            }
-            _ => return,
-        }
-    }
-}
-
-fn empty_like(v: &AttributeValue) -> AttributeValue {
-    match v {
-        AttributeValue::L(_) => AttributeValue::L(Vec::new()),
-        _ => AttributeValue::M(Default::default()),
-    }
+    top.iter()
+        .filter_map(|(n, pick)| Some((n.to_string(), pick.take(item.get(*n)?)?)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -348,6 +346,33 @@ mod tests {
     }
 
     #[test]
+    fn limits_on_in_and_on_placeholder_copies() {
+        let values: BTreeMap<String, AttributeValue> =
+            serde_json::from_str(r#"{":x":{"N":"1"}}"#).unwrap();
+        let mut ph = Placeholders::new(None, Some(&values));
+        let many = format!("a IN ({})", [":x"; 101].join(", "));
+        let e = ph
+            .condition(&many, Kind::Condition)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("too many operands; number of operands: 101"),
+            "{e}"
+        );
+        let hundred = format!("a IN ({})", [":x"; 100].join(", "));
+        assert!(ph.condition(&hundred, Kind::Condition).is_ok());
+        // A 1 MiB value named 10 times is 10 MiB of copies: refused.
+        let big = format!(r#"{{":v":{{"S":"{}"}}}}"#, "x".repeat(1 << 20));
+        let values: BTreeMap<String, AttributeValue> = serde_json::from_str(&big).unwrap();
+        let mut ph = Placeholders::new(None, Some(&values));
+        let e = ph
+            .condition(&["a = :v"; 10].join(" OR "), Kind::Condition)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("placeholders stand for more than"), "{e}");
+    }
+
+    #[test]
     fn comparisons_and_functions() {
         let it = item(
             r#"{"n":{"N":"10"},"s":{"S":"hello"},"tags":{"SS":["a","b"]},"l":{"L":[{"N":"1"},{"S":"x"}]},
@@ -360,7 +385,11 @@ mod tests {
             "across types: false"
         );
         assert!(!holds(&it, "missing = :v", r#"{":v":{"N":"1"}}"#));
-        assert!(!holds(&it, "missing <> :v", r#"{":v":{"N":"1"}}"#));
+        assert!(
+            holds(&it, "missing <> :v", r#"{":v":{"N":"1"}}"#),
+            "missing: not equal"
+        );
+        assert!(!holds(&it, "missing < :v", r#"{":v":{"N":"1"}}"#));
         assert!(holds(
             &it,
             "n BETWEEN :a AND :b",
@@ -407,7 +436,14 @@ mod tests {
         let mut ph = Placeholders::new(None, None);
         let paths = ph.projection("m.y, l[2], l[0], nope").unwrap();
         let got = project(&it, &paths);
-        let want = item(r#"{"m":{"M":{"y":{"N":"2"}}},"l":{"L":[{"N":"7"},{"N":"5"}]}}"#);
-        assert_eq!(got, want);
+        let want = item(r#"{"m":{"M":{"y":{"N":"2"}}},"l":{"L":[{"N":"5"},{"N":"7"}]}}"#);
+        assert_eq!(got, want, "list elements in the list's order");
+        let it =
+            item(r#"{"l":{"L":[{"M":{"a":{"N":"1"},"b":{"N":"2"},"c":{"N":"3"}}},{"N":"9"}]}}"#);
+        let paths = ph.projection("l[0].a, l[0].b, l[5]").unwrap();
+        let want = item(r#"{"l":{"L":[{"M":{"a":{"N":"1"},"b":{"N":"2"}}}]}}"#);
+        assert_eq!(project(&it, &paths), want, "two paths share one element");
+        assert!(ph.projection("l[0], l[0].a").is_err(), "overlapping paths");
+        assert!(ph.projection("a, a").is_err(), "the same path twice");
     }
 }

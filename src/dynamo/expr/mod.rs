@@ -138,8 +138,31 @@ impl Kind {
     }
 }
 
+/// Operands of one `IN` (DynamoDB's limit).
+pub const MAX_IN_OPERANDS: usize = 100;
+
 /// Longest expression accepted (DynamoDB's limit is 4 KB).
 pub const MAX_EXPRESSION_BYTES: usize = 4096;
+
+/// Bytes of names and values one request's expressions may copy in from their placeholders
+/// (each use is a copy): a 4 KB expression naming a 1 MB value hundreds of times is refused
+/// instead of taking gigabytes.
+pub const MAX_SUBSTITUTED_BYTES: usize = 4 << 20;
+
+/// Roughly the bytes a copy of `v` takes in memory (each value and set element a few words
+/// besides its text).
+fn footprint(v: &AttributeValue) -> usize {
+    const NODE: usize = 32;
+    NODE + match v {
+        AttributeValue::S(s) | AttributeValue::N(s) | AttributeValue::B(s) => s.len(),
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 0,
+        AttributeValue::L(l) => l.iter().map(footprint).sum(),
+        AttributeValue::M(m) => m.iter().map(|(k, v)| NODE + k.len() + footprint(v)).sum(),
+        AttributeValue::SS(x) | AttributeValue::NS(x) | AttributeValue::BS(x) => {
+            x.iter().map(|e| NODE + e.len()).sum()
+        }
+    }
+}
 
 /// A request's placeholders and which of them its expressions used.
 pub struct Placeholders<'a> {
@@ -147,6 +170,7 @@ pub struct Placeholders<'a> {
     values: Option<&'a BTreeMap<String, AttributeValue>>,
     used_names: BTreeSet<String>,
     used_values: BTreeSet<String>,
+    substituted_bytes: usize,
 }
 
 fn invalid(msg: String) -> DynamoError {
@@ -163,7 +187,19 @@ impl<'a> Placeholders<'a> {
             values,
             used_names: BTreeSet::new(),
             used_values: BTreeSet::new(),
+            substituted_bytes: 0,
         }
+    }
+
+    fn spend(&mut self, bytes: usize) -> Result<(), DynamoError> {
+        self.substituted_bytes += bytes;
+        if self.substituted_bytes > MAX_SUBSTITUTED_BYTES {
+            return Err(invalid(format!(
+                "Invalid expression: its placeholders stand for more than {} MiB of names and values in all (each use counts); use each large value fewer times",
+                MAX_SUBSTITUTED_BYTES >> 20
+            )));
+        }
+        Ok(())
     }
 
     fn name(&mut self, n: &str, kind: Kind) -> Result<String, DynamoError> {
@@ -173,6 +209,7 @@ impl<'a> Placeholders<'a> {
         match self.names.and_then(|m| m.get(n)) {
             Some(real) => {
                 self.used_names.insert(n.to_string());
+                self.spend(real.len())?;
                 Ok(real.clone())
             }
             None => Err(invalid(format!(
@@ -185,8 +222,11 @@ impl<'a> Placeholders<'a> {
     fn value(&mut self, v: &str, kind: Kind) -> Result<AttributeValue, DynamoError> {
         match self.values.and_then(|m| m.get(v)) {
             Some(val) => {
-                self.used_values.insert(v.to_string());
-                val.validate(1)?;
+                // Checked once, however often it is used.
+                if self.used_values.insert(v.to_string()) {
+                    val.validate(1)?;
+                }
+                self.spend(footprint(val))?;
                 Ok(val.clone())
             }
             None => Err(invalid(format!(
@@ -249,6 +289,13 @@ impl<'a> Placeholders<'a> {
                 self.operand(lo, kind)?,
                 self.operand(hi, kind)?,
             ),
+            Cond::In(_, list) if list.len() > MAX_IN_OPERANDS => {
+                return Err(invalid(format!(
+                    "Invalid {}: The IN operator is provided with too many operands; number of operands: {} (at most {MAX_IN_OPERANDS})",
+                    kind.param(),
+                    list.len()
+                )))
+            }
             Cond::In(a, list) => Cond::In(
                 self.operand(a, kind)?,
                 list.iter()
@@ -333,9 +380,19 @@ impl<'a> Placeholders<'a> {
 
     /// Parses and resolves a projection expression.
     pub fn projection(&mut self, text: &str) -> Result<Vec<Path>, DynamoError> {
-        parse::projection(text)?
+        let paths: Vec<Path> = parse::projection(text)?
             .iter()
             .map(|p| self.path(p, Kind::Projection))
-            .collect()
+            .collect::<Result<_, _>>()?;
+        for (i, a) in paths.iter().enumerate() {
+            for b in &paths[i + 1..] {
+                if a.0.iter().zip(&b.0).all(|(x, y)| x == y) {
+                    return Err(invalid(format!(
+                        "Invalid ProjectionExpression: Two document paths overlap with each other; must remove or rewrite one of these paths; path one: [{a}], path two: [{b}]"
+                    )));
+                }
+            }
+        }
+        Ok(paths)
     }
 }

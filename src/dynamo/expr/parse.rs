@@ -158,19 +158,21 @@ fn function(i: &mut In<'_>) -> PResult<Cond> {
 
 fn comparison(i: &mut In<'_>) -> PResult<Cond> {
     let left = operand(i)?;
-    if let Ok((lo, hi)) =
-        preceded(kw("BETWEEN"), (terminated(operand, kw("AND")), operand)).parse_next(i)
-    {
+    // After `BETWEEN` or `IN (` the rest must follow: a failure there is the error, never a
+    // reason to read the same text as a comparison.
+    let before = *i;
+    if kw("BETWEEN").parse_next(i).is_ok() {
+        let lo = terminated(operand, kw("AND")).parse_next(i)?;
+        let hi = operand(i)?;
         return Ok(Cond::Between(left, lo, hi));
     }
-    if let Ok(list) = preceded(
-        (kw("IN"), sym("(")),
-        terminated(separated(1..=100, operand, sym(",")), sym(")")),
-    )
-    .parse_next(i)
-    {
+    *i = before;
+    if (kw("IN"), sym("(")).parse_next(i).is_ok() {
+        // The count (1 to 100) is checked with the placeholders, for a clear message.
+        let list = terminated(separated(1.., operand, sym(",")), sym(")")).parse_next(i)?;
         return Ok(Cond::In(left, list));
     }
+    *i = before;
     let op = cmp_op(i)?;
     let right = operand(i)?;
     Ok(Cond::Cmp(left, op, right))
@@ -466,6 +468,12 @@ mod tests {
             .contains("can not be empty"));
         let deep = format!("{}a = :x{}", "(".repeat(100), ")".repeat(100));
         assert!(condition(&deep, Kind::Condition).is_err());
+        // A broken BETWEEN or IN is an error, not read again as a comparison.
+        for bad in ["a BETWEEN :x = :x", "a IN (:x, :x = :x", "a BETWEEN :x"] {
+            assert!(condition(bad, Kind::Condition).is_err(), "{bad}");
+        }
+        assert!(condition("a BETWEEN :x AND :y", Kind::Condition).is_ok());
+        assert!(condition("a IN (:x, :y) AND b = :x", Kind::Condition).is_ok());
     }
 
     #[test]

@@ -5,10 +5,12 @@
 //! set (a set left empty goes). `ADD` and `DELETE` take top-level attributes only. Two paths
 //! that overlap are refused.
 
-use super::eval::{operand, resolve_path};
+use std::collections::HashSet;
+
+use super::eval::{operand, resolve_path, set_key};
 use super::number::Dec;
 use super::{Path, PathElem, SetValue, Update, UpdateOperand};
-use crate::dynamo::attr::{canonical_number, decode_b64, AttributeValue, Item};
+use crate::dynamo::attr::{AttributeValue, Item};
 use crate::dynamo::error::DynamoError;
 
 fn invalid(msg: impl Into<String>) -> DynamoError {
@@ -121,6 +123,23 @@ fn put_path(item: &mut Item, p: &Path, v: AttributeValue) -> Result<(), DynamoEr
     }
 }
 
+/// Paths element by element: names by their text, list indexes by number.
+fn path_order(a: &Path, b: &Path) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    for (x, y) in a.0.iter().zip(&b.0) {
+        let o = match (x, y) {
+            (PathElem::Name(x), PathElem::Name(y)) => x.cmp(y),
+            (PathElem::Index(x), PathElem::Index(y)) => x.cmp(y),
+            (PathElem::Name(_), PathElem::Index(_)) => Ordering::Less,
+            (PathElem::Index(_), PathElem::Name(_)) => Ordering::Greater,
+        };
+        if o.is_ne() {
+            return o;
+        }
+    }
+    a.0.len().cmp(&b.0.len())
+}
+
 /// Removing a missing leaf does nothing; a path whose parent is missing, or is not the map
 /// or list the path names, is refused as DynamoDB refuses it.
 fn remove_path(item: &mut Item, p: &Path) -> Result<(), DynamoError> {
@@ -142,17 +161,6 @@ fn remove_path(item: &mut Item, p: &Path) -> Result<(), DynamoError> {
         _ => return Err(bad_path(p)),
     }
     Ok(())
-}
-
-/// Set elements compared by value (`1` and `1.0` are one number).
-fn set_key(v: &str, numbers: bool, binary: bool) -> Result<Vec<u8>, DynamoError> {
-    Ok(if numbers {
-        canonical_number(v)?.into_bytes()
-    } else if binary {
-        decode_b64(v)?
-    } else {
-        v.as_bytes().to_vec()
-    })
 }
 
 /// A set's elements, the other set's, whether they are numbers or binaries, and how to
@@ -177,23 +185,28 @@ fn set_op(
         (BS(a), BS(b)) => (a.clone(), b, false, true, BS),
         _ => return Err(bad_type(if union { "ADD" } else { "DELETE" })),
     };
-    let mut keys = Vec::with_capacity(items.len());
+    // Each element's key computed once, looked up in a hash set: linear in both sets (this
+    // runs on the shard's writer thread).
+    let mut keys = HashSet::with_capacity(items.len());
+    let mut item_keys = Vec::with_capacity(items.len());
     for v in &items {
-        keys.push(set_key(v, numbers, binary)?);
-    }
-    for v in other {
         let k = set_key(v, numbers, binary)?;
-        match keys.iter().position(|x| *x == k) {
-            Some(i) if !union => {
-                items.remove(i);
-                keys.remove(i);
-            }
-            None if union => {
+        keys.insert(k.clone());
+        item_keys.push(k);
+    }
+    if union {
+        for v in other {
+            if keys.insert(set_key(v, numbers, binary)?) {
                 items.push(v.clone());
-                keys.push(k);
             }
-            _ => {}
         }
+    } else {
+        let mut gone = HashSet::with_capacity(other.len());
+        for v in other {
+            gone.insert(set_key(v, numbers, binary)?);
+        }
+        let mut k = item_keys.iter();
+        items.retain(|_| !k.next().is_some_and(|k| gone.contains(k)));
     }
     Ok((!items.is_empty()).then(|| wrap(items)))
 }
@@ -269,7 +282,11 @@ pub fn apply_update(item: &Item, u: &Update) -> Result<(Item, Vec<Path>), Dynamo
     for (p, v) in sets {
         put_path(&mut out, &p, v)?;
     }
-    for p in &u.remove {
+    // Every REMOVE path names what it named in the item as it was: removed last path first
+    // (list indexes highest first), so removing `l[1]` cannot shift what `l[2]` names.
+    let mut removes: Vec<&Path> = u.remove.iter().collect();
+    removes.sort_by(|a, b| path_order(b, a));
+    for p in removes {
         remove_path(&mut out, p)?;
     }
     for (p, v) in adds.into_iter().chain(deletes) {
@@ -352,6 +369,17 @@ mod tests {
         let err = run("{}", "REMOVE m.l[0]", "{}").unwrap_err();
         assert!(err.to_string().contains("invalid for update"), "{err}");
         assert!(run(r#"{"m":{"S":"x"}}"#, "REMOVE m.b", "{}").is_err());
+        let got = run(
+            r#"{"l":{"L":[{"S":"a"},{"S":"b"},{"S":"c"},{"L":[{"S":"x"},{"S":"y"}]}]}}"#,
+            "REMOVE l[1], l[2], l[3][0]",
+            "{}",
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            item(r#"{"l":{"L":[{"S":"a"},{"L":[{"S":"y"}]}]}}"#),
+            "each index names the element of the list as it was"
+        );
         let got = run(r#"{"m":{"M":{}},"l":{"L":[]}}"#, "REMOVE m.b, l[3]", "{}").unwrap();
         assert_eq!(
             got,
