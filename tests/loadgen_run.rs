@@ -223,3 +223,56 @@ fn capacity_runs_real_steps_and_reports_what_they_measured() {
     assert_eq!((best, steps.len()), (None, 1));
     assert!(steps[0].measured_us[0] > 1, "{steps:?}");
 }
+
+#[test]
+fn dynamodb_mode_puts_gets_and_queries_through_the_http_front_door() {
+    use rewind_loadgen::dynamo::DynamoTarget;
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(dir.path(), "auto", &["--dynamodb-listen", "127.0.0.1:0"]);
+    let port = srv.dynamodb_port.expect("DynamoDB port");
+    let target = |query_ratio| DynamoTarget {
+        host: format!("127.0.0.1:{port}"),
+        table: "loadgen_items".into(),
+        partition_items: 10,
+        query_ratio,
+    };
+    let mut cfg = config(port);
+    cfg.table = None;
+    cfg.keys = 100;
+    cfg.key_dist = KeyDist::Sequential;
+    cfg.set_ratio = 1.0;
+    cfg.warmup = Duration::ZERO;
+    cfg.duration = Duration::from_secs(60);
+    cfg.requests = Some(400);
+    cfg.dynamo = Some(target(0.0));
+    // Puts first (the table is made, with pk and sk as its key): one connection going
+    // through the 100 keys in order 4 times writes every one. Then a mix with queries.
+    cfg.connections = 1;
+    let fill = run(&cfg).unwrap();
+    cfg.connections = 8;
+    assert_eq!(fill.total.error_count(), 0, "{:?}", fill.total.errors);
+    assert!(!fill.total.latency[0].is_empty(), "PutItem ran");
+    cfg.set_ratio = 0.5;
+    cfg.dynamo = Some(target(0.3));
+    let mix = run(&cfg).unwrap();
+    assert_eq!(mix.total.error_count(), 0, "{:?}", mix.total.errors);
+    for (i, op) in ["PutItem", "GetItem", "Query"].iter().enumerate() {
+        assert!(!mix.total.latency[i].is_empty(), "{op} ran");
+    }
+    assert!(mix.total.ops() <= 400);
+    // The items are there, as the DynamoDB mode names them: key number 37 is (p3, 7).
+    let mut c = srv.client();
+    c.cmd(&["TABLE.USE", "loadgen_items"]);
+    let key = b"\x01S\x00\x02p3N7";
+    let got = c.cmd_bytes(&[b"EXISTS", key]);
+    assert_eq!(got.as_int(), 1, "item (p3, 7) written");
+    // A table with another key schema is refused by name.
+    let mut other = config(port);
+    other.table = None;
+    other.requests = Some(10);
+    let mut t = target(0.0);
+    t.table = "default".into();
+    other.dynamo = Some(t);
+    let err = run(&other).unwrap_err();
+    assert!(err.contains("default"), "{err}");
+}
