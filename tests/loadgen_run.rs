@@ -275,4 +275,23 @@ fn dynamodb_mode_puts_gets_and_queries_through_the_http_front_door() {
     other.dynamo = Some(t);
     let err = run(&other).unwrap_err();
     assert!(err.contains("default"), "{err}");
+    // So is one with the key names the mode uses but a string sort key.
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let create = serde_json::json!({
+        "TableName": "typed_wrong",
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+        "BillingMode": "PAY_PER_REQUEST",
+    });
+    let (status, reply) =
+        rewind_loadgen::dynamo::call(addr, &addr.to_string(), "CreateTable", &create).unwrap();
+    assert_eq!(status, 200, "{reply}");
+    let mut t = target(0.0);
+    t.table = "typed_wrong".into();
+    other.dynamo = Some(t);
+    let err = run(&other).unwrap_err();
+    assert!(
+        err.contains("typed_wrong") && err.contains("(N) RANGE"),
+        "{err}"
+    );
 }

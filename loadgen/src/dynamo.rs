@@ -183,7 +183,7 @@ pub async fn read_responses(
 }
 
 /// One blocking request for set-up: the status and the body as JSON.
-fn call(addr: SocketAddr, host: &str, op: &str, body: &Value) -> Result<(u16, Value), String> {
+pub fn call(addr: SocketAddr, host: &str, op: &str, body: &Value) -> Result<(u16, Value), String> {
     let mut s = TcpStream::connect_timeout(&addr, IO_TIMEOUT)
         .map_err(|e| format!("cannot reach the DynamoDB endpoint {host}: {e}"))?;
     s.set_read_timeout(Some(IO_TIMEOUT))
@@ -249,10 +249,18 @@ pub fn prepare_table(addr: SocketAddr, t: &DynamoTarget) -> Result<(), String> {
         }
     };
     let want = json!([{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]);
-    if table["KeySchema"] != want {
+    let type_of = |name: &str| {
+        table["AttributeDefinitions"]
+            .as_array()
+            .and_then(|defs| defs.iter().find(|d| d["AttributeName"] == name))
+            .and_then(|d| d["AttributeType"].as_str())
+            .map(str::to_string)
+    };
+    let types = (type_of("pk"), type_of("sk"));
+    if table["KeySchema"] != want || types != (Some("S".into()), Some("N".into())) {
         return Err(format!(
-            "table {} has key schema {}; the DynamoDB mode needs pk (S) HASH and sk (N) RANGE: pick another --table",
-            t.table, table["KeySchema"]
+            "table {} has key schema {} with attributes {}; the DynamoDB mode needs pk (S) HASH and sk (N) RANGE: pick another --table",
+            t.table, table["KeySchema"], table["AttributeDefinitions"]
         ));
     }
     let deadline = Instant::now() + Duration::from_secs(60);

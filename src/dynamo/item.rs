@@ -215,7 +215,7 @@ pub fn decode_schema(value: &[u8]) -> Result<StoredSchema, String> {
     serde_json::from_slice(json).map_err(|e| format!("schema value is damaged: {e}"))
 }
 
-fn value_size(v: &AttributeValue) -> usize {
+pub fn value_size(v: &AttributeValue) -> usize {
     match v {
         AttributeValue::S(s) => s.len(),
         AttributeValue::N(n) => n.len().div_ceil(2) + 1,

@@ -26,6 +26,9 @@ const FETCH: usize = 256;
 /// segments): past it the page ends with the last entry passed as `LastEvaluatedKey`, so a
 /// request's work is bounded whatever `TotalSegments` is.
 const MAX_SKIPPED: usize = 100_000;
+/// Bytes of values a page's FilterExpression may examine ([`expr::last_eval_work_bytes`]):
+/// past it the page ends early with a `LastEvaluatedKey`, as it does at 1 MB of items.
+const PAGE_WORK_BYTES: u64 = 256 << 20;
 
 fn invalid(m: impl Into<String>) -> DynamoError {
     DynamoError::Validation(m.into())
@@ -106,8 +109,15 @@ pub fn get_item(db: &Db, body: &[u8]) -> Result<Value, DynamoError> {
     })
 }
 
-/// The key attributes an item key encodes (for a `LastEvaluatedKey` of an entry not read).
+/// The key attributes an item key encodes (for a `LastEvaluatedKey` of an entry not read),
+/// if it is an item key of this table's schema that a request could give back as an
+/// `ExclusiveStartKey` (a Redis client may have written any bytes under the item prefix).
 fn key_from_storage(schema: &Schema, storage: &[u8]) -> Option<Item> {
+    let k = key_attrs_from_storage(schema, storage)?;
+    (item_key(schema, &k, true).ok()? == storage).then_some(k)
+}
+
+fn key_attrs_from_storage(schema: &Schema, storage: &[u8]) -> Option<Item> {
     use super::item::KeyPart;
     let (hash, range) = decode_key(storage)?;
     let value = |p: KeyPart| match p {
@@ -471,28 +481,35 @@ fn run(t: &DynTable, span: Span, reverse: bool, p: &ReadPlan) -> Result<Value, D
     let mut error = None;
     let mut stopped = false;
     let mut skipped = 0usize;
+    let mut work = 0u64;
     walk(t, &span, reverse, |storage| {
-        if scanned >= p.limit || bytes >= PAGE_BYTES {
+        if scanned >= p.limit || bytes >= PAGE_BYTES || work >= PAGE_WORK_BYTES {
             stopped = true;
             return false;
         }
+        // An entry passed over unread (another segment's, deleted since the index was read,
+        // not an item): after MAX_SKIPPED of them the page ends there, so a page's work is
+        // bounded however few of the entries it walks are its items.
+        let mut pass_over = |last: &mut Option<Item>, stopped: &mut bool| {
+            skipped += 1;
+            if skipped >= MAX_SKIPPED {
+                if let Some(k) = key_from_storage(&t.schema, storage) {
+                    *last = Some(k);
+                    *stopped = true;
+                    return false;
+                }
+            }
+            true
+        };
         if let Some((seg, total)) = p.segment {
             if xxhash_rust::xxh3::xxh3_64(storage) % total != seg {
-                skipped += 1;
-                if skipped >= MAX_SKIPPED {
-                    if let Some(k) = key_from_storage(&t.schema, storage) {
-                        last = Some(k);
-                        stopped = true;
-                        return false;
-                    }
-                }
-                return true;
+                return pass_over(&mut last, &mut stopped);
             }
         }
         let item = match read_listed(t, storage) {
             Ok(Some(i)) => i,
             // Deleted since the index was read, or not an item (a Redis client's value).
-            Ok(None) => return true,
+            Ok(None) => return pass_over(&mut last, &mut stopped),
             Err(e) => {
                 error = Some(e);
                 return false;
@@ -504,7 +521,10 @@ fn run(t: &DynTable, span: Span, reverse: bool, p: &ReadPlan) -> Result<Value, D
         let keep = match &p.filter {
             None => true,
             Some(f) => match expr::eval_condition(Some(&item), f) {
-                Ok(k) => k,
+                Ok(k) => {
+                    work += expr::last_eval_work_bytes();
+                    k
+                }
                 Err(e) => {
                     error = Some(e);
                     return false;

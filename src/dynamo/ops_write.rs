@@ -197,8 +197,8 @@ pub async fn update_item(db: &Db, body: &[u8]) -> Result<Value, DynamoError> {
         // An update of a missing item starts from its key.
         let base = old.clone().unwrap_or_else(|| key_item.clone());
         let (new, paths) = expr::apply_update(&base, &update)?;
-        validate_item(&new)?;
         check_size(&new)?;
+        validate_item(&new)?;
         Ok((Change::Put(new.clone()), (old, new, paths)))
     })
     .await?;

@@ -12,6 +12,52 @@ use super::{CmpOp, Cond, Operand, Path, PathElem};
 use crate::dynamo::attr::{canonical_number, decode_b64, AttributeValue, Item};
 use crate::dynamo::error::DynamoError;
 
+/// Bytes one condition may examine for one item (decoding, parsing and comparing values).
+/// A condition's work is linear in the item and its constants except where a list's
+/// elements are each compared with a constant; this bound keeps any of them, on any item,
+/// to a fraction of a second.
+pub const EVAL_WORK_LIMIT_BYTES: u64 = 64 << 20;
+
+thread_local! {
+    /// Bytes the running condition has examined ([`eval_condition`] starts it at 0).
+    static WORK: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+fn charge(bytes: usize) -> Result<(), DynamoError> {
+    WORK.with(|w| {
+        let v = w.get().saturating_add(bytes as u64);
+        w.set(v);
+        if v > EVAL_WORK_LIMIT_BYTES {
+            Err(invalid(format!(
+                "Invalid expression: evaluating it on one item examines more than {} MiB of values (rewind's limit)",
+                EVAL_WORK_LIMIT_BYTES >> 20
+            )))
+        } else {
+            Ok(())
+        }
+    })
+}
+
+/// Bytes the last [`eval_condition`] on this thread examined: a Scan page adds them up.
+pub fn last_eval_work_bytes() -> u64 {
+    WORK.with(|w| w.get())
+}
+
+fn b64(x: &str) -> Result<Vec<u8>, DynamoError> {
+    charge(x.len())?;
+    decode_b64(x)
+}
+
+fn canon(x: &str) -> Result<String, DynamoError> {
+    charge(x.len())?;
+    canonical_number(x)
+}
+
+fn dec(x: &str) -> Result<Dec, DynamoError> {
+    charge(x.len())?;
+    Dec::parse(x)
+}
+
 fn invalid(msg: String) -> DynamoError {
     DynamoError::Validation(msg)
 }
@@ -36,7 +82,7 @@ pub fn resolve_path<'a>(item: &'a Item, path: &Path) -> Option<&'a AttributeValu
 fn size_of(v: &AttributeValue, path: &Path) -> Result<usize, DynamoError> {
     Ok(match v {
         AttributeValue::S(s) => s.chars().count(),
-        AttributeValue::B(b) => decode_b64(b)?.len(),
+        AttributeValue::B(b) => b64(b)?.len(),
         AttributeValue::SS(x) | AttributeValue::NS(x) | AttributeValue::BS(x) => x.len(),
         AttributeValue::L(l) => l.len(),
         AttributeValue::M(m) => m.len(),
@@ -72,9 +118,12 @@ pub fn operand<'a>(
 /// Numbers numerically, strings and binaries by their bytes; `None` across types.
 fn order(a: &AttributeValue, b: &AttributeValue) -> Result<Option<Ordering>, DynamoError> {
     Ok(match (a, b) {
-        (AttributeValue::N(x), AttributeValue::N(y)) => Some(Dec::parse(x)?.cmp(&Dec::parse(y)?)),
-        (AttributeValue::S(x), AttributeValue::S(y)) => Some(x.as_bytes().cmp(y.as_bytes())),
-        (AttributeValue::B(x), AttributeValue::B(y)) => Some(decode_b64(x)?.cmp(&decode_b64(y)?)),
+        (AttributeValue::N(x), AttributeValue::N(y)) => Some(dec(x)?.cmp(&dec(y)?)),
+        (AttributeValue::S(x), AttributeValue::S(y)) => {
+            charge(x.len().min(y.len()))?;
+            Some(x.as_bytes().cmp(y.as_bytes()))
+        }
+        (AttributeValue::B(x), AttributeValue::B(y)) => Some(b64(x)?.cmp(&b64(y)?)),
         _ => None,
     })
 }
@@ -87,12 +136,20 @@ pub fn equal(a: &AttributeValue, b: &AttributeValue) -> Result<bool, DynamoError
         (Bool(x), Bool(y)) => x == y,
         (Null(_), Null(_)) => true,
         (SS(x), SS(y)) => {
-            x.len() == y.len() && x.iter().collect::<BTreeSet<_>>() == y.iter().collect()
+            x.len() == y.len() && {
+                charge(x.iter().chain(y).map(String::len).sum())?;
+                x.iter().collect::<BTreeSet<_>>() == y.iter().collect()
+            }
         }
         (NS(x), NS(y)) | (BS(x), BS(y)) => {
             let numbers = matches!(a, NS(_));
             let keys = |s: &Vec<String>| -> Result<BTreeSet<Vec<u8>>, DynamoError> {
-                s.iter().map(|v| set_key(v, numbers, !numbers)).collect()
+                s.iter()
+                    .map(|v| {
+                        charge(v.len())?;
+                        set_key(v, numbers, !numbers)
+                    })
+                    .collect()
             };
             x.len() == y.len() && keys(x)? == keys(y)?
         }
@@ -163,8 +220,11 @@ fn compare(
 
 fn begins_with(a: &AttributeValue, b: &AttributeValue) -> Result<bool, DynamoError> {
     Ok(match (a, b) {
-        (AttributeValue::S(x), AttributeValue::S(y)) => x.as_bytes().starts_with(y.as_bytes()),
-        (AttributeValue::B(x), AttributeValue::B(y)) => decode_b64(x)?.starts_with(&decode_b64(y)?),
+        (AttributeValue::S(x), AttributeValue::S(y)) => {
+            charge(y.len())?;
+            x.as_bytes().starts_with(y.as_bytes())
+        }
+        (AttributeValue::B(x), AttributeValue::B(y)) => b64(x)?.starts_with(&b64(y)?),
         _ => false,
     })
 }
@@ -172,22 +232,28 @@ fn begins_with(a: &AttributeValue, b: &AttributeValue) -> Result<bool, DynamoErr
 fn contains(a: &AttributeValue, b: &AttributeValue) -> Result<bool, DynamoError> {
     use AttributeValue::*;
     Ok(match (a, b) {
-        (S(x), S(y)) => x.contains(y.as_str()),
-        (B(x), B(y)) => memchr::memmem::find(&decode_b64(x)?, &decode_b64(y)?).is_some(),
-        (SS(x), S(y)) => x.iter().any(|v| v == y),
+        (S(x), S(y)) => {
+            charge(x.len() + y.len())?;
+            x.contains(y.as_str())
+        }
+        (B(x), B(y)) => memchr::memmem::find(&b64(x)?, &b64(y)?).is_some(),
+        (SS(x), S(y)) => {
+            charge(x.iter().map(|v| v.len().min(y.len())).sum())?;
+            x.iter().any(|v| v == y)
+        }
         (NS(x), N(y)) => {
-            let y = canonical_number(y)?;
+            let y = canon(y)?;
             let mut found = false;
             for v in x {
-                found |= canonical_number(v)? == y;
+                found |= canon(v)? == y;
             }
             found
         }
         (BS(x), B(y)) => {
-            let y = decode_b64(y)?;
+            let y = b64(y)?;
             let mut found = false;
             for v in x {
-                found |= decode_b64(v)? == y;
+                found |= b64(v)? == y;
             }
             found
         }
@@ -204,8 +270,14 @@ fn contains(a: &AttributeValue, b: &AttributeValue) -> Result<bool, DynamoError>
 
 const TYPES: [&str; 10] = ["S", "N", "B", "BOOL", "NULL", "L", "M", "SS", "NS", "BS"];
 
-/// Whether `c` holds for `item` (`None`: there is no item).
+/// Whether `c` holds for `item` (`None`: there is no item), examining at most
+/// [`EVAL_WORK_LIMIT_BYTES`] of values.
 pub fn eval_condition(item: Option<&Item>, c: &Cond) -> Result<bool, DynamoError> {
+    WORK.with(|w| w.set(0));
+    eval(item, c)
+}
+
+fn eval(item: Option<&Item>, c: &Cond) -> Result<bool, DynamoError> {
     let empty = Item::new();
     let item = item.unwrap_or(&empty);
     let val = |o| operand(item, o);
@@ -258,9 +330,9 @@ pub fn eval_condition(item: Option<&Item>, c: &Cond) -> Result<bool, DynamoError
             (Some(a), Some(b)) => contains(&a, &b)?,
             _ => false,
         },
-        Cond::And(a, b) => eval_condition(Some(item), a)? && eval_condition(Some(item), b)?,
-        Cond::Or(a, b) => eval_condition(Some(item), a)? || eval_condition(Some(item), b)?,
-        Cond::Not(a) => !eval_condition(Some(item), a)?,
+        Cond::And(a, b) => eval(Some(item), a)? && eval(Some(item), b)?,
+        Cond::Or(a, b) => eval(Some(item), a)? || eval(Some(item), b)?,
+        Cond::Not(a) => !eval(Some(item), a)?,
     })
 }
 

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::attr::AttributeValue;
 use super::error::DynamoError;
 
-pub use eval::{eval_condition, project};
+pub use eval::{eval_condition, last_eval_work_bytes, project};
 pub use update::apply_update;
 
 /// One step of a document path.

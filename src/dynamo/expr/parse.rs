@@ -140,15 +140,17 @@ fn function(i: &mut In<'_>) -> PResult<Cond> {
             sym(")"),
         )
         .map(|(p, t)| Cond::Type(p, t)),
+        // The first argument is an attribute path in DynamoDB's grammar: a constant there
+        // would be searched again for every item a Scan reads.
         delimited(
             (kw("begins_with"), sym("(")),
-            (terminated(operand, sym(",")), operand),
+            (terminated(path.map(Operand::Path), sym(",")), operand),
             sym(")"),
         )
         .map(|(a, b)| Cond::BeginsWith(a, b)),
         delimited(
             (kw("contains"), sym("(")),
-            (terminated(operand, sym(",")), operand),
+            (terminated(path.map(Operand::Path), sym(",")), operand),
             sym(")"),
         )
         .map(|(a, b)| Cond::Contains(a, b)),

@@ -12,6 +12,18 @@ use super::number::Dec;
 use super::{Path, PathElem, SetValue, Update, UpdateOperand};
 use crate::dynamo::attr::{AttributeValue, Item};
 use crate::dynamo::error::DynamoError;
+use crate::dynamo::item::{value_size, MAX_ITEM_BYTES};
+
+/// A value an update computes is refused once it alone outgrows an item, before more copies
+/// of the item's attributes are made (`SET a=b, c=b, ...`, nested `list_append`s).
+fn within_item_size(bytes: usize) -> Result<(), DynamoError> {
+    if bytes > MAX_ITEM_BYTES {
+        return Err(invalid(format!(
+            "Item size has exceeded the maximum allowed size (the update computes {bytes} bytes of values; the limit is {MAX_ITEM_BYTES})"
+        )));
+    }
+    Ok(())
+}
 
 fn invalid(msg: impl Into<String>) -> DynamoError {
     DynamoError::Validation(msg.into())
@@ -48,7 +60,9 @@ fn value_of(item: &Item, u: &UpdateOperand) -> Result<AttributeValue, DynamoErro
         UpdateOperand::ListAppend(a, b) => match (value_of(item, a)?, value_of(item, b)?) {
             (AttributeValue::L(mut x), AttributeValue::L(y)) => {
                 x.extend(y);
-                Ok(AttributeValue::L(x))
+                let joined = AttributeValue::L(x);
+                within_item_size(value_size(&joined))?;
+                Ok(joined)
             }
             _ => Err(bad_type("list_append")),
         },
@@ -235,11 +249,16 @@ pub fn apply_update(item: &Item, u: &Update) -> Result<(Item, Vec<Path>), Dynamo
         }
     }
     // Every right-hand side reads the item as it was.
-    let sets: Vec<(Path, AttributeValue)> = u
-        .set
-        .iter()
-        .map(|(p, v)| Ok((p.clone(), set_value(item, v)?)))
-        .collect::<Result<_, DynamoError>>()?;
+    // SET targets do not overlap, so the new item holds every computed value: their sizes
+    // add up to at most an item's.
+    let mut computed = 0usize;
+    let mut sets: Vec<(Path, AttributeValue)> = Vec::with_capacity(u.set.len());
+    for (p, v) in &u.set {
+        let v = set_value(item, v)?;
+        computed += value_size(&v);
+        within_item_size(computed)?;
+        sets.push((p.clone(), v));
+    }
     let mut adds = Vec::new();
     for (p, v) in &u.add {
         let arg = operand(item, v)?
