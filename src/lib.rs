@@ -5,6 +5,7 @@ pub mod dynamo;
 pub mod history;
 pub mod log;
 pub mod map;
+pub mod metrics;
 pub mod protocol;
 pub mod restore;
 pub mod server;

@@ -141,25 +141,61 @@ enum Command {
     },
 }
 
+/// Log lines to stderr, as text or one JSON object a line; `RUST_LOG` filters them.
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        fmt.json().with_current_span(false).init();
+    } else {
+        fmt.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
+}
+
+/// `rewind serve`: its settings come from flags, REWIND_* variables and --config
+/// (`rewind::server::settings`), so it is parsed apart from the other commands.
+fn serve(args: Vec<std::ffi::OsString>) -> ExitCode {
+    use rewind::server::settings::{render_toml, resolve, SettingsError};
+    let args = match resolve(args) {
+        Ok(a) => a,
+        Err(SettingsError::Cli(e)) => e.exit(),
+        Err(e) => {
+            eprintln!("rewind serve: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.print_config {
+        print!("{}", render_toml(&args.settings));
+        return ExitCode::SUCCESS;
+    }
+    init_logging(args.log_format == rewind::server::LogFormat::Json);
+    #[cfg(feature = "failpoints")]
+    rewind::log::failpoint::arm_from_env();
+    match rewind::server::serve(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("rewind serve: {e}");
+            eprintln!("rewind serve: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.get(1).is_some_and(|a| a == "serve") {
+        return serve(argv[2..].to_vec());
+    }
+    init_logging(false);
     #[cfg(feature = "failpoints")]
     rewind::log::failpoint::arm_from_env();
     match Cli::parse().command {
-        Command::Serve(args) => match rewind::server::serve(*args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("rewind serve: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        // Handled above; `rewind --help` still lists it.
+        Command::Serve(_) => unreachable!("rewind serve is parsed by settings::resolve"),
         Command::Restore {
             data_dir,
             source,

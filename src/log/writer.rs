@@ -106,6 +106,9 @@ pub struct LogStats {
     /// commit time: what a reader beside the writer may rely on.
     pub durable_seq: AtomicU64,
     pub durable_us: AtomicU64,
+    /// How long making writes durable took: a block's write and sync together with `fsync
+    /// always`, the sync alone with `everysec` (nothing with `never`).
+    pub sync_latency: crate::metrics::Histogram,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -117,6 +120,7 @@ pub struct StatsSnapshot {
     pub stored_bytes: u64,
     pub segments_created: u64,
     pub net_blocks: u64,
+    pub sync_latency: crate::metrics::histogram::Snapshot,
 }
 
 impl LogStats {
@@ -130,6 +134,7 @@ impl LogStats {
             stored_bytes: get(&self.stored_bytes),
             segments_created: get(&self.segments_created),
             net_blocks: get(&self.net_blocks),
+            sync_latency: self.sync_latency.snapshot(),
         }
     }
 }

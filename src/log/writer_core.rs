@@ -248,12 +248,15 @@ impl WriterCore {
         let Some(seg) = self.active.as_ref() else {
             return Ok(());
         };
+        let began = Instant::now();
         match self.engine.sync_data(&seg.file) {
             Ok(()) => {
                 self.dirty = false;
                 self.timer_armed = false;
                 self.last_sync = Instant::now();
                 self.stats.syncs.fetch_add(1, Ordering::Relaxed);
+                let us = self.last_sync.saturating_duration_since(began).as_micros();
+                self.stats.sync_latency.observe_us(us as u64);
                 Ok(())
             }
             Err(e) => {

@@ -31,6 +31,8 @@ pub(crate) struct Staged {
     first_seq: u64,
     count: u64,
     raw: u64,
+    /// When the block was ready for its I/O: its write (and sync) latency is measured from here.
+    staged_at: Instant,
 }
 
 impl Staged {
@@ -108,6 +110,7 @@ impl WriterCore {
             first_seq,
             count,
             raw,
+            staged_at: Instant::now(),
         })
     }
 
@@ -141,6 +144,7 @@ impl WriterCore {
             first_seq,
             count,
             raw,
+            staged_at,
             ..
         } = st;
         let block_len = block.len() as u64;
@@ -171,6 +175,11 @@ impl WriterCore {
         if sync {
             self.stats.syncs.fetch_add(1, Ordering::Relaxed);
             self.last_sync = Instant::now();
+            let us = self
+                .last_sync
+                .saturating_duration_since(staged_at)
+                .as_micros();
+            self.stats.sync_latency.observe_us(us as u64);
         } else {
             self.dirty = true;
         }

@@ -5,7 +5,7 @@
 //! are handed to the live target table so nothing is read twice.
 
 mod dryrun;
-mod progress;
+pub mod progress;
 mod replay;
 mod time;
 

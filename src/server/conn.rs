@@ -6,11 +6,13 @@
 //! writes and replies leave in the order the commands came.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::BytesMut;
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::commands::{self, Kind, COMMANDS};
+use super::observe::{slowlog, ClientInfo};
 use super::state::ServerState;
 use crate::log::record::RecordBatch;
 use crate::log::CommitError;
@@ -21,7 +23,8 @@ pub struct Session {
     pub id: u64,
     pub table: Arc<Table>,
     pub proto: Proto,
-    pub name: Option<String>,
+    /// This connection's entry in `CLIENT LIST` (its name among other things).
+    pub info: Arc<ClientInfo>,
     /// Set by `QUIT`: close once the replies are out.
     pub closing: bool,
     /// False until AUTH succeeds when the server has a password.
@@ -36,12 +39,28 @@ pub enum Deferred {
     Ready(usize, usize),
 }
 
+/// No command to account for: a read answered ahead was counted when it ran.
+const NO_COMMAND: u16 = u16::MAX;
+
+/// A deferred reply, the shards (bit mask) it waits on, and what its command's latency and
+/// slow-log entry need once it is answered.
+struct Waiting {
+    reply: Deferred,
+    shards: u64,
+    cmd: u16,
+    started: Instant,
+    /// Its arguments in `Pending::slow_args` (empty when the slow log is off).
+    args: (u32, u32),
+}
+
 #[derive(Default)]
 pub struct Pending {
     /// Records waiting to be submitted, per shard of the current table.
     batches: Vec<RecordBatch>,
-    /// Replies in command order, with the shards (bit mask) each one waits on.
-    replies: Vec<(Deferred, u64)>,
+    /// Replies in command order.
+    replies: Vec<Waiting>,
+    /// Arguments of the pending writes, kept for the slow log (`slowlog::stash_args`).
+    slow_args: Vec<u8>,
     /// Encoded replies of reads that ran while writes were pending.
     ready: BytesMut,
     /// Hashes of the keys with pending writes: a read of one of them commits first.
@@ -59,6 +78,12 @@ pub struct Conn<'s> {
     pub session: Session,
     pub out: BytesMut,
     pending: Pending,
+    /// The command running and when it started, for `defer`.
+    current: (u16, Instant),
+    /// The running command's arguments were stashed and its reply deferred.
+    current_deferred: bool,
+    /// The running command answered with an error.
+    failed: bool,
 }
 
 impl<'s> Conn<'s> {
@@ -72,6 +97,9 @@ impl<'s> Conn<'s> {
                 batches: (0..shards).map(|_| RecordBatch::new()).collect(),
                 ..Pending::default()
             },
+            current: (NO_COMMAND, Instant::now()),
+            current_deferred: false,
+            failed: false,
         }
     }
 
@@ -84,7 +112,19 @@ impl<'s> Conn<'s> {
         ReplyWriter::new(&mut self.out, self.session.proto)
     }
 
+    /// Answers the running command with an error (counted in its `failed_calls`).
     pub fn error(&mut self, msg: &str) {
+        self.failed = true;
+        self.reply().error(msg);
+    }
+
+    /// Answers with an error a command refused before it ran (its `rejected_calls`).
+    async fn reject(&mut self, cmd: Option<usize>, msg: &str) {
+        match cmd {
+            Some(c) => self.state.stats.reject(c),
+            None => self.state.stats.unknown_command(),
+        }
+        self.commit().await;
         self.reply().error(msg);
     }
 
@@ -93,21 +133,21 @@ impl<'s> Conn<'s> {
         let Some(name) = args.first() else {
             return; // an empty command line is ignored, as Redis does
         };
+        let mut started = Instant::now();
         let Some(id) = commands::lookup(name) else {
-            self.commit().await;
             let msg = commands::unknown_command(args);
-            return self.error(&msg);
+            return self.reject(None, &msg).await;
         };
         let spec = &COMMANDS[id];
-        self.state.count_call(id);
+        self.session.info.touch(id, started);
         if !self.session.authenticated && !matches!(spec.name, "auth" | "hello" | "quit") {
-            self.commit().await;
-            return self.error("NOAUTH Authentication required.");
+            return self
+                .reject(Some(id), "NOAUTH Authentication required.")
+                .await;
         }
         if !commands::arity_ok(spec, args.len()) {
-            self.commit().await;
             let msg = format!("ERR wrong number of arguments for '{}' command", spec.name);
-            return self.error(&msg);
+            return self.reject(Some(id), &msg).await;
         }
         // A read that touches no pending key runs now and queues its reply behind the pending
         // writes; anything else commits them first.
@@ -117,15 +157,20 @@ impl<'s> Conn<'s> {
                 keys.iter()
                     .all(|k| !self.pending.keys.contains(&xxh3_64(k)))
             });
-        if spec.kind != Kind::Write && !read_ahead {
-            self.commit().await;
+        if spec.kind != Kind::Write && !read_ahead && self.commit().await {
+            // Its latency starts once the writes ahead of it are answered.
+            started = Instant::now();
         }
+        self.current = (id as u16, started);
+        self.current_deferred = false;
+        self.failed = false;
         if self.session.table.is_dropped() && matches!(spec.kind, Kind::Read | Kind::Write) {
             let msg = format!(
                 "ERR table '{}' was dropped; TABLE.USE another table",
                 self.session.table.name()
             );
-            return self.error(&msg);
+            self.error(&msg);
+            return self.finish(id, started, args);
         }
         match spec.kind {
             Kind::Write => commands::exec_write(self, spec.name, args).await,
@@ -137,13 +182,43 @@ impl<'s> Conn<'s> {
                 std::mem::swap(&mut self.out, &mut out);
                 self.pending.ready = out;
                 let end = self.pending.ready.len();
-                self.pending.replies.push((Deferred::Ready(start, end), 0));
+                self.pending.replies.push(Waiting {
+                    reply: Deferred::Ready(start, end),
+                    shards: 0,
+                    cmd: NO_COMMAND,
+                    started,
+                    args: (0, 0),
+                });
             }
             Kind::Read => commands::exec_read(self, spec.name, args),
             Kind::Table => commands::exec_table(self, spec.name, args).await,
             Kind::Admin => commands::exec_admin(self, spec.name, args),
             Kind::Pitr => commands::exec_pitr(self, spec.name, args).await,
         }
+        if self.current_deferred {
+            // Counted when its write commits.
+            return;
+        }
+        self.finish(id, started, args);
+    }
+
+    /// Counts a command that has its answer, and logs it if it was slow.
+    fn finish(&mut self, cmd: usize, started: Instant, args: &[&[u8]]) {
+        let us = started.elapsed().as_micros() as u64;
+        self.state.stats.record(cmd, us, self.failed);
+        if self.state.slowlog.is_slow(us) {
+            self.log_slow(us, slowlog::trimmed_args(args));
+        }
+    }
+
+    fn log_slow(&self, us: u64, args: Vec<Vec<u8>>) {
+        let info = &self.session.info;
+        self.state.slowlog.push(
+            us,
+            args,
+            info.addr_string(),
+            info.name().unwrap_or_default(),
+        );
     }
 
     /// Adds a put to the pending batch of its shard; returns the shard's bit.
@@ -163,9 +238,23 @@ impl<'s> Conn<'s> {
         shard
     }
 
-    /// Queues the reply of a staged write.
-    pub fn defer(&mut self, reply: Deferred, shards: u64) {
-        self.pending.replies.push((reply, shards));
+    /// Queues the `+OK` of the running write command, answered (and counted) when the
+    /// shards it staged records on commit. `args` are the command's, for the slow log.
+    pub fn defer_ok(&mut self, shards: u64, args: &[&[u8]]) {
+        let (cmd, started) = self.current;
+        let stashed = if self.state.slowlog.enabled() {
+            slowlog::stash_args(&mut self.pending.slow_args, args)
+        } else {
+            (0, 0)
+        };
+        self.pending.replies.push(Waiting {
+            reply: Deferred::Ok,
+            shards,
+            cmd,
+            started,
+            args: stashed,
+        });
+        self.current_deferred = true;
     }
 
     /// Switches the current table. Pending writes must have been committed.
@@ -177,14 +266,15 @@ impl<'s> Conn<'s> {
         self.pending.batches = (0..table.shards.len())
             .map(|_| RecordBatch::new())
             .collect();
+        self.session.info.set_table(table.name());
         self.session.table = table;
     }
 
     /// Submits every pending batch (one submission per shard), waits for all of them, and
-    /// writes the deferred replies in order.
-    pub async fn commit(&mut self) {
+    /// writes the deferred replies in order. Returns whether anything was pending.
+    pub async fn commit(&mut self) -> bool {
         if self.pending.replies.is_empty() {
-            return;
+            return false;
         }
         let table = self.session.table.clone();
         let mut waits = Vec::new();
@@ -201,24 +291,40 @@ impl<'s> Conn<'s> {
                 failed.push((1u64 << shard, e));
             }
         }
-        let replies = std::mem::take(&mut self.pending.replies);
+        let done = Instant::now();
+        let mut replies = std::mem::take(&mut self.pending.replies);
         let ready = std::mem::take(&mut self.pending.ready);
         self.pending.keys.clear();
-        for (reply, shards) in replies {
-            match failed.iter().find(|(bit, _)| shards & bit != 0) {
+        for w in replies.drain(..) {
+            let not_committed = failed.iter().find(|(bit, _)| w.shards & bit != 0);
+            match not_committed {
                 Some((_, e)) => {
                     let msg = format!("ERR write not committed: {e}");
-                    self.error(&msg);
+                    self.reply().error(&msg);
                 }
-                None => match reply {
+                None => match w.reply {
                     Deferred::Ok => self.reply().ok(),
                     Deferred::Ready(a, b) => self.out.extend_from_slice(&ready[a..b]),
                 },
             }
+            if w.cmd != NO_COMMAND {
+                let us = done.saturating_duration_since(w.started).as_micros() as u64;
+                self.state
+                    .stats
+                    .record(w.cmd as usize, us, not_committed.is_some());
+                if self.state.slowlog.is_slow(us) {
+                    let (a, b) = (w.args.0 as usize, w.args.1 as usize);
+                    let args = slowlog::unstash_args(&self.pending.slow_args[a..b]);
+                    self.log_slow(us, args);
+                }
+            }
         }
-        // Keep the buffer's room for the next pipeline.
+        // Keep the buffers' room for the next pipeline.
+        self.pending.replies = replies;
+        self.pending.slow_args.clear();
         let mut ready = ready;
         ready.clear();
         self.pending.ready = ready;
+        true
     }
 }

@@ -1,17 +1,19 @@
 //! `rewind serve`: the Redis-protocol server.
 
 mod blocking;
-mod commands;
+pub(crate) mod commands;
 mod config;
 mod conn;
 mod net;
+pub mod observe;
+pub mod settings;
 mod state;
 mod stream;
 mod tls;
 
 use std::sync::Arc;
 
-pub use config::{FsyncChoice, IoChoice, LogIoChoice, RecoveryChoice, ServeArgs};
+pub use config::{FsyncChoice, IoChoice, LogFormat, LogIoChoice, RecoveryChoice, ServeArgs};
 pub use net::NetIo;
 
 use crate::log::{IoMode, SystemClock};
@@ -191,6 +193,10 @@ pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
     state.idle_timeout = (args.timeout > 0).then(|| std::time::Duration::from_secs(args.timeout));
     state.write_timeout = std::time::Duration::from_secs(args.write_timeout);
     state.inline_commit = args.commit == config::CommitChoice::Inline;
+    state.config = args.settings.clone();
+    state.config_file = args.config.as_ref().map(|p| p.display().to_string());
+    state.slowlog =
+        observe::SlowLog::new(args.slowlog_log_slower_than, args.slowlog_max_len as usize);
     let state = Arc::new(state);
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let mut threads = Vec::new();
@@ -203,7 +209,7 @@ pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
         threads.push(
             std::thread::Builder::new()
                 .name(format!("net-{i}"))
-                .spawn(move || net::run_thread(io, l, tls, st, sd))?,
+                .spawn(move || net::run_thread(i as usize, io, l, tls, st, sd))?,
         );
     }
     let dynamo = match args.dynamodb_listen {
@@ -242,11 +248,33 @@ pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
         db.cfg.fsync,
         args.data_dir.display()
     );
+    let metrics = match args.metrics_listen {
+        None => None,
+        Some(maddr) => {
+            let l = std::net::TcpListener::bind(maddr).map_err(|source| ServerError::Bind {
+                addr: maddr,
+                source,
+            })?;
+            tracing::info!("metrics at http://{}/metrics", l.local_addr()?);
+            Some(observe::endpoint::spawn(
+                l,
+                state.clone(),
+                shutdown_rx.clone(),
+            )?)
+        }
+    };
+    let sampler = spawn_sampler(state.clone(), shutdown_rx.clone())?;
     let maintenance = spawn_maintenance(db.clone(), args.maintenance_secs, shutdown_rx.clone())?;
     wait_for_signal()?;
     tracing::info!("shutting down: no new connections, finishing in-flight commands");
     let _ = shutdown_tx.send(true);
     let _ = maintenance.join();
+    let _ = sampler.join();
+    if let Some(t) = metrics {
+        if t.join().is_err() {
+            tracing::error!("the metrics endpoint panicked");
+        }
+    }
     if let Some(t) = dynamo {
         if t.join().is_err() {
             tracing::error!("DynamoDB listener panicked");
@@ -296,6 +324,21 @@ fn start_archive(url: &str, db: &Arc<Db>, args: &ServeArgs) -> Result<ArchiveThr
         stop.clone(),
     )?;
     Ok((stop, t))
+}
+
+/// Samples the running totals every 100 ms for INFO's `instantaneous_*` rates.
+fn spawn_sampler(
+    state: Arc<ServerState>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("stats".into())
+        .spawn(move || {
+            while !*shutdown.borrow() {
+                state.sample_rates();
+                std::thread::sleep(observe::rate::SAMPLE_INTERVAL);
+            }
+        })
 }
 
 /// Checkpoints and retention every `secs` seconds until shutdown.

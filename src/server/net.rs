@@ -32,12 +32,14 @@ pub enum NetIo {
 /// Runs one net thread until shutdown is signalled and its connections have drained.
 /// With `tls`, the thread also accepts RESP over TLS on that listener (epoll only).
 pub fn run_thread(
+    slot: usize,
     io: NetIo,
     listener: std::net::TcpListener,
     tls: Option<(std::net::TcpListener, TlsAcceptor)>,
     state: Arc<ServerState>,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    super::observe::cmdstats::set_thread_slot(slot);
     match io {
         NetIo::Epoll => {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -119,24 +121,26 @@ async fn accept_epoll(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let local = Rc::new(Cell::new(0));
+    let laddr = listener.local_addr().ok();
     loop {
         tokio::select! {
             r = listener.accept() => match r {
-                Ok((s, _)) => {
+                Ok((s, peer)) => {
                     let _ = s.set_nodelay(true);
                     match admit(&state, &local) {
                         Some(guard) => {
                             let (state, sd, tls) = (state.clone(), shutdown.clone(), tls.clone());
+                            let addrs = Addrs { peer: Some(peer), local: laddr, tls: tls.is_some() };
                             tokio::task::spawn_local(async move {
                                 match tls {
-                                    None => serve_conn(EpollStream(s), &state, sd).await,
+                                    None => serve_conn(EpollStream(s), &state, sd, addrs).await,
                                     Some(acceptor) => {
                                         let mut stop = sd.clone();
                                         let hs = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(s));
                                         // Shutdown does not wait for a handshake to finish.
                                         tokio::select! {
                                             r = hs => match r {
-                                                Ok(Ok(t)) => serve_conn(TlsNetStream(t), &state, sd).await,
+                                                Ok(Ok(t)) => serve_conn(TlsNetStream(t), &state, sd, addrs).await,
                                                 Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
                                                 Err(_) => tracing::debug!("TLS handshake timed out"),
                                             },
@@ -166,16 +170,18 @@ async fn accept_uring(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let local = Rc::new(Cell::new(0));
+    let laddr = listener.local_addr().ok();
     loop {
         tokio::select! {
             r = listener.accept() => match r {
-                Ok((s, _)) => {
+                Ok((s, peer)) => {
                     let _ = s.set_nodelay(true);
                     match admit(&state, &local) {
                         Some(guard) => {
                             let (state, sd) = (state.clone(), shutdown.clone());
+                            let addrs = Addrs { peer: Some(peer), local: laddr, tls: false };
                             tokio_uring::spawn(async move {
-                                serve_conn(UringStream(s), &state, sd).await;
+                                serve_conn(UringStream(s), &state, sd, addrs).await;
                                 drop(guard);
                             });
                         }
@@ -199,13 +205,22 @@ async fn accept_uring(
 /// bound for normal clients unless client-output-buffer-limit is set).
 const OUTPUT_FLUSH_BYTES: usize = 1 << 20;
 
+/// Where a connection comes from, for `CLIENT LIST`.
+#[derive(Debug, Clone, Copy)]
+struct Addrs {
+    peer: Option<std::net::SocketAddr>,
+    local: Option<std::net::SocketAddr>,
+    tls: bool,
+}
+
 /// One connection: read, run every complete command, commit pending writes, reply, repeat.
 async fn serve_conn<S: NetStream>(
     mut stream: S,
     state: &ServerState,
     shutdown: watch::Receiver<bool>,
+    addrs: Addrs,
 ) {
-    serve_until_done(&mut stream, state, shutdown).await;
+    serve_until_done(&mut stream, state, shutdown, addrs).await;
     stream.close().await;
 }
 
@@ -229,16 +244,24 @@ async fn serve_until_done<S: NetStream>(
     stream: &mut S,
     state: &ServerState,
     mut shutdown: watch::Receiver<bool>,
+    addrs: Addrs,
 ) {
     let Some(table) = state.db.table(DEFAULT_TABLE) else {
         tracing::error!("table '{DEFAULT_TABLE}' is missing");
         return;
     };
+    let id = state.next_client_id.fetch_add(1, Ordering::Relaxed);
+    // In CLIENT LIST while the connection lives.
+    let registered =
+        state
+            .client_list
+            .register(id, addrs.peer, addrs.local, addrs.tls, DEFAULT_TABLE);
+    let info = registered.info.clone();
     let session = Session {
-        id: state.next_client_id.fetch_add(1, Ordering::Relaxed),
+        id,
         table,
         proto: Proto::Resp2,
-        name: None,
+        info: info.clone(),
         closing: false,
         authenticated: state.password.is_none(),
     };
@@ -296,6 +319,7 @@ async fn serve_until_done<S: NetStream>(
         drop(argv);
         bytes::Buf::advance(&mut rbuf, pos);
         if !conn.out.is_empty() {
+            state.stats.net_output(conn.out.len());
             let out = std::mem::take(&mut conn.out);
             // A client that does not read its replies is let go after --write-timeout, as
             // Redis's client-output-buffer-limit does, instead of holding memory forever.
@@ -314,7 +338,7 @@ async fn serve_until_done<S: NetStream>(
             buf.clear();
             conn.out = buf;
         }
-        if conn.session.closing {
+        if conn.session.closing || info.is_killed() {
             return;
         }
         if more {
@@ -331,10 +355,11 @@ async fn serve_until_done<S: NetStream>(
                 rbuf = buf;
                 match r {
                     Ok(0) | Err(_) => return,
-                    Ok(_) => {}
+                    Ok(n) => state.stats.net_input(n),
                 }
             }
             _ = idle => return,
+            _ = info.killed() => return,
             _ = shutdown.changed() => return,
         }
     }

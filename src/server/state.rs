@@ -1,6 +1,6 @@
 //! State shared by every connection: the tables, limits and counters.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -8,6 +8,7 @@ use crate::protocol::Limits;
 use crate::shard::Db;
 
 use super::commands::COMMANDS;
+use super::observe::{Clients, CommandStats, Rates, SlowLog};
 
 pub struct ServerState {
     pub db: Arc<Db>,
@@ -24,8 +25,18 @@ pub struct ServerState {
     pub total_connections: AtomicU64,
     pub rejected_connections: AtomicU64,
     pub next_client_id: AtomicU64,
-    /// Calls per command, indexed like [`COMMANDS`].
-    pub calls: Vec<AtomicU64>,
+    /// Calls, latency and errors per command (indexed like [`COMMANDS`]), per net thread.
+    pub stats: CommandStats,
+    pub slowlog: SlowLog,
+    /// Every connection, for CLIENT LIST and CLIENT KILL.
+    pub client_list: Clients,
+    pub rates: Rates,
+    /// Every setting as `CONFIG GET` names it (flag names), secrets left out.
+    pub config: Vec<(String, String)>,
+    /// `--config`, as INFO's `config_file` shows it.
+    pub config_file: Option<String>,
+    /// Redis's `run_id`: 40 hex digits, new at every start.
+    pub run_id: String,
     /// `--requirepass`: clients must AUTH first.
     pub password: Option<Vec<u8>>,
     /// `--timeout`: idle clients are closed after this long.
@@ -34,6 +45,25 @@ pub struct ServerState {
     pub write_timeout: std::time::Duration,
     /// `--commit inline`: each net thread writes and syncs the logs for its own writes.
     pub inline_commit: bool,
+}
+
+/// 160 bits from the start time, the process id and std's per-process random hash keys.
+fn new_run_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    (0..3)
+        .map(|i| {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(now);
+            h.write_u32(std::process::id());
+            h.write_u8(i);
+            format!("{:016x}", h.finish())
+        })
+        .collect::<String>()[..40]
+        .to_string()
 }
 
 impl ServerState {
@@ -63,7 +93,13 @@ impl ServerState {
             total_connections: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),
             next_client_id: AtomicU64::new(1),
-            calls: (0..COMMANDS.len()).map(|_| AtomicU64::new(0)).collect(),
+            stats: CommandStats::new(COMMANDS.len(), net_threads as usize),
+            slowlog: SlowLog::new(10_000, 128),
+            client_list: Clients::default(),
+            rates: Rates::default(),
+            config: Vec::new(),
+            config_file: None,
+            run_id: new_run_id(),
             password,
             idle_timeout: None,
             write_timeout: std::time::Duration::from_secs(60),
@@ -83,7 +119,14 @@ impl ServerState {
         want.iter().zip(pass).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
     }
 
-    pub fn count_call(&self, cmd: usize) {
-        self.calls[cmd].fetch_add(1, Ordering::Relaxed);
+    /// Takes one reading of the running totals for the `instantaneous_*` rates.
+    pub fn sample_rates(&self) {
+        let net = self.stats.net();
+        self.rates.sample(
+            Instant::now(),
+            self.stats.total_calls(),
+            net.input_bytes,
+            net.output_bytes,
+        );
     }
 }

@@ -48,6 +48,8 @@ pub struct Db {
     pub(super) table_files: Mutex<HashMap<u64, TableMeta>>,
     /// Set when the server archives (`--archive`): retention keeps what it has not got.
     pub archive: std::sync::OnceLock<Arc<super::ArchiveState>>,
+    /// What maintenance passes have done.
+    pub activity: super::maintain::MaintainActivity,
     /// Key indexes of sealed segments and checkpoints, for history questions.
     pub history_cache: crate::history::IndexCache,
     _lock: DirLock,
@@ -135,6 +137,7 @@ impl Db {
             archive: std::sync::OnceLock::new(),
             history_cache: crate::history::IndexCache::new(),
             disk_bytes: Default::default(),
+            activity: Default::default(),
             _lock: lock,
         };
         db.refresh_disk_bytes();
@@ -297,6 +300,7 @@ impl Db {
                 sum.stored_bytes += st.stored_bytes;
                 sum.segments_created += st.segments_created;
                 sum.net_blocks += st.net_blocks;
+                sum.sync_latency.add(&st.sync_latency);
             }
         }
         sum

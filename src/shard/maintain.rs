@@ -3,6 +3,7 @@
 //! runs one pass at the time the injected clock gives; the server calls it on a timer.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::db::Db;
 use super::table::{shard_dir, Table};
@@ -27,6 +28,30 @@ pub struct MaintainReport {
     pub key_indexes_built: usize,
     /// Retention was skipped: a restore or history question was reading.
     pub retention_deferred: bool,
+}
+
+/// What maintenance passes have done since start (for `/metrics`).
+#[derive(Debug, Default)]
+pub struct MaintainActivity {
+    pub passes: AtomicU64,
+    pub checkpoints: AtomicU64,
+    pub checkpoint_failures: AtomicU64,
+    /// Segments, checkpoints and key indexes retention deleted.
+    pub files_deleted: AtomicU64,
+    pub tables_expired: AtomicU64,
+    pub retention_deferred: AtomicU64,
+}
+
+impl MaintainActivity {
+    fn note(&self, r: &MaintainReport) {
+        let add = |a: &AtomicU64, n: usize| a.fetch_add(n as u64, Ordering::Relaxed);
+        add(&self.passes, 1);
+        add(&self.checkpoints, r.checkpoints.len());
+        add(&self.checkpoint_failures, r.failed.len());
+        add(&self.files_deleted, r.deleted.len());
+        add(&self.tables_expired, r.expired_tables.len());
+        add(&self.retention_deferred, r.retention_deferred as usize);
+    }
 }
 
 /// Writes a fuzzy checkpoint of one shard while writes go on. `None` when nothing changed
@@ -150,6 +175,7 @@ impl Db {
         // INFO reports this figure; the walk runs here, off the net threads, once the
         // pass's checkpoints and deletions are done.
         self.refresh_disk_bytes();
+        self.activity.note(&report);
         Ok(report)
     }
 

@@ -24,7 +24,7 @@ pub use crate::map::{apply_ref, new_map, with_capacity, KvMap, ValueRef};
 pub use db::{Db, OpenSummary, DEFAULT_TABLE};
 pub use error::DbError;
 pub use lock::DirLock;
-pub use maintain::{checkpoint_shard, MaintainReport};
+pub use maintain::{checkpoint_shard, MaintainActivity, MaintainReport};
 pub use pitr::{RestoreAt, RestoreHandle, Window, MAX_DAYS, US_PER_DAY};
 pub use recover::{recover_catalog, Recovered};
 pub use startup::LOST_AND_FOUND;

@@ -147,6 +147,16 @@ impl Db {
         })
     }
 
+    /// Every restore running, by target name.
+    pub fn restores_running(&self) -> Vec<(String, Arc<RestoreProgress>)> {
+        self.restores
+            .lock()
+            .expect("restores lock")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     pub fn restore_progress(&self, target: &str) -> Option<Arc<RestoreProgress>> {
         self.restores
             .lock()

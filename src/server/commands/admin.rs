@@ -1,5 +1,5 @@
-//! Connection and server commands: PING, ECHO, QUIT, HELLO, SELECT, COMMAND, CONFIG, INFO,
-//! TIME, CLIENT, AUTH.
+//! Connection and server commands: PING, ECHO, QUIT, HELLO, SELECT, COMMAND, INFO, TIME,
+//! AUTH (CONFIG, CLIENT, SLOWLOG, LATENCY and MEMORY are in `observe.rs`).
 
 use super::super::conn::Conn;
 use super::{render_info, COMMANDS};
@@ -28,12 +28,13 @@ pub fn exec_admin(conn: &mut Conn<'_>, name: &str, args: &[&[u8]]) {
                 .error("ERR DB index is out of range (rewind has tables instead: TABLE.USE name)"),
         },
         "command" => command(conn, args),
-        "config" => config(conn, args),
+        "config" => super::observe::config(conn, args),
         "info" => {
-            let section = args
-                .get(1)
-                .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase());
-            let text = render_info(conn.state, section.as_deref());
+            let sections: Vec<String> = args[1..]
+                .iter()
+                .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase())
+                .collect();
+            let text = render_info(conn.state, &sections);
             conn.reply().bulk(text.as_bytes());
         }
         "time" => {
@@ -45,7 +46,10 @@ pub fn exec_admin(conn: &mut Conn<'_>, name: &str, args: &[&[u8]]) {
             w.bulk(now.as_secs().to_string().as_bytes());
             w.bulk(now.subsec_micros().to_string().as_bytes());
         }
-        "client" => client(conn, args),
+        "client" => super::observe::client(conn, args),
+        "slowlog" => super::observe::slowlog(conn, args),
+        "latency" => super::observe::latency(conn, args),
+        "memory" => super::observe::memory(conn, args),
         "auth" => auth(conn, args),
         other => unreachable!("{other} is not an admin command"),
     }
@@ -94,7 +98,8 @@ fn hello(conn: &mut Conn<'_>, args: &[&[u8]]) {
                 i += 3;
             }
             "SETNAME" if i + 1 < args.len() => {
-                conn.session.name = Some(String::from_utf8_lossy(args[i + 1]).into_owned());
+                let name = String::from_utf8_lossy(args[i + 1]).into_owned();
+                conn.session.info.set_name(Some(name));
                 i += 2;
             }
             _ => return conn.error("ERR syntax error in HELLO option"),
@@ -104,6 +109,9 @@ fn hello(conn: &mut Conn<'_>, args: &[&[u8]]) {
         return conn.error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
     }
     conn.session.proto = proto;
+    conn.session
+        .info
+        .set_resp(if proto == Proto::Resp3 { 3 } else { 2 });
     let id = conn.session.id as i64;
     let mut w = conn.reply();
     w.map(7);
@@ -133,60 +141,6 @@ fn command(conn: &mut Conn<'_>, args: &[&[u8]]) {
                 "ERR unknown subcommand '{other}'. Try COMMAND, COMMAND COUNT, COMMAND DOCS"
             );
             conn.error(&msg)
-        }
-    }
-}
-
-/// `CONFIG GET pattern`: a few read-only settings; `*` matches all.
-fn config(conn: &mut Conn<'_>, args: &[&[u8]]) {
-    if upper(args[1]) != "GET" || args.len() != 3 {
-        return conn.error("ERR rewind supports only CONFIG GET <parameter>; settings are given on the command line");
-    }
-    let db = &conn.state.db;
-    let fsync = match db.cfg.fsync {
-        crate::log::FsyncPolicy::Always => "always",
-        crate::log::FsyncPolicy::EverySec => "everysec",
-        crate::log::FsyncPolicy::Never => "no",
-    };
-    let params = [
-        ("appendonly", "yes".to_string()),
-        ("appendfsync", fsync.to_string()),
-        ("save", String::new()),
-        ("databases", "1".to_string()),
-        ("maxclients", conn.state.max_clients.to_string()),
-        ("proto-max-bulk-len", conn.state.max_value_bytes.to_string()),
-    ];
-    let pattern = String::from_utf8_lossy(args[2]).to_ascii_lowercase();
-    let hits: Vec<_> = params
-        .iter()
-        .filter(|(k, _)| pattern == "*" || pattern == *k)
-        .collect();
-    let mut w = conn.reply();
-    w.map(hits.len());
-    for (k, v) in hits {
-        w.bulk(k.as_bytes());
-        w.bulk(v.as_bytes());
-    }
-}
-
-fn client(conn: &mut Conn<'_>, args: &[&[u8]]) {
-    match upper(args[1]).as_str() {
-        "SETINFO" if args.len() == 4 => conn.reply().ok(),
-        "SETNAME" if args.len() == 3 => {
-            conn.session.name = Some(String::from_utf8_lossy(args[2]).into_owned());
-            conn.reply().ok();
-        }
-        "GETNAME" => match conn.session.name.clone() {
-            Some(n) => conn.reply().bulk(n.as_bytes()),
-            None => conn.reply().null(),
-        },
-        "ID" => {
-            let id = conn.session.id as i64;
-            conn.reply().int(id);
-        }
-        other => {
-            let msg = format!("ERR unknown or malformed subcommand '{other}' for 'client'");
-            conn.error(&msg);
         }
     }
 }

@@ -3,12 +3,13 @@
 mod admin;
 mod history;
 mod info;
+mod observe;
 mod pitr;
 mod strings;
 mod tables;
 
 pub use admin::exec_admin;
-pub use info::render_info;
+pub use info::{archive_lag_seconds, render_info};
 pub use pitr::exec_pitr;
 pub use strings::{exec_read, exec_write, read_keys};
 pub use tables::exec_table;
@@ -76,6 +77,9 @@ pub const COMMANDS: &[Spec] = &[
     spec("pitr.diff", -6, Kind::Pitr),
     spec("pitr.revert", -6, Kind::Pitr),
     spec("table.digest", 2, Kind::Table),
+    spec("slowlog", -2, Kind::Admin),
+    spec("latency", -2, Kind::Admin),
+    spec("memory", -2, Kind::Admin),
 ];
 
 /// Finds a command by name, case-insensitively.

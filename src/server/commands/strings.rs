@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use super::super::conn::{Conn, Deferred};
+use super::super::conn::Conn;
 use crate::log::{CommitError, RmwDecision, RmwOp, RmwOutcome};
 use crate::protocol::ReplyWriter;
 
@@ -73,7 +73,7 @@ fn set(conn: &mut Conn<'_>, args: &[&[u8]]) -> Result<(), String> {
     check_key(conn, args[1])?;
     check_value(conn, args[2])?;
     let bit = conn.stage_put(args[1], args[2]);
-    conn.defer(Deferred::Ok, bit);
+    conn.defer_ok(bit, args);
     Ok(())
 }
 
@@ -89,7 +89,7 @@ fn mset(conn: &mut Conn<'_>, args: &[&[u8]]) -> Result<(), String> {
     for pair in args[1..].chunks(2) {
         bits |= conn.stage_put(pair[0], pair[1]);
     }
-    conn.defer(Deferred::Ok, bits);
+    conn.defer_ok(bits, args);
     Ok(())
 }
 
@@ -204,20 +204,32 @@ pub fn read_keys<'a>(name: &str, args: &'a [&'a [u8]]) -> Option<&'a [&'a [u8]]>
 
 pub fn exec_read(conn: &mut Conn<'_>, name: &str, args: &[&[u8]]) {
     let table = &conn.session.table;
+    let stats = &conn.state.stats;
     let mut w = ReplyWriter::new(&mut conn.out, conn.session.proto);
     match name {
         "get" => match table.map_for(args[1]).get(args[1]) {
-            Some(v) => w.bulk(&v),
-            None => w.null(),
+            Some(v) => {
+                stats.keyspace(1, 1);
+                w.bulk(&v)
+            }
+            None => {
+                stats.keyspace(1, 0);
+                w.null()
+            }
         },
         "mget" => {
             w.array(args.len() - 1);
+            let mut found = 0;
             for &key in &args[1..] {
                 match table.map_for(key).get(key) {
-                    Some(v) => w.bulk(&v),
+                    Some(v) => {
+                        found += 1;
+                        w.bulk(&v)
+                    }
                     None => w.null(),
                 }
             }
+            stats.keyspace(args.len() - 1, found);
         }
         "exists" => {
             let n = args[1..]
