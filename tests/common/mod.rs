@@ -26,6 +26,9 @@ pub struct Server {
     pub port: u16,
     /// The DynamoDB API's port, when started with `--dynamodb-listen`.
     pub dynamodb_port: Option<u16>,
+    /// The `--metrics-listen` port, when the server was given one.
+    #[allow(dead_code)] // not every test binary uses it
+    pub metrics_port: Option<u16>,
     /// The `--tls-listen` port, when the server was given one.
     #[allow(dead_code)] // not every test binary uses it
     pub tls_port: Option<u16>,
@@ -91,6 +94,7 @@ fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Server, Stri
     let mut seen = Vec::new();
     let mut dynamodb_port = None;
     let mut tls_port = None;
+    let mut metrics_port = None;
     let port_after = |line: &str, marker: &str| -> Option<u16> {
         let rest = line.split(marker).nth(1)?;
         let addr = rest.split_whitespace().next()?;
@@ -102,6 +106,10 @@ fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Server, Stri
                 dynamodb_port =
                     dynamodb_port.or(port_after(&line, "DynamoDB API listening on http://"));
                 tls_port = tls_port.or(port_after(&line, "TLS listening on "));
+                metrics_port = metrics_port.or(port_after(
+                    &line.replace("/metrics", " "),
+                    "metrics at http://",
+                ));
                 if let Some(rest) = line.split("ready to accept connections on ").nth(1) {
                     let addr = rest.split_whitespace().next().unwrap();
                     let port = addr.rsplit(':').next().unwrap().parse().unwrap();
@@ -109,6 +117,7 @@ fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Server, Stri
                         child,
                         port,
                         dynamodb_port,
+                        metrics_port,
                         tls_port,
                         dir: dir.to_path_buf(),
                         log: rx,

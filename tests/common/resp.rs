@@ -95,6 +95,11 @@ impl Client {
         }
     }
 
+    /// The connection itself, for tests that read it raw.
+    pub fn into_stream(self) -> TcpStream {
+        self.writer
+    }
+
     pub fn send_raw(&mut self, bytes: &[u8]) {
         self.writer.write_all(bytes).unwrap();
     }
