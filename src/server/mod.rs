@@ -239,15 +239,6 @@ pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
             Some(t)
         }
     };
-    tracing::info!(
-        "rewind {} ready to accept connections on {addr} (sockets {}, log {}, {net_threads} net threads, {} shards, fsync {:?}, data {})",
-        env!("CARGO_PKG_VERSION"),
-        state.net_io,
-        summary.io_engine,
-        db.cfg.shards,
-        db.cfg.fsync,
-        args.data_dir.display()
-    );
     let metrics = match args.metrics_listen {
         None => None,
         Some(maddr) => {
@@ -264,8 +255,18 @@ pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
         }
     };
     let sampler = spawn_sampler(state.clone(), shutdown_rx.clone())?;
+    let signals = install_signal_handlers()?;
+    tracing::info!(
+        "rewind {} ready to accept connections on {addr} (sockets {}, log {}, {net_threads} net threads, {} shards, fsync {:?}, data {})",
+        env!("CARGO_PKG_VERSION"),
+        state.net_io,
+        summary.io_engine,
+        db.cfg.shards,
+        db.cfg.fsync,
+        args.data_dir.display()
+    );
     let maintenance = spawn_maintenance(db.clone(), args.maintenance_secs, shutdown_rx.clone())?;
-    wait_for_signal()?;
+    wait_for_signal(signals);
     tracing::info!("shutting down: no new connections, finishing in-flight commands");
     let _ = shutdown_tx.send(true);
     let _ = maintenance.join();
@@ -386,20 +387,38 @@ fn lower_this_threads_priority() {
 
 const MAINTENANCE_NICE: libc::c_int = 10;
 
-fn wait_for_signal() -> std::io::Result<()> {
+/// SIGINT and SIGTERM handlers, installed before the ready line so that a signal sent as
+/// soon as the server says it is ready shuts it down cleanly instead of killing it.
+struct Signals {
+    rt: tokio::runtime::Runtime,
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+fn install_signal_handlers() -> std::io::Result<Signals> {
     use tokio::signal::unix::{signal, SignalKind};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let (int, term) = {
+        let _in_rt = rt.enter();
+        (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?)
+    };
+    Ok(Signals { rt, int, term })
+}
+
+fn wait_for_signal(s: Signals) {
+    let Signals {
+        rt,
+        mut int,
+        mut term,
+    } = s;
     rt.block_on(async {
-        let mut int = signal(SignalKind::interrupt())?;
-        let mut term = signal(SignalKind::terminate())?;
         tokio::select! {
             _ = int.recv() => {}
             _ = term.recv() => {}
         }
-        Ok(())
-    })
+    });
 }
 
 /// `KEYID:SECRET` pairs; the secret may itself hold ':'. A list that was given but holds no
