@@ -402,7 +402,10 @@ fn install_signal_handlers() -> std::io::Result<Signals> {
         .build()?;
     let (int, term) = {
         let _in_rt = rt.enter();
-        (signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?)
+        (
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::terminate())?,
+        )
     };
     Ok(Signals { rt, int, term })
 }

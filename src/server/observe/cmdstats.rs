@@ -1,6 +1,8 @@
 //! Per-command counters: calls, latency, failures and rejections, kept per net thread so
 //! the threads never write the same cache lines, and added up when INFO or `/metrics` reads
-//! them.
+//! them. Each slot has one writer, its net thread, so a count is a plain load and store,
+//! not a locked read-modify-write (`CONFIG RESETSTAT` racing other threads' commands may
+//! leave a few of their counts in place).
 //!
 //! A command's latency runs from its dispatch until its reply is ready. For a write that is
 //! until the log block holding it is durable (its sync included, with `--fsync always`),
@@ -10,7 +12,7 @@
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::metrics::histogram::{Histogram, Snapshot};
+use crate::metrics::histogram::{add_one_writer, Histogram, Snapshot};
 
 thread_local! {
     /// The stats slot of the current net thread (0 elsewhere).
@@ -99,38 +101,36 @@ impl CommandStats {
 
     pub fn record(&self, cmd: usize, us: u64, failed: bool) {
         let c = &self.slot().commands[cmd];
-        c.latency.observe_us(us);
+        c.latency.observe_us_one_writer(us);
         if failed {
-            c.failed.fetch_add(1, Relaxed);
+            add_one_writer(&c.failed, 1);
         }
     }
 
     pub fn reject(&self, cmd: usize) {
-        self.slot().commands[cmd].rejected.fetch_add(1, Relaxed);
+        add_one_writer(&self.slot().commands[cmd].rejected, 1);
     }
 
     pub fn unknown_command(&self) {
-        self.slot().unknown.fetch_add(1, Relaxed);
+        add_one_writer(&self.slot().unknown, 1);
     }
 
     pub fn net_input(&self, bytes: usize) {
-        self.slot().net_input_bytes.fetch_add(bytes as u64, Relaxed);
+        add_one_writer(&self.slot().net_input_bytes, bytes as u64);
     }
 
     pub fn net_output(&self, bytes: usize) {
-        self.slot()
-            .net_output_bytes
-            .fetch_add(bytes as u64, Relaxed);
+        add_one_writer(&self.slot().net_output_bytes, bytes as u64);
     }
 
     /// A read of `found` keys out of `asked`.
     pub fn keyspace(&self, asked: usize, found: usize) {
         let s = self.slot();
         if found > 0 {
-            s.keyspace_hits.fetch_add(found as u64, Relaxed);
+            add_one_writer(&s.keyspace_hits, found as u64);
         }
         if asked > found {
-            s.keyspace_misses.fetch_add((asked - found) as u64, Relaxed);
+            add_one_writer(&s.keyspace_misses, (asked - found) as u64);
         }
     }
 
