@@ -282,6 +282,59 @@ fn prometheus_scrapes_metrics_that_move_during_a_load_run() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("{query}"));
     assert_eq!(scraped, value(&after, set), "{query}");
+
+    // The Grafana dashboard in docs/ uses only families rewind exports, in queries that
+    // Prometheus accepts.
+    let dash: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/docs/grafana-rewind.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut exprs = Vec::new();
+    for p in dash["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().unwrap() {
+            exprs.push(t["expr"].as_str().unwrap().to_string());
+        }
+    }
+    assert!(exprs.len() >= 10);
+    let exposition = http_get(mport, "/metrics").unwrap().1;
+    for e in &exprs {
+        for word in e.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            let Some(name) = word.strip_prefix("rewind_").map(|_| word) else {
+                continue;
+            };
+            let family = ["_bucket", "_count", "_sum", "_total"]
+                .iter()
+                .fold(name, |n, s| n.strip_suffix(s).unwrap_or(n));
+            if family.starts_with("rewind_archive_") {
+                continue; // exported with --archive only
+            }
+            assert!(
+                exposition.contains(&format!("# TYPE {family} ")),
+                "the dashboard's {name} is not exported"
+            );
+        }
+        let q = e
+            .replace("$__rate_interval", "1m")
+            .replace("$instance", ".*");
+        let encoded: String = q
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let (status, body) = http_get(pport, &format!("/api/v1/query?query={encoded}")).unwrap();
+        assert_eq!(
+            status, 200,
+            "Prometheus refused the dashboard's {q}: {body}"
+        );
+    }
 }
 
 #[test]
