@@ -9,6 +9,16 @@ trap 'echo "dist/check-deb.sh: failed at line $LINENO" >&2' ERR
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 port=17379
+# A check for CI containers: it installs and removes the package, so it refuses to run where
+# rewind is installed for real or systemd would start the unit.
+if dpkg-query -W -f='${Status}' rewind 2>/dev/null | grep -q "install ok installed"; then
+  echo "dist/check-deb.sh: rewind is installed here; refusing to replace and remove it" >&2
+  exit 1
+fi
+if [ -d /run/systemd/system ]; then
+  echo "dist/check-deb.sh: systemd runs here and would start the unit; run this in a container" >&2
+  exit 1
+fi
 
 cargo deb --quiet
 deb=$(ls -t target/debian/rewind_*.deb | head -1)
@@ -25,6 +35,7 @@ if command -v systemd-analyze >/dev/null; then
   systemd-analyze security --offline=yes "$unit" 2>/dev/null | tail -1 || true
 fi
 test -f /etc/rewind/rewind.toml
+test "$(stat -c '%U:%G %a' /etc/rewind/rewind.toml)" = "root:$user 640"
 getent passwd "$user" >/dev/null
 test "$(stat -c %U /var/lib/rewind)" = "$user"
 

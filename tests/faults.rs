@@ -405,16 +405,16 @@ fn a_slow_catalog_save_does_not_stall_the_net_thread() {
     let mut a = std::net::TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
     a.write_all(b"*2\r\n$12\r\nTABLE.CREATE\r\n$4\r\nslow\r\n")
         .unwrap();
-    // Wait until the server has taken up the CREATE (it counts the call before running it),
-    // so the PING below is certain to come while the CREATE is in progress.
+    // Wait until the server has taken up the CREATE (CLIENT LIST names a connection's
+    // command as it starts), so the PING below is certain to come while it is in progress.
     let mut b = srv.client();
     let taken_up = |b: &mut common::Client| {
-        let Value::Bulk(info) = b.cmd(&["INFO", "commandstats"]) else {
-            panic!("INFO")
+        let Value::Bulk(list) = b.cmd(&["CLIENT", "LIST"]) else {
+            panic!("CLIENT LIST")
         };
-        String::from_utf8(info)
+        String::from_utf8(list)
             .unwrap()
-            .contains("cmdstat_table.create:calls=1")
+            .contains(" cmd=table.create ")
     };
     while !taken_up(&mut b) {
         std::thread::sleep(std::time::Duration::from_millis(5));

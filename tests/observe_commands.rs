@@ -147,6 +147,15 @@ fn slowlog_records_slow_commands_writes_with_their_sync() {
         &["--slowlog-log-slower-than", "0", "--slowlog-max-len", "3"],
     );
     let mut c = srv.client();
+    // An entry keeps 128 bytes of a long client name.
+    let mut n = srv.client();
+    n.cmd(&["CLIENT", "SETNAME", &"n".repeat(300)]);
+    n.cmd(&["PING"]);
+    let Value::Array(e) = c.cmd(&["SLOWLOG", "GET", "1"]) else {
+        panic!()
+    };
+    let Value::Array(ping) = &e[0] else { panic!() };
+    assert_eq!(ping[5], Value::bulk("n".repeat(128)));
     c.cmd(&["CLIENT", "SETNAME", "slowpoke"]);
     assert_eq!(c.cmd(&["SLOWLOG", "RESET"]), Value::ok());
     let long = "v".repeat(300);
@@ -241,6 +250,12 @@ fn client_list_and_kill() {
     );
     // By an id nobody has, then by the victim's.
     assert_eq!(me.cmd(&["CLIENT", "KILL", "ID", "999999"]).as_int(), 0);
+    // A user rewind does not have matches nobody, whatever else the filter says.
+    assert_eq!(
+        me.cmd(&["CLIENT", "KILL", "USER", "bob", "ID", &id])
+            .as_int(),
+        0
+    );
     assert_eq!(me.cmd(&["CLIENT", "KILL", "ID", &id]).as_int(), 1);
     // The victim's connection is closed: it reads the end of the stream.
     let mut rest = Vec::new();
@@ -326,4 +341,51 @@ fn config_get_latency_and_memory() {
         "{doctor}"
     );
     assert_eq!(c.cmd(&["LATENCY", "LATEST"]), Value::Array(vec![]));
+}
+
+#[test]
+fn client_kill_closes_a_client_that_does_not_read_its_replies() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(dir.path(), "auto", &["--write-timeout", "120"]);
+    let mut me = srv.client();
+    me.cmd(&["SET", "big", &"x".repeat(1 << 20)]);
+    let mut hog = srv.client();
+    hog.cmd(&["CLIENT", "SETNAME", "hog"]);
+    // 300 MiB of replies asked for and never read: the server waits to write them.
+    let mut burst = Vec::new();
+    for _ in 0..300 {
+        burst.extend(common::resp::encode(&[b"GET", b"big"]));
+    }
+    hog.send_raw(&burst);
+    let hog_line = |me: &mut Client| -> Option<String> {
+        text(me.cmd(&["CLIENT", "LIST"]))
+            .lines()
+            .find(|l| l.contains(" name=hog "))
+            .map(str::to_string)
+    };
+    let t0 = Instant::now();
+    let line = loop {
+        let l = hog_line(&mut me).expect("the hog is connected");
+        if l.contains(" cmd=get ") {
+            break l;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "{l}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let id = line
+        .split(' ')
+        .find_map(|kv| kv.strip_prefix("id="))
+        .unwrap()
+        .to_string();
+    assert_eq!(me.cmd(&["CLIENT", "KILL", "ID", &id]).as_int(), 1);
+    // Gone long before --write-timeout would have let it go.
+    let t0 = Instant::now();
+    while hog_line(&mut me).is_some() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "a killed client that does not read is still connected"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(hog);
 }

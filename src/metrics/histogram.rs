@@ -59,14 +59,6 @@ impl Histogram {
         add_one_writer(&self.sum_us, us);
     }
 
-    /// Back to no observations (observations racing with it may land either side).
-    pub fn reset(&self) {
-        for c in &self.counts {
-            c.store(0, Relaxed);
-        }
-        self.sum_us.store(0, Relaxed);
-    }
-
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
             counts: std::array::from_fn(|i| self.counts[i].load(Relaxed)),
@@ -94,6 +86,14 @@ impl Default for Snapshot {
 impl Snapshot {
     pub fn count(&self) -> u64 {
         self.counts.iter().sum()
+    }
+
+    /// What was observed since `earlier` (a snapshot of the same histogram).
+    pub fn since(&self, earlier: &Snapshot) -> Snapshot {
+        Snapshot {
+            counts: std::array::from_fn(|i| self.counts[i].saturating_sub(earlier.counts[i])),
+            sum_us: self.sum_us.saturating_sub(earlier.sum_us),
+        }
     }
 
     pub fn add(&mut self, other: &Snapshot) {

@@ -50,7 +50,7 @@ struct Waiting {
     cmd: u16,
     started: Instant,
     /// Its arguments in `Pending::slow_args` (empty when the slow log is off).
-    args: (u32, u32),
+    args: (usize, usize),
 }
 
 #[derive(Default)]
@@ -133,7 +133,7 @@ impl<'s> Conn<'s> {
         let Some(name) = args.first() else {
             return; // an empty command line is ignored, as Redis does
         };
-        let mut started = Instant::now();
+        let started = Instant::now();
         let Some(id) = commands::lookup(name) else {
             let msg = commands::unknown_command(args);
             return self.reject(None, &msg).await;
@@ -157,21 +157,24 @@ impl<'s> Conn<'s> {
                 keys.iter()
                     .all(|k| !self.pending.keys.contains(&xxh3_64(k)))
             });
-        if spec.kind != Kind::Write && !read_ahead && self.commit().await {
-            // Its latency starts once the writes ahead of it are answered.
-            started = Instant::now();
-        }
         self.current = (id as u16, started);
-        self.current_deferred = false;
-        self.failed = false;
         if self.session.table.is_dropped() && matches!(spec.kind, Kind::Read | Kind::Write) {
+            self.commit().await; // the replies of the writes before it go first
+            self.failed = false;
             let msg = format!(
                 "ERR table '{}' was dropped; TABLE.USE another table",
                 self.session.table.name()
             );
             self.error(&msg);
-            return self.finish(id, started, args);
+            return self.finish(id, args);
         }
+        if spec.kind != Kind::Write && !read_ahead {
+            // Its latency starts once the writes ahead of it are answered (commit restarts
+            // `current`'s clock when it waited).
+            self.commit().await;
+        }
+        self.current_deferred = false;
+        self.failed = false;
         match spec.kind {
             Kind::Write => commands::exec_write(self, spec.name, args).await,
             Kind::Read if read_ahead => {
@@ -186,7 +189,7 @@ impl<'s> Conn<'s> {
                     reply: Deferred::Ready(start, end),
                     shards: 0,
                     cmd: NO_COMMAND,
-                    started,
+                    started: self.current.1,
                     args: (0, 0),
                 });
             }
@@ -199,12 +202,14 @@ impl<'s> Conn<'s> {
             // Counted when its write commits.
             return;
         }
-        self.finish(id, started, args);
+        self.finish(id, args);
     }
 
-    /// Counts a command that has its answer, and logs it if it was slow.
-    fn finish(&mut self, cmd: usize, started: Instant, args: &[&[u8]]) {
-        let us = started.elapsed().as_micros() as u64;
+    /// Counts the running command, which has its answer, and logs it if it was slow. Its
+    /// time runs from its dispatch, or from the end of the last commit it waited for (a
+    /// DEL or INCR commits the writes ahead of it first).
+    fn finish(&mut self, cmd: usize, args: &[&[u8]]) {
+        let us = self.current.1.elapsed().as_micros() as u64;
         self.state.stats.record(cmd, us, self.failed);
         if self.state.slowlog.is_slow(us) {
             self.log_slow(us, slowlog::trimmed_args(args));
@@ -213,12 +218,16 @@ impl<'s> Conn<'s> {
 
     fn log_slow(&self, us: u64, args: Vec<Vec<u8>>) {
         let info = &self.session.info;
-        self.state.slowlog.push(
-            us,
-            args,
-            info.addr_string(),
-            info.name().unwrap_or_default(),
-        );
+        // An entry keeps at most 128 bytes of the client's name, as of each argument.
+        let mut name = info.name().unwrap_or_default();
+        if name.len() > slowlog::MAX_ARG_BYTES {
+            let mut cut = slowlog::MAX_ARG_BYTES;
+            while !name.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            name.truncate(cut);
+        }
+        self.state.slowlog.push(us, args, info.addr_string(), name);
     }
 
     /// Adds a put to the pending batch of its shard; returns the shard's bit.
@@ -313,8 +322,11 @@ impl<'s> Conn<'s> {
                     .stats
                     .record(w.cmd as usize, us, not_committed.is_some());
                 if self.state.slowlog.is_slow(us) {
-                    let (a, b) = (w.args.0 as usize, w.args.1 as usize);
-                    let args = slowlog::unstash_args(&self.pending.slow_args[a..b]);
+                    let args = match w.args {
+                        // Not kept (the slow log was off when it was staged): its name.
+                        (0, 0) => vec![COMMANDS[w.cmd as usize].name.as_bytes().to_vec()],
+                        (a, b) => slowlog::unstash_args(&self.pending.slow_args[a..b]),
+                    };
                     self.log_slow(us, args);
                 }
             }
@@ -325,6 +337,8 @@ impl<'s> Conn<'s> {
         let mut ready = ready;
         ready.clear();
         self.pending.ready = ready;
+        // A command that waited for this commit takes its time from here.
+        self.current.1 = Instant::now();
         true
     }
 }

@@ -103,6 +103,8 @@ pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
             return Err(ServerError::DynamoNotLoopback(d));
         }
     }
+    // Before anything listens: a signal from here on stops the server cleanly.
+    let signals = install_signal_handlers()?;
     let (io, log_io) = resolve_io(args.io, args.log_io)?;
     if args.tls_listen.is_some() && io != NetIo::Epoll {
         return Err(ServerError::TlsNeedsEpoll);
@@ -255,7 +257,6 @@ pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
         }
     };
     let sampler = spawn_sampler(state.clone(), shutdown_rx.clone())?;
-    let signals = install_signal_handlers()?;
     tracing::info!(
         "rewind {} ready to accept connections on {addr} (sockets {}, log {}, {net_threads} net threads, {} shards, fsync {:?}, data {})",
         env!("CARGO_PKG_VERSION"),
@@ -327,7 +328,8 @@ fn start_archive(url: &str, db: &Arc<Db>, args: &ServeArgs) -> Result<ArchiveThr
     Ok((stop, t))
 }
 
-/// Samples the running totals every 100 ms for INFO's `instantaneous_*` rates.
+/// Samples the running totals every 100 ms for INFO's `instantaneous_*` rates, and memory
+/// once a second for its peak.
 fn spawn_sampler(
     state: Arc<ServerState>,
     shutdown: tokio::sync::watch::Receiver<bool>,
@@ -335,8 +337,14 @@ fn spawn_sampler(
     std::thread::Builder::new()
         .name("stats".into())
         .spawn(move || {
+            let mut n = 0u64;
             while !*shutdown.borrow() {
                 state.sample_rates();
+                // A memory reading a second keeps used_memory_peak's peak.
+                if n.is_multiple_of(10) {
+                    observe::memory::read();
+                }
+                n += 1;
                 std::thread::sleep(observe::rate::SAMPLE_INTERVAL);
             }
         })

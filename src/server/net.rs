@@ -21,6 +21,9 @@ use crate::shard::DEFAULT_TABLE;
 /// How long shutdown waits for connections to finish what they are doing.
 const DRAIN: Duration = Duration::from_secs(3);
 
+/// How long a killed client's last replies may take to leave (CLIENT KILL).
+const KILL_GRACE: Duration = Duration::from_secs(1);
+
 const TOO_MANY: &[u8] = b"-ERR max number of clients reached\r\n";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -293,7 +296,8 @@ async fn serve_until_done<S: NetStream>(
                     argv.extend(spans.iter().map(|&(s, e)| &frame[s..e]));
                     pos += len;
                     conn.execute(&argv).await;
-                    if conn.session.closing {
+                    // CLIENT KILL: no further command runs (its replies so far still go).
+                    if conn.session.closing || info.is_killed() {
                         break;
                     }
                     if conn.buffered_bytes() >= OUTPUT_FLUSH_BYTES {
@@ -323,9 +327,17 @@ async fn serve_until_done<S: NetStream>(
             let out = std::mem::take(&mut conn.out);
             // A client that does not read its replies is let go after --write-timeout, as
             // Redis's client-output-buffer-limit does, instead of holding memory forever.
-            let Ok((r, mut buf)) =
-                tokio::time::timeout(state.write_timeout, stream.write_all(out)).await
-            else {
+            // CLIENT KILL waits at most KILL_GRACE for a client that is not reading.
+            let write = tokio::time::timeout(state.write_timeout, stream.write_all(out));
+            tokio::pin!(write);
+            let written = tokio::select! {
+                w = &mut write => w,
+                _ = info.killed() => match tokio::time::timeout(KILL_GRACE, &mut write).await {
+                    Ok(w) => w,
+                    Err(_) => return,
+                },
+            };
+            let Ok((r, mut buf)) = written else {
                 tracing::info!(
                     "closing a client that did not read its replies for {:?}",
                     state.write_timeout

@@ -50,7 +50,12 @@ pub fn resolve(args: Vec<OsString>) -> Result<ServeArgs, SettingsError> {
             .chain(extra.iter().cloned())
             .collect::<Vec<_>>()
     };
-    let first = command().try_get_matches_from(argv(&[]))?;
+    // The first pass only finds --config and what flags and the environment set: a
+    // relation between settings (`requires`) may be met by the file, so only the second pass,
+    // with the file's settings in, checks everything.
+    let first = command()
+        .ignore_errors(true)
+        .try_get_matches_from(argv(&[]))?;
     let file = first.get_one::<PathBuf>("config").cloned();
     let extra = match &file {
         Some(path) => from_file(path, &first)?,
@@ -245,6 +250,21 @@ mod tests {
                 .collect()
         };
         assert_eq!(visible(&b.settings), visible(&a.settings));
+    }
+
+    #[test]
+    fn a_setting_another_requires_may_come_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rewind.toml");
+        std::fs::write(&path, "archive = \"file:///tmp/a\"\n").unwrap();
+        let p = path.to_str().unwrap();
+        let a = resolve(os(&["--config", p, "--archive-takeover"])).unwrap();
+        assert!(a.archive_takeover && a.archive.as_deref() == Some("file:///tmp/a"));
+        // Without the file, the relation is still checked.
+        let e = resolve(os(&["--archive-takeover"]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--archive"), "{e}");
     }
 
     #[test]

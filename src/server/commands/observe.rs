@@ -2,6 +2,7 @@
 //! `CONFIG GET`, `SLOWLOG`, `LATENCY` and `MEMORY`, with Redis's replies wherever the
 //! question has a meaning here.
 
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::super::conn::Conn;
@@ -45,10 +46,11 @@ pub fn client(conn: &mut Conn<'_>, args: &[&[u8]]) {
             conn.reply().bulk(line.as_bytes());
         }
         "LIST" => {
-            let only: Option<Vec<u64>> = match args.get(2).map(|a| upper(a)).as_deref() {
+            use std::collections::HashSet;
+            let only: Option<HashSet<u64>> = match args.get(2).map(|a| upper(a)).as_deref() {
                 None => None,
                 Some("ID") if args.len() > 3 => {
-                    let ids: Option<Vec<u64>> =
+                    let ids: Option<HashSet<u64>> =
                         args[3..].iter().map(|a| text(a).parse().ok()).collect();
                     match ids {
                         Some(ids) => Some(ids),
@@ -57,7 +59,7 @@ pub fn client(conn: &mut Conn<'_>, args: &[&[u8]]) {
                 }
                 Some("TYPE") if args.len() == 4 => match upper(args[3]).as_str() {
                     "NORMAL" => None,
-                    "MASTER" | "REPLICA" | "SLAVE" | "PUBSUB" => Some(Vec::new()),
+                    "MASTER" | "REPLICA" | "SLAVE" | "PUBSUB" => Some(HashSet::new()),
                     other => {
                         return conn.error(&format!("ERR Unknown client type '{other}'"));
                     }
@@ -121,7 +123,7 @@ fn kill(conn: &mut Conn<'_>, args: &[&[u8]]) {
             "ADDR" => f.addr = Some(v),
             "LADDR" => f.laddr = Some(v),
             // Every connection is user `default`; any other user matches none.
-            "USER" if v != "default" => f.id = Some(0),
+            "USER" if v != "default" => f.none = true,
             "USER" => {}
             "SKIPME" => match v.to_ascii_lowercase().as_str() {
                 "yes" => f.skip = Some(me),
@@ -130,7 +132,7 @@ fn kill(conn: &mut Conn<'_>, args: &[&[u8]]) {
             },
             "TYPE" => match v.to_ascii_lowercase().as_str() {
                 "normal" => {}
-                "master" | "replica" | "slave" | "pubsub" => f.id = Some(0),
+                "master" | "replica" | "slave" | "pubsub" => f.none = true,
                 _ => return conn.error(&format!("ERR Unknown client type '{v}'")),
             },
             _ => return conn.error("ERR syntax error"),
@@ -230,8 +232,10 @@ pub fn config(conn: &mut Conn<'_>, args: &[&[u8]]) {
             conn.reply().ok();
         }
         "RESETSTAT" if args.len() == 2 => {
+            // As Redis: counters and connection totals, not the slow log.
             conn.state.stats.reset();
-            conn.state.slowlog.reset();
+            conn.state.total_connections.store(0, Ordering::Relaxed);
+            conn.state.rejected_connections.store(0, Ordering::Relaxed);
             conn.reply().ok();
         }
         _ => conn.error(

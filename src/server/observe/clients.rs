@@ -133,6 +133,8 @@ pub struct KillFilter {
     pub laddr: Option<String>,
     /// The connection that asks is spared (Redis's `SKIPME yes`, the default).
     pub skip: Option<u64>,
+    /// Matches no connection (a user or client type rewind does not have).
+    pub none: bool,
 }
 
 impl Clients {
@@ -174,7 +176,8 @@ impl Clients {
     pub fn kill(&self, f: &KillFilter) -> usize {
         let mut n = 0;
         for c in self.all() {
-            let hit = f.id.is_none_or(|id| c.id == id)
+            let hit = !f.none
+                && f.id.is_none_or(|id| c.id == id)
                 && f.addr.as_ref().is_none_or(|a| *a == c.addr_string())
                 && f.laddr
                     .as_ref()

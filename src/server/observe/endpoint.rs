@@ -1,7 +1,8 @@
 //! `--metrics-listen`: `GET /metrics` in the Prometheus/OpenMetrics text format on a thread
 //! of its own (hyper, one current-thread runtime), so a scrape never runs on a net thread.
 //! Anything else is 404; a scrape holds no lock a command takes for longer than copying
-//! counters. At most [`MAX_CONNECTIONS`] scrapers at once.
+//! counters. At most [`MAX_CONNECTIONS`] scrapers at once, each connection for at most
+//! [`CONNECTION_TIMEOUT`].
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -22,6 +23,9 @@ use super::super::state::ServerState;
 pub const MAX_CONNECTIONS: usize = 64;
 /// A scraper that sends nothing for this long is let go.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection lasts at most this long, so scrapers that never read cannot keep every
+/// slot (Prometheus opens a new one after a broken scrape).
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
 const CONTENT_TYPE_OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 pub fn spawn(
@@ -77,6 +81,9 @@ async fn accept_loop(
                                 tracing::debug!("metrics connection: {e}");
                             },
                             _ = stop.changed() => conn.as_mut().graceful_shutdown(),
+                            _ = tokio::time::sleep(CONNECTION_TIMEOUT) => {
+                                tracing::debug!("metrics connection open {CONNECTION_TIMEOUT:?}: closed");
+                            }
                         }
                     });
                 }

@@ -66,30 +66,30 @@ pub fn trimmed_args(args: &[&[u8]]) -> Vec<Vec<u8>> {
 /// length and the kept bytes) and returns where it lies: a pending write's arguments are
 /// gone by the time its commit shows it was slow, and this copies at most what an entry
 /// keeps, without an allocation per command.
-pub fn stash_args(buf: &mut Vec<u8>, args: &[&[u8]]) -> (u32, u32) {
+pub fn stash_args(buf: &mut Vec<u8>, args: &[&[u8]]) -> (usize, usize) {
     let start = buf.len();
     let n = args.len().min(MAX_ARGS);
-    buf.extend_from_slice(&(args.len() as u32).to_le_bytes());
+    buf.extend_from_slice(&(args.len() as u64).to_le_bytes());
     for a in &args[..n] {
         let kept = a.len().min(MAX_ARG_BYTES);
-        buf.extend_from_slice(&(a.len() as u32).to_le_bytes());
+        buf.extend_from_slice(&(a.len() as u64).to_le_bytes());
         buf.extend_from_slice(&a[..kept]);
     }
-    (start as u32, buf.len() as u32)
+    (start, buf.len())
 }
 
 /// The arguments [`stash_args`] kept, trimmed as [`trimmed_args`] trims them.
 pub fn unstash_args(mut b: &[u8]) -> Vec<Vec<u8>> {
-    let take_u32 = |b: &mut &[u8]| -> Option<usize> {
-        let (n, rest) = b.split_first_chunk::<4>()?;
+    let take_len = |b: &mut &[u8]| -> Option<usize> {
+        let (n, rest) = b.split_first_chunk::<8>()?;
         *b = rest;
-        Some(u32::from_le_bytes(*n) as usize)
+        Some(u64::from_le_bytes(*n) as usize)
     };
-    let Some(total) = take_u32(&mut b) else {
+    let Some(total) = take_len(&mut b) else {
         return Vec::new();
     };
     let mut full: Vec<(usize, &[u8])> = Vec::new();
-    while let Some(len) = take_u32(&mut b) {
+    while let Some(len) = take_len(&mut b) {
         let kept = len.min(MAX_ARG_BYTES).min(b.len());
         full.push((len, &b[..kept]));
         b = &b[kept..];
@@ -234,10 +234,7 @@ mod tests {
         let mut buf = b"earlier".to_vec();
         for args in [many.clone(), vec![b"set".as_slice(), b"k", &long], vec![]] {
             let (a, b) = stash_args(&mut buf, &args);
-            assert_eq!(
-                unstash_args(&buf[a as usize..b as usize]),
-                trimmed_args(&args)
-            );
+            assert_eq!(unstash_args(&buf[a..b]), trimmed_args(&args));
         }
     }
 }
