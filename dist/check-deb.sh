@@ -20,11 +20,13 @@ if [ -d /run/systemd/system ]; then
   exit 1
 fi
 
-cargo deb --quiet
-deb=$(ls -t target/debian/rewind_*.deb | head -1)
+# Into a directory of its own, wherever CARGO_TARGET_DIR puts the build.
+out=$(mktemp -d)
+cargo deb --quiet --output "$out"
+deb=$(ls "$out"/rewind_*.deb)
 echo "built $deb ($(du -h "$deb" | cut -f1))"
 dpkg-deb --contents "$deb" | awk '{print $6}'
-apt-get install -y -qq "./$deb" >/dev/null
+apt-get install -y -qq "$deb" >/dev/null
 
 unit=$(dpkg -L rewind | grep '/systemd/system/rewind.service$')
 exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
