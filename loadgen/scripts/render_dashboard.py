@@ -36,6 +36,12 @@ def wait_ready(proc, marker):
 def fmt(v, unit):
     if unit == "s":
         return f"{v * 1e3:.2f} ms" if v < 1 else f"{v:.2f} s"
+    if unit in ("bytes", "Bps"):
+        suffix = "/s" if unit == "Bps" else ""
+        for u, n in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+            if abs(v) >= n:
+                return f"{v / n:.1f} {u}{suffix}"
+        return f"{v:.0f} B{suffix}"
     if unit == "bytes":
         for u, n in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
             if abs(v) >= n:
@@ -48,13 +54,32 @@ def fmt(v, unit):
     return f"{v:.2f}" if abs(v) < 10 else f"{v:.0f}"
 
 
+def right_axis(panel):
+    """The series names a `custom.axisPlacement: right` override moves to the right axis,
+    with their unit."""
+    out = {}
+    for o in panel["fieldConfig"].get("overrides", []):
+        props = {p["id"]: p["value"] for p in o.get("properties", [])}
+        if o["matcher"]["id"] == "byName" and props.get("custom.axisPlacement") == "right":
+            out[o["matcher"]["options"]] = props.get("unit", "short")
+    return out
+
+
 def svg_panel(panel, series, t0, t1, w, h):
     unit = panel["fieldConfig"]["defaults"].get("unit", "short")
-    left, top, right, bottom = 70, 30, 10, 20 + 16 * ((len(series) + 1) // 2)
+    moved = right_axis(panel)
+    left, top, bottom = 70, 30, 20 + 16 * ((len(series) + 1) // 2)
+    right = 70 if any(label in moved for label, _ in series) else 10
     pw, ph = w - left - right, h - top - bottom
-    vals = [v for _, pts in series for _, v in pts]
-    vmax = max(vals) if vals else 1.0
-    vmax = vmax * 1.1 if vmax > 0 else 1.0
+
+    def vmax_of(pick):
+        vals = [v for label, pts in series if pick(label) for _, v in pts]
+        m = max(vals) if vals else 1.0
+        return m * 1.1 if m > 0 else 1.0
+
+    lmax = vmax_of(lambda label: label not in moved)
+    rmax = vmax_of(lambda label: label in moved)
+    runit = next(iter(moved.values()), "short")
     out = [f'<svg width="{w}" height="{h}" xmlns="http://www.w3.org/2000/svg">',
            f'<rect width="{w}" height="{h}" fill="#181b1f" rx="4"/>',
            f'<text x="10" y="20" fill="#d8d9da" font-size="14" font-weight="600">{html.escape(panel["title"])}</text>']
@@ -62,16 +87,21 @@ def svg_panel(panel, series, t0, t1, w, h):
         y = top + ph * i / 4
         out.append(f'<line x1="{left}" x2="{left + pw}" y1="{y}" y2="{y}" stroke="#2c3235"/>')
         out.append(f'<text x="{left - 6}" y="{y + 4}" fill="#8e8e8e" font-size="11" text-anchor="end">'
-                   f'{fmt(vmax * (4 - i) / 4, unit)}</text>')
+                   f'{fmt(lmax * (4 - i) / 4, unit)}</text>')
+        if right > 10:
+            out.append(f'<text x="{left + pw + 6}" y="{y + 4}" fill="#8e8e8e" font-size="11">'
+                       f'{fmt(rmax * (4 - i) / 4, runit)}</text>')
     for k, (label, pts) in enumerate(series):
         if not pts:
             continue
         c = COLORS[k % len(COLORS)]
+        vmax = rmax if label in moved else lmax
         path = " ".join(f"{left + pw * (t - t0) / (t1 - t0):.1f},{top + ph * (1 - v / vmax):.1f}" for t, v in pts)
         out.append(f'<polyline points="{path}" fill="none" stroke="{c}" stroke-width="1.6"/>')
         lx, ly = left + (k % 2) * (pw // 2), top + ph + 18 + 16 * (k // 2)
+        side = " (right axis)" if label in moved else ""
         out.append(f'<rect x="{lx}" y="{ly - 9}" width="12" height="3" fill="{c}"/>')
-        out.append(f'<text x="{lx + 16}" y="{ly - 4}" fill="#c7d0d9" font-size="11">{html.escape(label)[:48]}</text>')
+        out.append(f'<text x="{lx + 16}" y="{ly - 4}" fill="#c7d0d9" font-size="11">{html.escape(label + side)[:60]}</text>')
     if not any(pts for _, pts in series):
         out.append(f'<text x="{left + pw / 2}" y="{top + ph / 2}" fill="#8e8e8e" font-size="13" '
                    f'text-anchor="middle">No data (nothing of this kind in the run)</text>')
