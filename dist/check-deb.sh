@@ -53,6 +53,7 @@ cleanup() {
   wait "$pid" 2>/dev/null || true
   apt-get remove -y -qq rewind >/dev/null 2>&1 || true
   rm -f "$log"
+  rm -rf "$out"
 }
 trap cleanup EXIT
 for _ in $(seq 300); do
@@ -76,4 +77,5 @@ apt-get remove -y -qq rewind >/dev/null
 test ! -e /usr/bin/rewind
 test -d /var/lib/rewind   # removing the package keeps the tables
 rm -f "$log"
+rm -rf "$out"
 echo "the .deb installs, its unit's command line serves as $user, and it removes cleanly"

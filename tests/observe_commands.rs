@@ -345,8 +345,16 @@ fn config_get_latency_and_memory() {
 
 #[test]
 fn client_kill_closes_a_client_that_does_not_read_its_replies() {
+    // On both socket paths: a tokio-uring write left in flight keeps its socket open unless
+    // the server shuts the socket down.
+    for io in ["auto", "uring"] {
+        kill_a_client_that_does_not_read(io);
+    }
+}
+
+fn kill_a_client_that_does_not_read(io: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path(), "auto", &["--write-timeout", "120"]);
+    let srv = start(dir.path(), io, &["--write-timeout", "120"]);
     let mut me = srv.client();
     me.cmd(&["SET", "big", &"x".repeat(1 << 20)]);
     let mut hog = srv.client();
@@ -357,6 +365,7 @@ fn client_kill_closes_a_client_that_does_not_read_its_replies() {
         burst.extend(common::resp::encode(&[b"GET", b"big"]));
     }
     hog.send_raw(&burst);
+    let hog_port = hog.local_port();
     let hog_line = |me: &mut Client| -> Option<String> {
         text(me.cmd(&["CLIENT", "LIST"]))
             .lines()
@@ -377,6 +386,10 @@ fn client_kill_closes_a_client_that_does_not_read_its_replies() {
         .find_map(|kv| kv.strip_prefix("id="))
         .unwrap()
         .to_string();
+    assert!(
+        server_side_established(srv.port, hog_port),
+        "the connection is seen in /proc/net/tcp before the kill"
+    );
     assert_eq!(me.cmd(&["CLIENT", "KILL", "ID", &id]).as_int(), 1);
     // Gone long before --write-timeout would have let it go.
     let t0 = Instant::now();
@@ -387,5 +400,28 @@ fn client_kill_closes_a_client_that_does_not_read_its_replies() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    // And the server closed its end, though the client still reads nothing: the server's
+    // side of the connection leaves ESTABLISHED (tokio-uring keeps a socket with a write in
+    // flight open unless the server shuts it down).
+    let t0 = Instant::now();
+    while server_side_established(srv.port, hog_port) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "{io}: the server still holds the killed client's connection open"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     drop(hog);
+}
+
+/// Whether /proc/net/tcp has the server's end of the connection from `client_port`
+/// (127.0.0.1) to `server_port` in state ESTABLISHED.
+fn server_side_established(server_port: u16, client_port: u16) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let local = format!("0100007F:{server_port:04X}");
+    let remote = format!("0100007F:{client_port:04X}");
+    table.lines().skip(1).any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() > 3 && f[1] == local && f[2] == remote && f[3] == "01"
+    })
 }

@@ -26,11 +26,14 @@ def get(url):
         return json.loads(r.read())
 
 
-def wait_ready(proc, marker):
-    for line in proc.stderr:
-        if marker in line:
+def wait_ready(proc, log_path, marker):
+    for _ in range(600):
+        if marker in open(log_path).read():
             return
-    raise SystemExit(f"never saw {marker!r}")
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    raise SystemExit(f"never saw {marker!r} in {log_path}")
 
 
 def fmt(v, unit):
@@ -132,12 +135,14 @@ def main():
     port, mport, pport = free_port(), free_port(), free_port()
     procs = []
     try:
+        # The server's log goes to a file (a pipe nobody reads would block it once full).
+        log_path = os.path.join(work, "rewind.log")
         srv = subprocess.Popen([rewind, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir",
                                 os.path.join(work, "data"), "--metrics-listen", f"127.0.0.1:{mport}",
                                 "--maintenance-secs", "5", "--checkpoint-secs", "20"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.DEVNULL, stderr=open(log_path, "w"))
         procs.append(srv)
-        wait_ready(srv, "ready to accept connections")
+        wait_ready(srv, log_path, "ready to accept connections")
         cfg = os.path.join(work, "prometheus.yml")
         open(cfg, "w").write("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: rewind\n"
                              f"    static_configs:\n      - targets: ['127.0.0.1:{mport}']\n")

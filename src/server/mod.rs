@@ -103,8 +103,6 @@ pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
             return Err(ServerError::DynamoNotLoopback(d));
         }
     }
-    // Before anything listens: a signal from here on stops the server cleanly.
-    let signals = install_signal_handlers()?;
     let (io, log_io) = resolve_io(args.io, args.log_io)?;
     if args.tls_listen.is_some() && io != NetIo::Epoll {
         return Err(ServerError::TlsNeedsEpoll);
@@ -145,6 +143,9 @@ pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
     };
     // Restores a crash interrupted run again in the background.
     drop(db.resume_restores());
+    // Before anything listens (and after recovery, which a signal should still interrupt): a
+    // signal from here on stops the server cleanly.
+    let signals = install_signal_handlers()?;
     let listener =
         std::net::TcpListener::bind(args.listen).map_err(|source| ServerError::Bind {
             addr: args.listen,

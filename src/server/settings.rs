@@ -53,9 +53,16 @@ pub fn resolve(args: Vec<OsString>) -> Result<ServeArgs, SettingsError> {
     // The first pass only finds --config and what flags and the environment set: a
     // relation between settings (`requires`) may be met by the file, so only the second pass,
     // with the file's settings in, checks everything.
-    let first = command()
-        .ignore_errors(true)
-        .try_get_matches_from(argv(&[]))?;
+    let first = match command().try_get_matches_from(argv(&[])) {
+        Ok(m) => m,
+        // Only a missing requirement is left for the file to meet: it is found after every
+        // flag and variable was read, so the lenient pass sees them all too. Any other error
+        // (a bad value in a flag or variable) stands.
+        Err(e) if e.kind() == clap::error::ErrorKind::MissingRequiredArgument => command()
+            .ignore_errors(true)
+            .try_get_matches_from(argv(&[]))?,
+        Err(e) => return Err(e.into()),
+    };
     let file = first.get_one::<PathBuf>("config").cloned();
     let extra = match &file {
         Some(path) => from_file(path, &first)?,
@@ -265,6 +272,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("--archive"), "{e}");
+        // A bad value from a flag stays an error though the file sets the key.
+        std::fs::write(&path, "shards = 4\n").unwrap();
+        let e = resolve(os(&["--config", p, "--shards", "100"]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("shards") || e.contains("100"), "{e}");
     }
 
     #[test]

@@ -58,4 +58,12 @@ impl NetStream for UringStream {
     async fn write_all(&mut self, buf: BytesMut) -> (io::Result<()>, BytesMut) {
         self.0.write_all(buf).await
     }
+
+    /// tokio-uring does not cancel a dropped operation: a write or read left in flight (a
+    /// killed client, a write timeout) keeps the descriptor open until it completes, which
+    /// for a peer that stopped reading is never. shutdown(2) completes them, so the socket
+    /// closes when the stream is dropped.
+    async fn close(&mut self) {
+        let _ = self.0.shutdown(std::net::Shutdown::Both);
+    }
 }

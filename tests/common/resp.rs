@@ -95,6 +95,11 @@ impl Client {
         }
     }
 
+    /// This end's port (the server sees the client at it).
+    pub fn local_port(&self) -> u16 {
+        self.writer.local_addr().unwrap().port()
+    }
+
     /// The connection itself, for tests that read it raw.
     pub fn into_stream(self) -> TcpStream {
         self.writer

@@ -28,7 +28,10 @@ pub fn thread_slot() -> usize {
     SLOT.with(|s| s.get())
 }
 
+/// 128-byte aligned: the last command of one thread's array and the first of the next
+/// thread's never share a cache line.
 #[derive(Debug, Default)]
+#[repr(align(128))]
 struct Counters {
     latency: Histogram,
     /// The command ran and answered with an error.
@@ -38,7 +41,7 @@ struct Counters {
 }
 
 /// One net thread's counters, and the connection-level ones of that thread (128-byte
-/// aligned: the threads' slots never share a cache line, nor its neighbour prefetched).
+/// aligned, as is each command's counters: two threads never write one cache line).
 #[derive(Debug)]
 #[repr(align(128))]
 struct Slot {
@@ -158,8 +161,11 @@ impl CommandStats {
     }
 
     pub fn command(&self, cmd: usize) -> CommandTotals {
+        // The baseline first: counters only grow, so a reading taken after it is never
+        // below it, whatever a reset racing this does.
+        let baseline = self.baseline.read();
         let t = self.raw_command(cmd);
-        match &*self.baseline.read() {
+        match &*baseline {
             None => t,
             Some(b) => {
                 let was = &b.commands[cmd];
@@ -190,8 +196,9 @@ impl CommandStats {
     }
 
     pub fn net(&self) -> NetTotals {
+        let baseline = self.baseline.read();
         let t = self.raw_net();
-        match &*self.baseline.read() {
+        match &*baseline {
             None => t,
             Some(b) => NetTotals {
                 input_bytes: t.input_bytes.saturating_sub(b.net.input_bytes),

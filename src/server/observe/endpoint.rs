@@ -26,6 +26,8 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// A connection lasts at most this long, so scrapers that never read cannot keep every
 /// slot (Prometheus opens a new one after a broken scrape).
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a scrape in progress may take to finish when its connection is closed.
+const GRACE: Duration = Duration::from_secs(5);
 const CONTENT_TYPE_OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 pub fn spawn(
@@ -77,14 +79,20 @@ async fn accept_loop(
                             .serve_connection(TokioIo::new(stream), service);
                         tokio::pin!(conn);
                         tokio::select! {
-                            r = conn.as_mut() => if let Err(e) = r {
-                                tracing::debug!("metrics connection: {e}");
-                            },
-                            _ = stop.changed() => conn.as_mut().graceful_shutdown(),
+                            r = conn.as_mut() => {
+                                if let Err(e) = r {
+                                    tracing::debug!("metrics connection: {e}");
+                                }
+                                return;
+                            }
+                            _ = stop.changed() => {}
                             _ = tokio::time::sleep(CONNECTION_TIMEOUT) => {
-                                tracing::debug!("metrics connection open {CONNECTION_TIMEOUT:?}: closed");
+                                tracing::debug!("metrics connection open {CONNECTION_TIMEOUT:?}: closing");
                             }
                         }
+                        // A scrape in progress may finish; then the connection closes.
+                        conn.as_mut().graceful_shutdown();
+                        let _ = tokio::time::timeout(GRACE, conn.as_mut()).await;
                     });
                 }
                 Err(e) => {

@@ -5,7 +5,7 @@
 //!   counting allocator would cost an atomic add on every allocation, so rewind reports what
 //!   the allocator has taken, which is at least what it handed out.
 //! - `rss`: resident pages from `/proc/self/statm`.
-//! - `peak`: the largest `used` any reading saw.
+//! - `peak`: mimalloc's own peak of committed bytes (or the largest `used` a reading saw).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -33,7 +33,8 @@ fn resident_bytes() -> u64 {
     pages * page.max(1) as u64
 }
 
-fn allocator_commit() -> u64 {
+/// The allocator's committed bytes now and at their peak.
+fn allocator_commit() -> (u64, u64) {
     let (mut commit, mut peak) = (0usize, 0usize);
     // SAFETY: every out-parameter is optional (nullable); the two given point at live usizes.
     unsafe {
@@ -48,21 +49,20 @@ fn allocator_commit() -> u64 {
             std::ptr::null_mut(),
         );
     }
-    let _ = peak;
-    commit as u64
+    (commit as u64, peak as u64)
 }
 
 pub fn read() -> MemoryReading {
     let rss = resident_bytes();
-    let commit = allocator_commit();
+    let (commit, commit_peak) = allocator_commit();
     // Where mimalloc is not the allocator (unit tests), it has committed almost nothing:
     // the resident size is then the better answer.
-    let used = if commit > 0 && commit >= rss / 8 {
-        commit
+    let (used, exact_peak) = if commit > 0 && commit >= rss / 8 {
+        (commit, commit_peak)
     } else {
-        rss
+        (rss, 0)
     };
-    let peak = PEAK.fetch_max(used, Relaxed).max(used);
+    let peak = PEAK.fetch_max(used, Relaxed).max(used).max(exact_peak);
     MemoryReading { used, peak, rss }
 }
 
