@@ -58,8 +58,13 @@ def main():
     ap.add_argument("--third", default="", help="flags for a third rewind instead of the "
                     "--metrics-listen one (e.g. '--slowlog-log-slower-than -1')")
     a = ap.parse_args()
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from bench import machine  # noqa: E402
     now_bin = os.path.join(ROOT, "target", "release", "rewind")
     work = tempfile.mkdtemp(prefix="metrics-cost-")
+    disk = machine.disk_facts(work)
+    print(f"disk {disk['device']}: {disk['write_cache']} cache, FUA {disk['fua']}; "
+          f"{os.cpu_count()} cores", flush=True)
     mport = free_port()
     servers = {
         "before": start(a.before, [], work),

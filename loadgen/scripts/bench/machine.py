@@ -1,5 +1,6 @@
-"""What the numbers were measured on: CPU, cores, memory, kernel, file system, and the disk's
-write+fdatasync latency measured here (the cost every durable write pays)."""
+"""What the numbers were measured on: CPU, cores, memory, kernel, file system, the disk's
+cache mode and FUA support from /sys/block, and its write+fdatasync latency measured here
+(the cost every durable write pays)."""
 import os, platform, statistics, subprocess, time
 
 
@@ -28,6 +29,29 @@ def fsync_latency_us(directory, writes=2000, size=4096):
     return out
 
 
+def disk_facts(directory):
+    """The block device under `directory` and what its queue says about durability:
+    `write_cache` ("write back": the device may hold acknowledged writes in a volatile cache
+    until a flush; "write through": it does not) and `fua` (1: the device honours
+    Force-Unit-Access writes, so an O_DSYNC write needs no separate flush)."""
+    src = subprocess.run(["df", "--output=source", directory], capture_output=True,
+                         text=True).stdout.splitlines()[-1].strip()
+    name = os.path.basename(os.path.realpath(src)) if src.startswith("/dev/") else src
+    base = f"/sys/class/block/{name}"
+    if os.path.exists(f"{base}/partition"):
+        name = os.path.basename(os.path.dirname(os.path.realpath(base)))
+        base = f"/sys/class/block/{name}"
+
+    def read(f):
+        try:
+            with open(f"{base}/queue/{f}") as fh:
+                return fh.read().strip()
+        except OSError:
+            return "unknown"
+    return {"device": name, "write_cache": read("write_cache"), "fua": read("fua"),
+            "rotational": read("rotational")}
+
+
 def describe(directory):
     cpu = "unknown"
     with open("/proc/cpuinfo") as f:
@@ -41,4 +65,5 @@ def describe(directory):
     redis = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()
     version = next((w.split("=")[1] for w in redis if w.startswith("v=")), "?")
     return {"cpu": cpu, "cores": os.cpu_count(), "mem_gib": round(mem_gib, 1),
-            "kernel": platform.release(), "fs": f"{fs[1]} on {fs[0]}", "redis": version}
+            "kernel": platform.release(), "fs": f"{fs[1]} on {fs[0]}", "redis": version,
+            "disk": disk_facts(directory)}

@@ -87,7 +87,9 @@ def markdown(machine, fsync, res, cells, extras, command, minutes, pairs):
     out = ["# rewind vs Redis, side by side", "",
            f"Command: `{command}` ({minutes:.1f} minutes end to end).", "",
            f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['mem_gib']} GiB, "
-           f"Linux {machine['kernel']}, {machine['fs']}; Redis {machine['redis']}. "
+           f"Linux {machine['kernel']}, {machine['fs']} (disk {machine['disk']['device']}: "
+           f"{machine['disk']['write_cache']} cache, FUA {machine['disk']['fua']}); "
+           f"Redis {machine['redis']}. "
            f"4 KiB write + fdatasync: p50 {fsync['preallocated']['p50']:.0f} µs, p99 "
            f"{fsync['preallocated']['p99']:.0f} µs into preallocated space; p50 "
            f"{fsync['growing']['p50']:.0f} µs, p99 {fsync['growing']['p99']:.0f} µs growing the file.", "",
