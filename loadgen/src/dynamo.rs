@@ -13,9 +13,9 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tokio::io::AsyncReadExt;
 
 use crate::resp::Reply;
+use crate::run::read_more;
 
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// A response head longer than this is refused as malformed.
@@ -167,14 +167,7 @@ pub async fn read_responses(
             None => {
                 buf.drain(..pos);
                 pos = 0;
-                buf.reserve(64 << 10);
-                let got = tokio::time::timeout(IO_TIMEOUT, s.read_buf(buf))
-                    .await
-                    .map_err(|_| "timeout".to_string())?
-                    .map_err(|e| format!("read: {}", e.kind()))?;
-                if got == 0 {
-                    return Err("disconnected".into());
-                }
+                read_more(s, buf).await?;
             }
         }
     }

@@ -222,6 +222,19 @@ async fn connect(addr: SocketAddr, table: &Option<String>) -> Result<TcpStream, 
     Ok(s)
 }
 
+/// Reads what the server sent next onto `buf` (at least one byte), within `IO_TIMEOUT`.
+pub(crate) async fn read_more(s: &mut TcpStream, buf: &mut Vec<u8>) -> Result<(), String> {
+    buf.reserve(64 << 10);
+    let got = tokio::time::timeout(IO_TIMEOUT, s.read_buf(buf))
+        .await
+        .map_err(|_| "timeout".to_string())?
+        .map_err(|e| format!("read: {}", e.kind()))?;
+    if got == 0 {
+        return Err("disconnected".into());
+    }
+    Ok(())
+}
+
 /// Reads exactly `n` replies.
 async fn read_replies(
     s: &mut TcpStream,
@@ -240,14 +253,7 @@ async fn read_replies(
             None => {
                 buf.drain(..pos);
                 pos = 0;
-                buf.reserve(64 << 10);
-                let got = tokio::time::timeout(IO_TIMEOUT, s.read_buf(buf))
-                    .await
-                    .map_err(|_| "timeout".to_string())?
-                    .map_err(|e| format!("read: {}", e.kind()))?;
-                if got == 0 {
-                    return Err("disconnected".into());
-                }
+                read_more(s, buf).await?;
             }
         }
     }
