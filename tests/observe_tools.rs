@@ -205,18 +205,25 @@ fn prometheus_scrapes_metrics_that_move_during_a_load_run() {
     let srv = start(dir.path(), "auto", &["--metrics-listen", "127.0.0.1:0"]);
     let mport = srv.metrics_port.expect("the metrics port in the log");
     let before = parse_with_python(&http_get(mport, "/metrics").unwrap().1);
-    // A bounded open-loop run at 2,000 requests/s for 3 s, scraped while it runs.
-    let cfg = load(srv.port, 3);
-    let runner = std::thread::spawn(move || run(&cfg));
-    std::thread::sleep(Duration::from_millis(1500));
-    let (status, during) = http_get(mport, "/metrics").unwrap();
-    assert_eq!(status, 200);
-    let mid = parse_with_python(&during);
-    let result = runner.join().unwrap().unwrap();
-    assert_eq!(result.total.error_count(), 0);
-    let after = parse_with_python(&http_get(mport, "/metrics").unwrap().1);
+    // A bounded open-loop run at 2,000 requests/s for 3 s, scraped once its SETs show.
     let set = r#"rewind_commands_total{cmd="set"}"#;
     let get = r#"rewind_commands_total{cmd="get"}"#;
+    let cfg = load(srv.port, 3);
+    let runner = std::thread::spawn(move || run(&cfg));
+    let mid = eventually("the run's first SETs in /metrics", || {
+        let (status, during) = http_get(mport, "/metrics").ok()?;
+        assert_eq!(status, 200);
+        let samples = parse_with_python(&during);
+        samples.iter().any(|(k, _)| k == set).then_some(samples)
+    });
+    let result = runner.join().unwrap().unwrap();
+    assert_eq!(result.total.error_count(), 0);
+    // One more of each through a client, so the counters have moved since `mid` however
+    // much of the run came before it.
+    let mut c = srv.client();
+    assert_eq!(c.cmd(&["SET", "after", "1"]), common::Value::ok());
+    c.cmd(&["GET", "after"]);
+    let after = parse_with_python(&http_get(mport, "/metrics").unwrap().1);
     assert!(
         !before.iter().any(|(k, _)| k == set),
         "no SET before the run"
