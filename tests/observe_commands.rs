@@ -34,6 +34,16 @@ fn info(c: &mut Client, section: &str) -> HashMap<String, String> {
         .collect()
 }
 
+/// Every string in a reply, nested arrays included.
+fn strings(v: &Value) -> Vec<String> {
+    match v {
+        Value::Bulk(b) => vec![String::from_utf8_lossy(b).into_owned()],
+        Value::Simple(s) => vec![s.clone()],
+        Value::Array(items) => items.iter().flat_map(strings).collect(),
+        _ => Vec::new(),
+    }
+}
+
 fn num(fields: &HashMap<String, String>, k: &str) -> f64 {
     let v = fields.get(k).unwrap_or_else(|| panic!("INFO lacks {k}"));
     v.parse()
@@ -202,6 +212,16 @@ fn slowlog_records_slow_commands_writes_with_their_sync() {
         "{set:?}"
     );
     assert!(get[0].as_int() > set[0].as_int(), "ids grow");
+    // Passwords never reach it.
+    let mut a = srv.client();
+    assert!(a.cmd(&["AUTH", "not-the-password"]).is_error());
+    a.cmd(&["HELLO", "3", "AUTH", "default", "also-secret"]);
+    let all = strings(&c.cmd(&["SLOWLOG", "GET", "-1"])).join(" ");
+    assert!(
+        !all.contains("not-the-password") && !all.contains("also-secret"),
+        "{all}"
+    );
+    assert!(all.contains("(redacted)"), "{all}");
     // The log keeps --slowlog-max-len entries.
     for _ in 0..5 {
         c.cmd(&["PING"]);

@@ -162,7 +162,12 @@ pub struct ServeArgs {
     /// verify with the secret of its key id (unknown ids get UnrecognizedClientException, a
     /// wrong signature InvalidSignatureException). Prefer the environment variable, which
     /// keeps secrets out of `ps`. Default: any request is accepted (loopback only).
-    #[arg(long, env = "REWIND_DYNAMODB_ACCESS_KEYS", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "REWIND_DYNAMODB_ACCESS_KEYS",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
     pub dynamodb_access_keys: Vec<String>,
     /// Also serve RESP over TLS on this address (Redis's `--tls-port`), with
     /// --tls-cert-file and --tls-key-file. Needs the epoll socket path (`--io auto|epoll`).

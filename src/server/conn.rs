@@ -212,7 +212,12 @@ impl<'s> Conn<'s> {
         let us = self.current.1.elapsed().as_micros() as u64;
         self.state.stats.record(cmd, us, self.failed);
         if self.state.slowlog.is_slow(us) {
-            self.log_slow(us, slowlog::trimmed_args(args));
+            let kept = match COMMANDS[cmd].name {
+                // Passwords never reach the slow log (Redis redacts these too).
+                "auth" | "hello" => slowlog::redacted_args(args),
+                _ => slowlog::trimmed_args(args),
+            };
+            self.log_slow(us, kept);
         }
     }
 

@@ -62,6 +62,14 @@ pub fn trimmed_args(args: &[&[u8]]) -> Vec<Vec<u8>> {
     out
 }
 
+/// What an entry keeps of a command that may carry a password (AUTH, HELLO ... AUTH): its
+/// name, and each other argument as `(redacted)`.
+pub fn redacted_args(args: &[&[u8]]) -> Vec<Vec<u8>> {
+    let mut out = trimmed_args(&args[..args.len().min(1)]);
+    out.extend((1..args.len().min(MAX_ARGS)).map(|_| b"(redacted)".to_vec()));
+    out
+}
+
 /// Arguments a pending write keeps for its slow-log entry: the command and its key. Copying
 /// every argument of every write (a SET's value too) cost about 180 instructions a SET at
 /// pipeline 16 under callgrind, the most of anything counting added; the rest of a slow
