@@ -15,6 +15,8 @@ static RESTORE_DELAY_US: AtomicU32 = AtomicU32::new(0);
 static RESTORE_PANIC: AtomicU32 = AtomicU32::new(0);
 static CATALOG_DELAY_MS: AtomicU32 = AtomicU32::new(0);
 static URING_SUBMIT_EIO: AtomicU32 = AtomicU32::new(0);
+static ROLL_CRASH: AtomicU32 = AtomicU32::new(0);
+static ROLL_CRASH_SKIP: AtomicU32 = AtomicU32::new(0);
 
 /// The next `n` log writes fail with ENOSPC.
 pub fn arm_write_enospc(n: u32) {
@@ -124,6 +126,23 @@ pub fn uring_submit_fault() -> Option<io::Error> {
     take(&URING_SUBMIT_EIO).then(|| io::Error::from_raw_os_error(libc::EIO))
 }
 
+/// The process aborts (as with SIGKILL: no destructor runs) when a segment roll reaches
+/// `step`: 1 the finished segment retired (synced if it had to be), 2 the prepared file's
+/// header written, not renamed, 3 renamed, its first block not yet written, 4 the helper
+/// about to seal the finished segment. 0: off. `roll_crash_skip=K` lets K such points pass
+/// first.
+pub fn arm_roll_crash(step: u32) {
+    ROLL_CRASH.store(step, Ordering::SeqCst);
+}
+
+pub fn roll_crash(step: u32) {
+    if ROLL_CRASH.load(Ordering::Relaxed) != step || take(&ROLL_CRASH_SKIP) {
+        return;
+    }
+    eprintln!("failpoint roll_crash={step}: aborting");
+    std::process::abort();
+}
+
 pub fn catalog_fault() -> Option<io::Error> {
     take(&CATALOG_EIO).then(|| io::Error::from_raw_os_error(libc::EIO))
 }
@@ -148,6 +167,8 @@ pub fn arm_from_env() {
             "restore_panic" => arm_restore_panic(n),
             "catalog_delay_ms" => arm_catalog_delay_ms(n),
             "uring_submit_eio" => arm_uring_submit_eio(n),
+            "roll_crash" => arm_roll_crash(n),
+            "roll_crash_skip" => ROLL_CRASH_SKIP.store(n, Ordering::SeqCst),
             other => eprintln!("unknown failpoint {other:?}"),
         }
     }

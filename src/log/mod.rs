@@ -8,6 +8,7 @@
 //! <dir>/00000000000000000001.seg   blocks from sequence 1
 //! <dir>/00000000000000000001.idx   its per-second index (written when the segment closes)
 //! <dir>/00000000000000052113.seg   the next segment, and so on
+//! <dir>/next.seg-prepared          zeros made ahead for the next segment (`segment_prep.rs`)
 //! ```
 
 pub mod block;
@@ -28,6 +29,7 @@ pub mod record;
 pub mod recovery;
 pub mod rmw;
 pub mod segment;
+pub mod segment_prep;
 pub mod stream;
 pub mod varint;
 pub mod writer;
@@ -51,6 +53,8 @@ pub use record::{Record, RecordRef};
 pub use rmw::{ReadHook, RmwDecision, RmwOp, RmwOutcome};
 pub use writer::{CommitHook, CommitInfo, OpenReport, RmwResult, ShardLog, StatsSnapshot};
 
+#[cfg(test)]
+mod prepared_tests;
 #[cfg(test)]
 mod recovery_tests;
 #[cfg(test)]

@@ -6,27 +6,74 @@
 //! it); then the file is cut back to the last whole block, synced, and the cut is reported.
 //! Anything else is damage, reported with file and offset. Older segments are checked by the
 //! reader when they are replayed.
+//!
+//! Prepared segments (`segment_prep.rs`): the writer starts a segment by writing its header
+//! into a file made ahead (`next.seg-prepared`) and renaming it, syncing neither: the first
+//! block's sync carries the header, and no block is acknowledged before that sync. So after a
+//! power cut a started segment may still have the prepared name (it is renamed now), or its
+//! name but zeros where the header goes. A file whose header is zeros holds nothing that was
+//! acknowledged: with zeros after it too, it is unused (a prepared one is kept for reuse, a
+//! named one removed); with bytes after it, it is moved aside as `<name>.headerless-<unix s>`
+//! (kept, never deleted) and reported. A header that is neither zeros nor valid is damage.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::block::BlockDecoder;
 use super::error::{FormatError, LogError};
 use super::fsutil::sync_dir;
 use super::index::SecondIndex;
 use super::segment::{self, SegmentFile, SegmentHeader, SEGMENT_HEADER_LEN};
-use super::stream::{check_order, next_header, BlockStream, StreamError};
+use super::segment_prep::Room;
+use super::segment_prep::PREPARED_NAME;
+use super::stream::{check_order, next_header, zeros_to, BlockStream, StreamError};
 
 /// The segment the writer continues in.
 #[derive(Debug)]
 pub struct ActiveSegment {
     pub path: PathBuf,
-    pub file: File,
+    /// Shared with the segment helper, which extends and seals it (`segment_prep.rs`).
+    pub file: Arc<File>,
     pub header: SegmentHeader,
     pub len: u64,
-    /// File size: bytes past `len` are preallocated zeros.
+    /// File size as the writer last saw it: bytes past `len` are preallocated zeros. The
+    /// helper may have grown the file since ([`Room`] has the truth).
     pub alloc_end: u64,
+    pub room: Arc<Room>,
+    /// The size the helper was last asked to extend the file to.
+    pub ahead_asked: u64,
     pub index: SecondIndex,
+}
+
+impl ActiveSegment {
+    pub fn new(
+        path: PathBuf,
+        file: File,
+        header: SegmentHeader,
+        len: u64,
+        alloc_end: u64,
+    ) -> ActiveSegment {
+        ActiveSegment {
+            path,
+            file: Arc::new(file),
+            header,
+            len,
+            alloc_end,
+            room: Room::new(alloc_end),
+            ahead_asked: alloc_end,
+            index: SecondIndex::new(),
+        }
+    }
+
+    /// Cuts the file back to `offset` (a failed write's remains), under the room lock.
+    pub fn cut_to(&mut self, offset: u64) -> std::io::Result<()> {
+        let mut end = self.room.lock();
+        self.alloc_end = offset;
+        self.ahead_asked = offset;
+        *end = offset;
+        self.file.set_len(offset)
+    }
 }
 
 /// Where a torn tail was cut.
@@ -47,6 +94,8 @@ pub struct Recovered {
     pub segments: usize,
     pub active: Option<ActiveSegment>,
     pub torn: Option<TornTail>,
+    /// An unused, zero-filled prepared segment file is there for the writer to reuse.
+    pub prepared: bool,
 }
 
 /// Recovers the shard log in `dir`, created for `table_id`/`shard`. Cuts a torn tail.
@@ -59,6 +108,7 @@ pub fn recover_shard(
     shard: u32,
     tolerant: bool,
 ) -> Result<Recovered, LogError> {
+    let prepared = recover_prepared(dir, table_id, shard)?;
     let mut segments = segment::list(dir)?;
     let mut torn = None;
     loop {
@@ -69,6 +119,7 @@ pub fn recover_shard(
                 segments: 0,
                 active: None,
                 torn,
+                prepared,
             });
         };
         match recover_last(&last, table_id, shard, tolerant)? {
@@ -79,19 +130,100 @@ pub fn recover_shard(
                     segments: segments.len(),
                     active: Some(active),
                     torn: cut.or(torn),
+                    prepared,
                 })
             }
             Tail::HeaderTorn(cut) => {
-                // Crash while the segment was being created: it holds no block. Remove it
-                // and continue in the previous one.
+                // Crash while the segment was being created: it holds nothing but zeros past
+                // its header. Remove it and continue in the previous one.
                 std::fs::remove_file(&last.path).map_err(|e| LogError::io(&last.path, e))?;
                 sync_dir(dir)?;
                 tracing::warn!("removed half-created segment {}", last.path.display());
                 torn = Some(cut);
                 segments.pop();
             }
+            Tail::Headerless(cut) => {
+                set_aside(dir, &last.path)?;
+                torn = Some(cut);
+                segments.pop();
+            }
         }
     }
+}
+
+/// Settles the prepared segment file after a crash (see the module notes). True when an
+/// unused, zero-filled one is left for reuse.
+fn recover_prepared(dir: &Path, table_id: u64, shard: u32) -> Result<bool, LogError> {
+    let path = dir.join(PREPARED_NAME);
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(LogError::io(&path, e)),
+    };
+    let len = file.metadata().map_err(|e| LogError::io(&path, e))?.len();
+    let mut head = vec![0u8; SEGMENT_HEADER_LEN.min(len as usize)];
+    std::os::unix::fs::FileExt::read_exact_at(&file, &mut head, 0)
+        .map_err(|e| LogError::io(&path, e))?;
+    if head.iter().all(|&b| b == 0) {
+        if zeros_to(&file, head.len() as u64, len).map_err(|e| LogError::io(&path, e))? {
+            return Ok(true);
+        }
+        drop(file);
+        set_aside(dir, &path)?;
+        return Ok(false);
+    }
+    let header = SegmentHeader::decode(&head).map_err(|e| damaged(&path, 0, e))?;
+    let refuse = |detail: String| LogError::Damaged {
+        path: path.clone(),
+        offset: 0,
+        source: FormatError::Malformed {
+            what: "prepared segment",
+            detail,
+        },
+    };
+    if header.table_id != table_id || header.shard != shard {
+        return Err(refuse(format!(
+            "it belongs to table {} shard {}, not table {table_id} shard {shard}; \
+             move it out of this directory",
+            header.table_id, header.shard
+        )));
+    }
+    let target = dir.join(segment::file_name(header.first_seq));
+    let newest = segment::list(dir)?.last().map(|s| s.first_seq);
+    if target.exists() || newest.is_some_and(|n| n >= header.first_seq) {
+        return Err(refuse(format!(
+            "it starts at sequence {}, which segment {} already covers; compare the two \
+             and move the one to drop out of this directory",
+            header.first_seq,
+            newest.unwrap_or(header.first_seq)
+        )));
+    }
+    std::fs::rename(&path, &target).map_err(|e| LogError::io(&path, e))?;
+    sync_dir(dir)?;
+    tracing::warn!(
+        "a segment started just before a crash still had its prepared name: renamed to {}",
+        target.display()
+    );
+    Ok(false)
+}
+
+/// Moves a segment file whose header never reached the disk out of the log, keeping it.
+fn set_aside(dir: &Path, path: &Path) -> Result<(), LogError> {
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".headerless-{now_s}"));
+    let aside = path.with_file_name(name);
+    std::fs::rename(path, &aside).map_err(|e| LogError::io(path, e))?;
+    sync_dir(dir)?;
+    tracing::error!(
+        "{} has no header (a segment started just before a power cut; none of its blocks \
+         was acknowledged as durable): moved aside as {}",
+        path.display(),
+        aside.display()
+    );
+    Ok(())
 }
 
 /// A bad spot a tolerant recovery stepped over.
@@ -105,7 +237,10 @@ struct Skipped {
 
 enum Tail {
     Active(ActiveSegment, u64, u64, Option<TornTail>),
+    /// Nothing but zeros past a header that did not decode: remove it.
     HeaderTorn(TornTail),
+    /// A zero header with bytes after it: set it aside.
+    Headerless(TornTail),
 }
 
 fn damaged(path: &Path, offset: u64, source: FormatError) -> LogError {
@@ -134,16 +269,30 @@ fn recover_last(
         .map_err(|e| LogError::io(path, e))?;
     let header = match SegmentHeader::decode(&head) {
         Ok(h) => h,
-        // A segment with no room for a block can only be a crash during its creation.
-        Err(e) if file_len <= SEGMENT_HEADER_LEN as u64 => {
-            return Ok(Tail::HeaderTorn(TornTail {
+        Err(e) => {
+            let cut = TornTail {
                 path: path.clone(),
                 offset: 0,
                 bytes_cut: file_len,
                 reason: e.to_string(),
-            }))
+            };
+            // A segment with no room for a block can only be a crash during its creation;
+            // so is a prepared one whose header did not reach the disk.
+            let zero_head = head.iter().all(|&b| b == 0);
+            if file_len <= SEGMENT_HEADER_LEN as u64 {
+                return Ok(Tail::HeaderTorn(cut));
+            }
+            if zero_head {
+                let rest_zero = zeros_to(&file, SEGMENT_HEADER_LEN as u64, file_len)
+                    .map_err(|e| LogError::io(path, e))?;
+                return Ok(if rest_zero {
+                    Tail::HeaderTorn(cut)
+                } else {
+                    Tail::Headerless(cut)
+                });
+            }
+            return Err(damaged(path, 0, e));
         }
-        Err(e) => return Err(damaged(path, 0, e)),
     };
     check_identity(&header, seg, table_id, shard)?;
     let salt = header.salt();
@@ -250,14 +399,8 @@ fn recover_last(
         len = offset;
         alloc_end = offset;
     }
-    let active = ActiveSegment {
-        path: path.clone(),
-        file,
-        header,
-        len,
-        alloc_end,
-        index,
-    };
+    let mut active = ActiveSegment::new(path.clone(), file, header, len, alloc_end);
+    active.index = index;
     Ok(Tail::Active(active, last_commit_us, next_seq, cut))
 }
 

@@ -136,7 +136,9 @@ impl<'f> BlockStream<'f> {
         let head = &self.buf[self.start..self.start + have.min(BLOCK_HEADER_LEN)];
         // The writer preallocates segments with zeros: a zero header followed by nothing but
         // zeros is the end of the log. Zeros with a block after them are damage.
-        if head.iter().all(|&b| b == 0) && zeros_to(self.file, offset, self.end)? {
+        if head.iter().all(|&b| b == 0)
+            && zeros_to(self.file, offset, self.end).map_err(StreamError::Io)?
+        {
             self.zero_tail = Some(offset);
             return Ok(None);
         }
@@ -194,13 +196,12 @@ pub fn check_order(
 }
 
 /// Whether `[from, end)` of the file holds only zero bytes.
-fn zeros_to(file: &File, from: u64, end: u64) -> Result<bool, StreamError> {
+pub fn zeros_to(file: &File, from: u64, end: u64) -> io::Result<bool> {
     let mut buf = vec![0u8; 256 << 10];
     let mut pos = from;
     while pos < end {
         let n = ((end - pos) as usize).min(buf.len());
-        file.read_exact_at(&mut buf[..n], pos)
-            .map_err(StreamError::Io)?;
+        file.read_exact_at(&mut buf[..n], pos)?;
         if buf[..n].iter().any(|&b| b != 0) {
             return Ok(false);
         }

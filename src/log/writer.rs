@@ -100,6 +100,12 @@ pub struct LogStats {
     pub raw_bytes: AtomicU64,
     pub stored_bytes: AtomicU64,
     pub segments_created: AtomicU64,
+    /// Rolls that started the next segment in a file the helper had prepared.
+    pub segments_prepared: AtomicU64,
+    /// Rolls that had to create the next segment inline (the helper had none ready).
+    pub segment_rolls_inline: AtomicU64,
+    /// Finished segments trimmed, synced and indexed.
+    pub segments_sealed: AtomicU64,
     /// Blocks a net thread wrote through its own ring (`--commit inline`).
     pub net_blocks: AtomicU64,
     /// The last sequence written (and synced, with `fsync always`) and applied, and its
@@ -119,6 +125,9 @@ pub struct StatsSnapshot {
     pub raw_bytes: u64,
     pub stored_bytes: u64,
     pub segments_created: u64,
+    pub segments_prepared: u64,
+    pub segment_rolls_inline: u64,
+    pub segments_sealed: u64,
     pub net_blocks: u64,
     pub sync_latency: crate::metrics::histogram::Snapshot,
 }
@@ -133,6 +142,9 @@ impl LogStats {
             raw_bytes: get(&self.raw_bytes),
             stored_bytes: get(&self.stored_bytes),
             segments_created: get(&self.segments_created),
+            segments_prepared: get(&self.segments_prepared),
+            segment_rolls_inline: get(&self.segment_rolls_inline),
+            segments_sealed: get(&self.segments_sealed),
             net_blocks: get(&self.net_blocks),
             sync_latency: self.sync_latency.snapshot(),
         }
@@ -322,6 +334,12 @@ impl ShardLog {
 
     pub fn stats(&self) -> StatsSnapshot {
         self.stats.snapshot()
+    }
+
+    /// Waits until the segment helper (which prepares, extends and seals segments off the
+    /// commit path) has done everything handed to it so far. For tests.
+    pub fn wait_segment_helper(&self) {
+        self.shared.with_core(|c| c.wait_segment_helper());
     }
 
     /// The last durable and applied sequence and its commit time (0, 0 for an empty log).

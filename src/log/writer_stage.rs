@@ -75,9 +75,14 @@ impl WriterCore {
         let block = self.encoder.take_block();
         let offset = seg.len;
         let sync = self.config.fsync == FsyncPolicy::Always;
-        if let Err(e) = preallocate(seg, block.len() as u64, self.config.preallocate_bytes) {
-            let _ = seg.file.set_len(offset);
-            seg.alloc_end = offset;
+        if let Err(e) = preallocate(
+            seg,
+            block.len() as u64,
+            self.config.preallocate_bytes,
+            &self.helper,
+            self.config.segment_max_bytes,
+        ) {
+            let _ = seg.cut_to(offset);
             self.encoder.reuse(block);
             return Err(CommitError::WriteFailed(Arc::new(e)));
         }
@@ -156,8 +161,7 @@ impl WriterCore {
                 let err = Arc::new(LogError::io(&seg.path, e));
                 // Cut off whatever part of the block reached the file, so the next block
                 // follows the last good one. If even that fails, the file can't be trusted.
-                seg.alloc_end = offset;
-                return match seg.file.set_len(offset) {
+                return match seg.cut_to(offset) {
                     Ok(()) => Err(CommitError::WriteFailed(err)),
                     Err(e2) => {
                         tracing::error!("cannot undo failed write on {}: {e2}", seg.path.display());

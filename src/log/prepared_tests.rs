@@ -1,0 +1,257 @@
+//! Segment rolls off the commit path (`segment_prep.rs`): rolls take the prepared file, the
+//! helper seals and extends, and recovery settles every state a crash or a power cut can
+//! leave a roll in (each built here on real files, as a crash copy of a live log).
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use super::segment_prep::PREPARED_NAME;
+use super::test_util::*;
+use super::*;
+
+fn small_segments(dir: &Path) -> LogConfig {
+    let mut c = config(dir, IoMode::Std);
+    c.segment_max_bytes = 4096;
+    c
+}
+
+/// Writes `n` records, one block each, letting the helper finish after every one, so every
+/// roll finds a prepared file.
+fn write_settled(log: &ShardLog, clock: &ManualClock, from: u64, n: u64) {
+    for i in from..from + n {
+        clock.advance(1_000);
+        log.append(vec![put(i)]).unwrap();
+        log.wait_segment_helper();
+    }
+}
+
+/// Copies the shard directory as a crash leaves it (the writer still open).
+fn crash_copy(from: &Path, to: &Path) {
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+    }
+}
+
+/// A live log over several small segments and a crash copy of it, taken with the helper idle.
+fn crashed_log(n: u64) -> (tempfile::TempDir, ManualClock) {
+    let live = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let (log, _) = open(&small_segments(live.path()), &clock);
+    log.wait_segment_helper();
+    write_settled(&log, &clock, 0, n);
+    let crashed = tempfile::tempdir().unwrap();
+    crash_copy(live.path(), crashed.path());
+    log.close();
+    (crashed, clock)
+}
+
+fn zero_range(path: &Path, from: u64, to: u64) {
+    let f = OpenOptions::new().write(true).open(path).unwrap();
+    f.write_all_at(&vec![0u8; (to - from) as usize], from)
+        .unwrap();
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn first_seq_of(path: &Path) -> u64 {
+    path.file_stem().unwrap().to_str().unwrap().parse().unwrap()
+}
+
+#[test]
+fn rolls_take_the_prepared_file_and_a_clean_stop_leaves_none() {
+    for io in io_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = small_segments(dir.path());
+        c.io = io;
+        let clock = ManualClock::new(T0);
+        let (log, _) = open(&c, &clock);
+        log.wait_segment_helper();
+        assert!(dir.path().join(PREPARED_NAME).exists(), "made at open");
+        write_settled(&log, &clock, 0, 200);
+        let st = log.stats();
+        assert!(st.segments_created > 3, "{st:?}");
+        assert_eq!(st.segments_prepared, st.segments_created, "{st:?}");
+        assert_eq!(st.segment_rolls_inline, 0, "{st:?}");
+        assert_eq!(st.segments_sealed, st.segments_created - 1, "{st:?}");
+        log.close();
+        assert!(!dir.path().join(PREPARED_NAME).exists(), "io {io:?}");
+        let segs = segment_paths(dir.path());
+        for sealed in &segs[..segs.len() - 1] {
+            assert!(sealed.with_extension(index::INDEX_EXT).exists());
+            // Sealed: trimmed to its last block.
+            let len = std::fs::metadata(sealed).unwrap().len();
+            assert!(len < 1 << 20, "{sealed:?} still holds its zeros: {len}");
+        }
+        let got = read_all(dir.path(), ScanRange::ALL);
+        assert_eq!(got.len(), 200);
+        assert!(got
+            .iter()
+            .enumerate()
+            .all(|(i, (seq, _, r))| *seq == i as u64 + 1 && *r == put(i as u64)));
+    }
+}
+
+#[test]
+fn the_helper_extends_the_open_segments_zeros_ahead_of_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path(), IoMode::Std);
+    c.min_compress_len = usize::MAX; // stored as written: sizes are predictable
+    let clock = ManualClock::new(T0);
+    let (log, _) = open(&c, &clock);
+    // 40 blocks of about 16 KiB: past half of the first 1 MiB chunk.
+    for i in 0..40u64 {
+        clock.advance(1_000);
+        let value = vec![(i % 251) as u8; 16 << 10];
+        log.append(vec![Record::put(format!("k{i}").into_bytes(), value)])
+            .unwrap();
+    }
+    log.wait_segment_helper();
+    let seg = segment_paths(dir.path()).remove(0);
+    let len = std::fs::metadata(&seg).unwrap().len();
+    assert_eq!(len, 2 << 20, "zeros extended one chunk ahead");
+    log.close();
+    let got = read_all(dir.path(), ScanRange::ALL);
+    assert_eq!(got.len(), 40);
+    assert!(std::fs::metadata(&seg).unwrap().len() < 1 << 20, "trimmed");
+}
+
+/// A power cut after the writer renamed the prepared file but before the rename reached the
+/// disk: the newest segment, blocks and all, still has the prepared name.
+#[test]
+fn a_started_segment_still_under_its_prepared_name_is_adopted() {
+    let (crashed, clock) = crashed_log(120);
+    let dir = crashed.path();
+    let segs = segment_paths(dir);
+    let newest = segs.last().unwrap().clone();
+    // The helper's next prepared file is made after the rename and its directory sync
+    // would have made the rename durable too: without the rename, it is not there.
+    std::fs::remove_file(dir.join(PREPARED_NAME)).unwrap();
+    std::fs::rename(&newest, dir.join(PREPARED_NAME)).unwrap();
+
+    let (log, report) = open(&small_segments(dir), &clock);
+    assert_eq!(report.next_seq, 121);
+    assert_eq!(report.torn, None);
+    assert!(newest.exists(), "renamed to its segment name");
+    write_settled(&log, &clock, 120, 5);
+    log.close();
+    let got = read_all(dir, ScanRange::ALL);
+    assert_eq!(got.len(), 125);
+    assert!(got
+        .iter()
+        .enumerate()
+        .all(|(i, (seq, _, r))| *seq == i as u64 + 1 && *r == put(i as u64)));
+}
+
+/// A power cut after the rename reached the disk but before the header did, with none of the
+/// segment's blocks durable either: all zeros, removed; the log goes on from the one before.
+#[test]
+fn a_named_segment_of_nothing_but_zeros_is_removed() {
+    let (crashed, clock) = crashed_log(120);
+    let dir = crashed.path();
+    let newest = segment_paths(dir).last().unwrap().clone();
+    let first = first_seq_of(&newest);
+    let len = std::fs::metadata(&newest).unwrap().len();
+    zero_range(&newest, 0, len);
+
+    let (log, report) = open(&small_segments(dir), &clock);
+    assert_eq!(
+        report.next_seq, first,
+        "the log ends where that segment began"
+    );
+    assert_eq!(report.torn.map(|t| t.path), Some(newest.clone()));
+    write_settled(&log, &clock, first - 1, 3);
+    log.close();
+    let got = read_all(dir, ScanRange::ALL);
+    assert_eq!(got.len() as u64, first + 2);
+    assert!(got
+        .iter()
+        .enumerate()
+        .all(|(i, (seq, _, r))| *seq == i as u64 + 1 && *r == put(i as u64)));
+}
+
+/// A power cut where the segment's blocks reached the disk but its header did not (no sync
+/// completed, so none was acknowledged): the file is moved aside, never deleted.
+#[test]
+fn a_headerless_segment_with_blocks_is_set_aside_and_kept() {
+    let (crashed, clock) = crashed_log(120);
+    let dir = crashed.path();
+    let newest = segment_paths(dir).last().unwrap().clone();
+    let first = first_seq_of(&newest);
+    let bytes = std::fs::read(&newest).unwrap();
+    zero_range(&newest, 0, segment::SEGMENT_HEADER_LEN as u64);
+
+    let (log, report) = open(&small_segments(dir), &clock);
+    assert_eq!(report.next_seq, first);
+    assert!(report.torn.is_some());
+    log.close();
+    let aside: Vec<String> = names(dir)
+        .into_iter()
+        .filter(|n| n.contains(".headerless-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{:?}", names(dir));
+    let kept = std::fs::read(dir.join(&aside[0])).unwrap();
+    assert_eq!(kept.len(), bytes.len());
+    assert_eq!(&kept[64..], &bytes[64..], "kept as it was");
+    assert_eq!(read_all(dir, ScanRange::ALL).len() as u64, first - 1);
+}
+
+#[test]
+fn an_unused_prepared_file_found_at_start_is_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let prepared = dir.path().join(PREPARED_NAME);
+    std::fs::write(&prepared, vec![0u8; 4096]).unwrap();
+    let clock = ManualClock::new(T0);
+    let (log, _) = open(&small_segments(dir.path()), &clock);
+    log.wait_segment_helper();
+    write_settled(&log, &clock, 0, 1);
+    assert_eq!(log.stats().segments_prepared, 1, "{:?}", log.stats());
+    log.close();
+    assert_eq!(read_all(dir.path(), ScanRange::ALL).len(), 1);
+}
+
+#[test]
+fn a_prepared_file_with_a_damaged_header_or_a_clash_is_refused_by_name() {
+    let (crashed, clock) = crashed_log(60);
+    let dir = crashed.path();
+    let prepared = dir.join(PREPARED_NAME);
+
+    // Garbage where the header goes.
+    std::fs::write(&prepared, vec![0x5a; 8192]).unwrap();
+    let err = ShardLog::open(
+        small_segments(dir),
+        std::sync::Arc::new(clock.clone()),
+        None,
+    )
+    .err()
+    .expect("refused");
+    assert!(
+        matches!(&err, LogError::Damaged { path, .. } if *path == prepared),
+        "{err}"
+    );
+
+    // A valid header for sequences an existing segment already holds.
+    let newest = segment_paths(dir).last().unwrap().clone();
+    std::fs::copy(&newest, &prepared).unwrap();
+    let err = ShardLog::open(
+        small_segments(dir),
+        std::sync::Arc::new(clock.clone()),
+        None,
+    )
+    .err()
+    .expect("refused");
+    assert!(
+        matches!(&err, LogError::Damaged { path, .. } if *path == prepared),
+        "{err}"
+    );
+    assert!(err.to_string().contains("already covers"), "{err}");
+    assert!(newest.exists() && prepared.exists(), "nothing removed");
+}

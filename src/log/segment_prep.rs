@@ -1,0 +1,330 @@
+//! Segment work kept off the commit path, on one helper thread per shard log.
+//!
+//! - **Prepare**: the next segment file is made ahead of need, as `next.seg-prepared`:
+//!   created, zero-filled to one preallocation chunk, synced, its directory synced. At a roll
+//!   the writer writes the segment header into it (unsynced: the first block's sync carries
+//!   it) and renames it to the segment's name; neither the header nor the rename waits for a
+//!   sync of its own, because recovery adopts a prepared file whose header is valid
+//!   (`recovery.rs`, "prepared segments").
+//! - **Extend**: the open segment's zeros are extended a chunk ahead of the writer and synced,
+//!   so a block's sync rarely carries a new file size.
+//! - **Seal**: a finished segment (its blocks already synced) is trimmed to its last block,
+//!   synced and given its index once the writer has moved on.
+//!
+//! Zeros past the log are written only under the segment's [`Room`] lock, at or past the
+//! length it records, and blocks only below it: the helper's zeros never land on a block.
+//! When the helper falls behind, the writer does the same work itself, as before.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{channel, Sender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use super::error::LogError;
+use super::fsutil::{sync_dir, write_atomic};
+use super::index::INDEX_EXT;
+use super::recovery::ActiveSegment;
+use super::segment::SEGMENT_HEADER_LEN;
+use super::writer::LogStats;
+
+/// The name of a shard's prepared (not yet used) segment file.
+pub const PREPARED_NAME: &str = "next.seg-prepared";
+
+/// The end of a segment's zero-filled space: the file's length as its writers know it.
+#[derive(Debug)]
+pub struct Room {
+    end: Mutex<u64>,
+}
+
+impl Room {
+    pub fn new(end: u64) -> Arc<Room> {
+        Arc::new(Room {
+            end: Mutex::new(end),
+        })
+    }
+
+    /// Held while zeros are written past the end, or the file is cut.
+    pub fn lock(&self) -> MutexGuard<'_, u64> {
+        self.end.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A prepared segment file, zero-filled to `alloc_end` bytes.
+#[derive(Debug)]
+pub struct Prepared {
+    pub path: PathBuf,
+    pub file: File,
+    pub alloc_end: u64,
+}
+
+enum Job {
+    /// Make the next prepared file; `adopt`: reuse the zero-filled one recovery found.
+    Prepare {
+        adopt: bool,
+    },
+    Extend {
+        file: Arc<File>,
+        path: PathBuf,
+        room: Arc<Room>,
+        to: u64,
+    },
+    Seal(ActiveSegment),
+    /// Answered once every job sent before it is done.
+    Barrier(Sender<()>),
+}
+
+#[derive(Default)]
+struct Slot {
+    ready: Option<Prepared>,
+    /// A prepare job is queued or running.
+    pending: bool,
+}
+
+/// The handle the writer keeps on its helper thread.
+pub(super) struct SegmentHelper {
+    tx: Option<Sender<Job>>,
+    slot: Arc<Mutex<Slot>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SegmentHelper {
+    /// Starts the helper for the shard directory `dir`; it prepares the first spare file at
+    /// once (reusing the zero-filled one recovery found when `adopt`). Without a thread (it
+    /// could not be spawned) every job falls back to the writer.
+    pub fn start(
+        dir: &Path,
+        name: String,
+        chunk: u64,
+        adopt: bool,
+        stats: Arc<LogStats>,
+    ) -> SegmentHelper {
+        let (tx, rx) = channel::<Job>();
+        let slot = Arc::new(Mutex::new(Slot::default()));
+        let work = Worker {
+            dir: dir.to_path_buf(),
+            chunk,
+            slot: slot.clone(),
+            stats,
+        };
+        let thread = std::thread::Builder::new().name(name).spawn(move || {
+            for job in rx {
+                work.run(job);
+            }
+        });
+        let mut helper = SegmentHelper {
+            tx: None,
+            slot,
+            thread: None,
+        };
+        match thread {
+            Ok(t) => {
+                helper.tx = Some(tx);
+                helper.thread = Some(t);
+                helper.ask_prepare(adopt);
+            }
+            Err(e) => tracing::warn!("segment helper thread not started ({e}): rolls run inline"),
+        }
+        helper
+    }
+
+    fn send(&self, job: Job) -> Result<(), Job> {
+        match &self.tx {
+            Some(tx) => tx.send(job).map_err(|e| e.0),
+            None => Err(job),
+        }
+    }
+
+    fn slot(&self) -> MutexGuard<'_, Slot> {
+        self.slot.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Asks for the next prepared file, unless one is ready or on its way. The writer asks
+    /// once the previous one has its segment name (the helper creates the next under the
+    /// same prepared name).
+    pub fn ask_prepare(&self, adopt: bool) {
+        let mut slot = self.slot();
+        if slot.ready.is_some() || slot.pending {
+            return;
+        }
+        slot.pending = self.send(Job::Prepare { adopt }).is_ok();
+    }
+
+    /// The prepared file, if one is ready.
+    pub fn take_prepared(&self) -> Option<Prepared> {
+        self.slot().ready.take()
+    }
+
+    /// Asks for the open segment's zeros to reach `to` bytes.
+    pub fn extend(&self, seg: &ActiveSegment, to: u64) {
+        let _ = self.send(Job::Extend {
+            file: seg.file.clone(),
+            path: seg.path.clone(),
+            room: seg.room.clone(),
+            to,
+        });
+    }
+
+    /// Hands a finished segment over for sealing; gives it back when nobody can take it.
+    pub fn seal(&self, seg: ActiveSegment) -> Result<(), ActiveSegment> {
+        self.send(Job::Seal(seg)).map_err(|j| match j {
+            Job::Seal(s) => s,
+            _ => unreachable!("the job sent was a seal"),
+        })
+    }
+
+    /// Waits until every job handed over so far is done.
+    pub fn wait_idle(&self) {
+        let (tx, rx) = channel();
+        if self.send(Job::Barrier(tx)).is_ok() {
+            let _ = rx.recv();
+        }
+    }
+
+    /// Finishes every job, stops the thread and removes the unused prepared file (zeros the
+    /// helper made, never handed out).
+    pub fn finish(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                tracing::error!("segment helper thread panicked");
+            }
+        }
+        if let Some(p) = self.slot().ready.take() {
+            drop(p.file);
+            if let Err(e) = std::fs::remove_file(&p.path) {
+                tracing::warn!("could not remove {}: {e}", p.path.display());
+            }
+        }
+    }
+}
+
+impl Drop for SegmentHelper {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+struct Worker {
+    dir: PathBuf,
+    chunk: u64,
+    slot: Arc<Mutex<Slot>>,
+    stats: Arc<LogStats>,
+}
+
+impl Worker {
+    fn run(&self, job: Job) {
+        match job {
+            Job::Prepare { adopt } => {
+                let made = prepare(&self.dir, self.chunk, adopt);
+                let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+                slot.pending = false;
+                match made {
+                    Ok(p) => slot.ready = Some(p),
+                    Err(e) => tracing::warn!("could not prepare the next segment: {e}"),
+                }
+            }
+            Job::Extend {
+                file,
+                path,
+                room,
+                to,
+            } => {
+                if let Err(e) = extend(&file, &room, to).and_then(|grew| {
+                    if grew {
+                        file.sync_data()?;
+                    }
+                    Ok(())
+                }) {
+                    tracing::warn!("could not extend {} ahead: {e}", path.display());
+                }
+            }
+            Job::Seal(seg) => {
+                #[cfg(feature = "failpoints")]
+                super::failpoint::roll_crash(4);
+                if let Err(e) = seal(&seg) {
+                    tracing::warn!("sealing {} failed: {e}", seg.path.display());
+                } else {
+                    self.stats.segments_sealed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Job::Barrier(tx) => {
+                let _ = tx.send(());
+            }
+        }
+    }
+}
+
+/// Creates (or, with `adopt`, reopens) the prepared file and zero-fills it to `chunk` bytes,
+/// durably: the file, its size and its name.
+fn prepare(dir: &Path, chunk: u64, adopt: bool) -> Result<Prepared, LogError> {
+    let path = dir.join(PREPARED_NAME);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(!adopt)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| LogError::io(&path, e))?;
+    let len = file.metadata().map_err(|e| LogError::io(&path, e))?.len();
+    let room = Room::new(len);
+    let want = chunk.max(SEGMENT_HEADER_LEN as u64);
+    extend(&file, &room, want)
+        .and_then(|_| file.sync_data())
+        .map_err(|e| LogError::io(&path, e))?;
+    sync_dir(dir)?;
+    let alloc_end = *room.lock();
+    Ok(Prepared {
+        path,
+        file,
+        alloc_end,
+    })
+}
+
+/// Writes zeros from the room's end up to `to` (nothing when it is there already). Whether
+/// the file grew.
+pub(super) fn extend(file: &File, room: &Room, to: u64) -> std::io::Result<bool> {
+    let mut end = room.lock();
+    if *end >= to {
+        return Ok(false);
+    }
+    let zeros = vec![0u8; (to - *end).min(1 << 20) as usize];
+    while *end < to {
+        let n = ((to - *end) as usize).min(zeros.len());
+        file.write_all_at(&zeros[..n], *end)?;
+        *end += n as u64;
+    }
+    Ok(true)
+}
+
+/// Trims a finished segment to its last block, syncs it and writes its index beside it.
+pub(super) fn seal(seg: &ActiveSegment) -> Result<(), LogError> {
+    {
+        let mut end = seg.room.lock();
+        if *end > seg.len {
+            // A closed segment ends at its last block: only the open one carries zeros.
+            seg.file
+                .set_len(seg.len)
+                .map_err(|e| LogError::io(&seg.path, e))?;
+            *end = seg.len;
+        }
+    }
+    seg.file
+        .sync_data()
+        .map_err(|e| LogError::io(&seg.path, e))?;
+    write_index(seg);
+    Ok(())
+}
+
+/// The index is rebuilt from its segment when missing, so a failure here is only logged.
+fn write_index(seg: &ActiveSegment) {
+    if !seg.path.exists() {
+        return; // deleted by retention meanwhile
+    }
+    let path = seg.path.with_extension(INDEX_EXT);
+    if let Err(e) = write_atomic(&path, &seg.index.encode(seg.header.salt())) {
+        tracing::warn!("could not write index {}: {e}", path.display());
+    }
+}
