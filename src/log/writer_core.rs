@@ -500,7 +500,9 @@ pub(super) fn preallocate(
     if need > seg.alloc_end {
         let mut end = seg.room.lock();
         if need > *end {
-            let new_end = need.div_ceil(chunk) * chunk;
+            // Past the size limit this segment takes no more blocks: no chunk beyond this one.
+            let step = if need >= segment_max { 4096 } else { chunk };
+            let new_end = need.div_ceil(step) * step;
             drop(end);
             extend(&seg.file, &seg.room, new_end).map_err(|e| LogError::io(&seg.path, e))?;
             end = seg.room.lock();
