@@ -243,7 +243,9 @@ impl Shipper {
                             path: dir.join(crate::log::segment::file_name(segment_seq)),
                         }
                         .index_path();
-                        if let Ok(b) = std::fs::read(&idx) {
+                        // The helper writes a finished segment's index after the next one
+                        // exists: build it here when it is not there yet.
+                        if let Some(b) = index_bytes(dir, segment_seq, &idx) {
                             let name =
                                 self.archive
                                     .layout
@@ -428,4 +430,38 @@ impl Shipper {
     pub(super) fn db(&self) -> &Arc<Db> {
         &self.db
     }
+}
+
+/// A finished segment's index: its file, or built from the segment when the file is not
+/// written yet. `None` (logged) when neither can be had; restore rebuilds it then.
+fn index_bytes(dir: &std::path::Path, segment_seq: u64, idx: &std::path::Path) -> Option<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    match std::fs::read(idx) {
+        Ok(b) => return Some(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!("archive: cannot read {}: {e}", idx.display());
+            return None;
+        }
+    }
+    let path = dir.join(crate::log::segment::file_name(segment_seq));
+    let built = (|| -> Result<Vec<u8>, crate::log::LogError> {
+        let io = |e| crate::log::LogError::io(&path, e);
+        let f = std::fs::File::open(&path).map_err(io)?;
+        let len = f.metadata().map_err(io)?.len();
+        let mut head = [0u8; crate::log::segment::SEGMENT_HEADER_LEN];
+        f.read_exact_at(&mut head, 0).map_err(io)?;
+        let h = crate::log::segment::SegmentHeader::decode(&head).map_err(|source| {
+            crate::log::LogError::Damaged {
+                path: path.clone(),
+                offset: 0,
+                source,
+            }
+        })?;
+        let index = crate::log::index::SecondIndex::rebuild(&f, &path, &h, len)?;
+        Ok(index.encode(h.salt()))
+    })();
+    built
+        .map_err(|e| tracing::warn!("archive: no index for {}: {e}", path.display()))
+        .ok()
 }

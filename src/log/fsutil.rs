@@ -53,6 +53,38 @@ pub fn sync_dir(dir: &Path) -> Result<(), LogError> {
         .map_err(|e| LogError::io(dir, e))
 }
 
+/// Renames `from` to `to`, refusing to replace an existing `to`.
+pub fn rename_noreplace(from: &Path, to: &Path) -> Result<(), LogError> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c =
+        |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(|e| LogError::io(p, e.into()));
+    let (a, b) = (c(from)?, c(to)?);
+    // SAFETY: both are valid NUL-terminated paths that outlive the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::EINVAL) || err.raw_os_error() == Some(libc::ENOSYS) {
+        // A file system without RENAME_NOREPLACE: check, then rename (the directory is this
+        // writer's alone).
+        if to.exists() {
+            return Err(LogError::io(to, std::io::ErrorKind::AlreadyExists.into()));
+        }
+        return std::fs::rename(from, to).map_err(|e| LogError::io(from, e));
+    }
+    Err(LogError::io(to, err))
+}
+
 /// Replaces `path` with `bytes` atomically: write a temporary file, fsync it, rename it over
 /// the target, fsync the directory. A crash leaves either the old file or the new one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LogError> {

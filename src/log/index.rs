@@ -28,7 +28,6 @@
 //! ```
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
@@ -36,6 +35,7 @@ use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 use super::block::{u64_at, BlockHeader, BLOCK_HEADER_LEN};
 use super::error::{FormatError, LogError};
 use super::segment::{SegmentHeader, SEGMENT_HEADER_LEN};
+use super::stream::{read_upto, zeros_to};
 
 pub const INDEX_MAGIC: [u8; 7] = *b"RWNDIDX";
 pub const INDEX_VERSION: u8 = 1;
@@ -214,7 +214,9 @@ impl SecondIndex {
     }
 
     /// Rebuilds the index of a segment from its block headers (one read per block). Stops at
-    /// `segment_len`; a block header that fails its check is reported as damage.
+    /// `segment_len`, or where zeros run to the end (a segment not yet sealed: its helper
+    /// trims them, and may be doing so now); a block header that fails its check is
+    /// reported as damage.
     pub fn rebuild(
         file: &File,
         path: &Path,
@@ -226,8 +228,19 @@ impl SecondIndex {
         let mut offset = SEGMENT_HEADER_LEN as u64;
         let mut buf = [0u8; BLOCK_HEADER_LEN];
         while offset + BLOCK_HEADER_LEN as u64 <= segment_len {
-            file.read_exact_at(&mut buf, offset)
-                .map_err(|e| LogError::io(path, e))?;
+            let got = read_upto(file, &mut buf, offset).map_err(|e| LogError::io(path, e))?;
+            if got < BLOCK_HEADER_LEN {
+                if buf[..got].iter().all(|&b| b == 0) {
+                    break; // cut at its zeros meanwhile
+                }
+                let eof = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
+                return Err(LogError::io(path, eof));
+            }
+            if buf.iter().all(|&b| b == 0)
+                && zeros_to(file, offset, segment_len).map_err(|e| LogError::io(path, e))?
+            {
+                break;
+            }
             let h = BlockHeader::decode(&buf, salt).map_err(|source| LogError::Damaged {
                 path: path.to_path_buf(),
                 offset,

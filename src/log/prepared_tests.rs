@@ -36,9 +36,15 @@ fn crash_copy(from: &Path, to: &Path) {
 
 /// A live log over several small segments and a crash copy of it, taken with the helper idle.
 fn crashed_log(n: u64) -> (tempfile::TempDir, ManualClock) {
+    crashed_log_with(n, 4096)
+}
+
+fn crashed_log_with(n: u64, segment_max_bytes: u64) -> (tempfile::TempDir, ManualClock) {
     let live = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
-    let (log, _) = open(&small_segments(live.path()), &clock);
+    let mut c = small_segments(live.path());
+    c.segment_max_bytes = segment_max_bytes;
+    let (log, _) = open(&c, &clock);
     log.wait_segment_helper();
     write_settled(&log, &clock, 0, n);
     let crashed = tempfile::tempdir().unwrap();
@@ -67,7 +73,7 @@ fn first_seq_of(path: &Path) -> u64 {
 }
 
 #[test]
-fn rolls_take_the_prepared_file_and_a_clean_stop_leaves_none() {
+fn rolls_take_the_prepared_file_and_a_clean_stop_keeps_a_zero_spare() {
     for io in io_modes() {
         let dir = tempfile::tempdir().unwrap();
         let mut c = small_segments(dir.path());
@@ -83,7 +89,9 @@ fn rolls_take_the_prepared_file_and_a_clean_stop_leaves_none() {
         assert_eq!(st.segment_rolls_inline, 0, "{st:?}");
         assert_eq!(st.segments_sealed, st.segments_created - 1, "{st:?}");
         log.close();
-        assert!(!dir.path().join(PREPARED_NAME).exists(), "io {io:?}");
+        // The unused prepared file stays, all zeros, for the next start.
+        let spare = std::fs::read(dir.path().join(PREPARED_NAME)).unwrap();
+        assert!(spare.iter().all(|&b| b == 0), "io {io:?}");
         let segs = segment_paths(dir.path());
         for sealed in &segs[..segs.len() - 1] {
             assert!(sealed.with_extension(index::INDEX_EXT).exists());
@@ -182,12 +190,25 @@ fn a_named_segment_of_nothing_but_zeros_is_removed() {
 /// completed, so none was acknowledged): the file is moved aside, never deleted.
 #[test]
 fn a_headerless_segment_with_blocks_is_set_aside_and_kept() {
-    let (crashed, clock) = crashed_log(120);
+    // Segments of 12 KiB: the newest holds blocks past its first page.
+    let (crashed, clock) = crashed_log_with(250, 12 << 10);
     let dir = crashed.path();
     let newest = segment_paths(dir).last().unwrap().clone();
     let first = first_seq_of(&newest);
     let bytes = std::fs::read(&newest).unwrap();
+    assert!(bytes[4096..].iter().any(|&b| b != 0), "blocks past the first page");
+    // Zeros in place of the header alone, a valid block after it: damage, refused.
     zero_range(&newest, 0, segment::SEGMENT_HEADER_LEN as u64);
+    let err = ShardLog::open(
+        small_segments(dir),
+        std::sync::Arc::new(clock.clone()),
+        None,
+    )
+    .err()
+    .expect("refused");
+    assert!(matches!(&err, LogError::Damaged { path, offset: 0, .. } if *path == newest));
+    // The whole first page zeros (the header shares it with the first block): set aside.
+    zero_range(&newest, 0, 4096);
 
     let (log, report) = open(&small_segments(dir), &clock);
     assert_eq!(report.next_seq, first);
@@ -200,7 +221,7 @@ fn a_headerless_segment_with_blocks_is_set_aside_and_kept() {
     assert_eq!(aside.len(), 1, "{:?}", names(dir));
     let kept = std::fs::read(dir.join(&aside[0])).unwrap();
     assert_eq!(kept.len(), bytes.len());
-    assert_eq!(&kept[64..], &bytes[64..], "kept as it was");
+    assert_eq!(&kept[4096..], &bytes[4096..], "kept as it was");
     assert_eq!(read_all(dir, ScanRange::ALL).len() as u64, first - 1);
 }
 
@@ -254,4 +275,67 @@ fn a_prepared_file_with_a_damaged_header_or_a_clash_is_refused_by_name() {
     );
     assert!(err.to_string().contains("already covers"), "{err}");
     assert!(newest.exists() && prepared.exists(), "nothing removed");
+}
+
+#[test]
+fn tolerant_recovery_moves_a_damaged_prepared_file_aside() {
+    let (crashed, clock) = crashed_log(60);
+    let dir = crashed.path();
+    std::fs::write(dir.join(PREPARED_NAME), vec![0x5a; 8192]).unwrap();
+    let mut c = small_segments(dir);
+    c.tolerant = true;
+    let (log, report) = open(&c, &clock);
+    assert_eq!(report.next_seq, 61);
+    log.close();
+    assert!(names(dir)
+        .iter()
+        .any(|n| n.starts_with("next.seg-prepared.damaged-")));
+    assert_eq!(read_all(dir, ScanRange::ALL).len(), 60);
+}
+
+/// A crash after a roll, before the helper sealed the finished segment: it still has its
+/// zeros and no index. Readers that need its index read it all the same (also what they
+/// meet while the helper is about to seal it), and recovery seals it.
+#[test]
+fn a_segment_the_helper_had_not_sealed_reads_whole_and_recovery_seals_it() {
+    let (crashed, clock) = crashed_log(120);
+    let dir = crashed.path();
+    let segs = segment::list(dir).unwrap();
+    assert!(segs.len() >= 3);
+    let older = &segs[segs.len() - 2];
+    let len = std::fs::metadata(&older.path).unwrap().len();
+    OpenOptions::new()
+        .write(true)
+        .open(&older.path)
+        .unwrap()
+        .set_len(len + (1 << 20))
+        .unwrap();
+    std::fs::remove_file(older.index_path()).unwrap();
+
+    // From a sequence inside it, up to a time: the reader needs its index.
+    let from = older.first_seq + 1;
+    let all = read_all(dir, ScanRange::ALL);
+    let until_us = all[all.len() - 10].1;
+    let range = ScanRange {
+        from_seq: from,
+        until_us,
+        until_seq: u64::MAX,
+    };
+    let want: Vec<_> = all
+        .iter()
+        .filter(|(seq, t, _)| *seq >= from && *t <= until_us)
+        .cloned()
+        .collect();
+    assert_eq!(read_all(dir, range), want);
+
+    let (log, report) = open(&small_segments(dir), &clock);
+    assert_eq!(report.next_seq, 121);
+    log.close();
+    assert!(older.index_path().exists(), "sealed at start-up");
+    assert_eq!(
+        std::fs::metadata(&older.path).unwrap().len(),
+        len,
+        "zeros cut"
+    );
+    assert_eq!(read_all(dir, range), want);
 }

@@ -13,8 +13,11 @@
 //! power cut a started segment may still have the prepared name (it is renamed now), or its
 //! name but zeros where the header goes. A file whose header is zeros holds nothing that was
 //! acknowledged: with zeros after it too, it is unused (a prepared one is kept for reuse, a
-//! named one removed); with bytes after it, it is moved aside as `<name>.headerless-<unix s>`
-//! (kept, never deleted) and reported. A header that is neither zeros nor valid is damage.
+//! named one removed); with its whole first page zeros (the header shares that page with
+//! the first block) and bytes after it, it is moved aside as `<name>.headerless-<unix µs>`
+//! (kept, never deleted) and reported. Anything else is damage (`--recovery tolerant` moves a
+//! damaged prepared file aside). Closed segments a crash caught before the helper sealed
+//! them (no index file) are sealed here.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -22,7 +25,7 @@ use std::sync::Arc;
 
 use super::block::BlockDecoder;
 use super::error::{FormatError, LogError};
-use super::fsutil::sync_dir;
+use super::fsutil::{rename_noreplace, sync_dir, write_atomic};
 use super::index::SecondIndex;
 use super::segment::{self, SegmentFile, SegmentHeader, SEGMENT_HEADER_LEN};
 use super::segment_prep::Room;
@@ -33,8 +36,7 @@ use super::stream::{check_order, next_header, zeros_to, BlockStream, StreamError
 #[derive(Debug)]
 pub struct ActiveSegment {
     pub path: PathBuf,
-    /// Shared with the segment helper, which extends and seals it (`segment_prep.rs`).
-    pub file: Arc<File>,
+    pub file: File,
     pub header: SegmentHeader,
     pub len: u64,
     /// File size as the writer last saw it: bytes past `len` are preallocated zeros. The
@@ -56,7 +58,7 @@ impl ActiveSegment {
     ) -> ActiveSegment {
         ActiveSegment {
             path,
-            file: Arc::new(file),
+            file,
             header,
             len,
             alloc_end,
@@ -108,7 +110,7 @@ pub fn recover_shard(
     shard: u32,
     tolerant: bool,
 ) -> Result<Recovered, LogError> {
-    let prepared = recover_prepared(dir, table_id, shard)?;
+    let prepared = recover_prepared(dir, table_id, shard, tolerant)?;
     let mut segments = segment::list(dir)?;
     let mut torn = None;
     loop {
@@ -124,6 +126,7 @@ pub fn recover_shard(
         };
         match recover_last(&last, table_id, shard, tolerant)? {
             Tail::Active(active, last_commit_us, next_seq, cut) => {
+                seal_closed(&segments[..segments.len() - 1]);
                 return Ok(Recovered {
                     next_seq,
                     last_commit_us,
@@ -131,7 +134,7 @@ pub fn recover_shard(
                     active: Some(active),
                     torn: cut.or(torn),
                     prepared,
-                })
+                });
             }
             Tail::HeaderTorn(cut) => {
                 // Crash while the segment was being created: it holds nothing but zeros past
@@ -143,7 +146,7 @@ pub fn recover_shard(
                 segments.pop();
             }
             Tail::Headerless(cut) => {
-                set_aside(dir, &last.path)?;
+                set_aside(dir, &last.path, "headerless")?;
                 torn = Some(cut);
                 segments.pop();
             }
@@ -151,9 +154,39 @@ pub fn recover_shard(
     }
 }
 
+/// What zeros say about a file whose header did not decode.
+enum Zeros {
+    /// Nothing but zeros: unused.
+    All,
+    /// Its first page (header and the start of the first block) is zeros, other bytes
+    /// follow: blocks whose header never reached the disk.
+    FirstPage,
+    /// Other bytes in the first page: not a state a crash leaves.
+    No,
+}
+
+const PAGE: u64 = 4096;
+
+fn zeros_of(file: &File, path: &Path, len: u64) -> Result<Zeros, LogError> {
+    let io = |e| LogError::io(path, e);
+    if !zeros_to(file, 0, len.min(PAGE)).map_err(io)? {
+        return Ok(Zeros::No);
+    }
+    Ok(if zeros_to(file, PAGE, len).map_err(io)? {
+        Zeros::All
+    } else {
+        Zeros::FirstPage
+    })
+}
+
 /// Settles the prepared segment file after a crash (see the module notes). True when an
 /// unused, zero-filled one is left for reuse.
-fn recover_prepared(dir: &Path, table_id: u64, shard: u32) -> Result<bool, LogError> {
+fn recover_prepared(
+    dir: &Path,
+    table_id: u64,
+    shard: u32,
+    tolerant: bool,
+) -> Result<bool, LogError> {
     let path = dir.join(PREPARED_NAME);
     let file = match File::open(&path) {
         Ok(f) => f,
@@ -165,24 +198,33 @@ fn recover_prepared(dir: &Path, table_id: u64, shard: u32) -> Result<bool, LogEr
     std::os::unix::fs::FileExt::read_exact_at(&file, &mut head, 0)
         .map_err(|e| LogError::io(&path, e))?;
     if head.iter().all(|&b| b == 0) {
-        if zeros_to(&file, head.len() as u64, len).map_err(|e| LogError::io(&path, e))? {
-            return Ok(true);
+        match zeros_of(&file, &path, len)? {
+            Zeros::All => return Ok(true),
+            Zeros::FirstPage => {
+                drop(file);
+                set_aside(dir, &path, "headerless")?;
+                return Ok(false);
+            }
+            Zeros::No => {}
         }
-        drop(file);
-        set_aside(dir, &path)?;
-        return Ok(false);
     }
-    let header = SegmentHeader::decode(&head).map_err(|e| damaged(&path, 0, e))?;
-    let refuse = |detail: String| LogError::Damaged {
-        path: path.clone(),
-        offset: 0,
-        source: FormatError::Malformed {
-            what: "prepared segment",
-            detail,
-        },
+    let refuse = |source: FormatError| -> Result<bool, LogError> {
+        if tolerant {
+            set_aside(dir, &path, "damaged")?;
+            return Ok(false);
+        }
+        Err(damaged(&path, 0, source))
+    };
+    let header = match SegmentHeader::decode(&head) {
+        Ok(h) => h,
+        Err(e) => return refuse(e),
+    };
+    let malformed = |detail: String| FormatError::Malformed {
+        what: "prepared segment",
+        detail,
     };
     if header.table_id != table_id || header.shard != shard {
-        return Err(refuse(format!(
+        return refuse(malformed(format!(
             "it belongs to table {} shard {}, not table {table_id} shard {shard}; \
              move it out of this directory",
             header.table_id, header.shard
@@ -191,14 +233,14 @@ fn recover_prepared(dir: &Path, table_id: u64, shard: u32) -> Result<bool, LogEr
     let target = dir.join(segment::file_name(header.first_seq));
     let newest = segment::list(dir)?.last().map(|s| s.first_seq);
     if target.exists() || newest.is_some_and(|n| n >= header.first_seq) {
-        return Err(refuse(format!(
+        return refuse(malformed(format!(
             "it starts at sequence {}, which segment {} already covers; compare the two \
              and move the one to drop out of this directory",
             header.first_seq,
             newest.unwrap_or(header.first_seq)
         )));
     }
-    std::fs::rename(&path, &target).map_err(|e| LogError::io(&path, e))?;
+    rename_noreplace(&path, &target)?;
     sync_dir(dir)?;
     tracing::warn!(
         "a segment started just before a crash still had its prepared name: renamed to {}",
@@ -207,21 +249,77 @@ fn recover_prepared(dir: &Path, table_id: u64, shard: u32) -> Result<bool, LogEr
     Ok(false)
 }
 
-/// Moves a segment file whose header never reached the disk out of the log, keeping it.
-fn set_aside(dir: &Path, path: &Path) -> Result<(), LogError> {
-    let now_s = std::time::SystemTime::now()
+/// Moves a file out of the log, keeping it, as `<name>.<why>-<unix µs>`.
+fn set_aside(dir: &Path, path: &Path, why: &str) -> Result<(), LogError> {
+    let now_us = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+        .map_or(0, |d| d.as_micros());
     let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".headerless-{now_s}"));
+    name.push(format!(".{why}-{now_us}"));
     let aside = path.with_file_name(name);
-    std::fs::rename(path, &aside).map_err(|e| LogError::io(path, e))?;
+    rename_noreplace(path, &aside)?;
     sync_dir(dir)?;
-    tracing::error!(
-        "{} has no header (a segment started just before a power cut; none of its blocks \
-         was acknowledged as durable): moved aside as {}",
-        path.display(),
-        aside.display()
+    if why == "headerless" {
+        tracing::error!(
+            "{} has no header (a segment started just before a power cut; none of its \
+             blocks was acknowledged as durable): moved aside as {}",
+            path.display(),
+            aside.display()
+        );
+    } else {
+        tracing::error!(
+            "tolerant recovery moved {} aside as {}: its header is damaged",
+            path.display(),
+            aside.display()
+        );
+    }
+    Ok(())
+}
+
+/// Finishes sealing closed segments that a crash caught before the helper did (they have no
+/// index file): cuts the zeros after the last block, syncs, writes the index. One that does
+/// not read cleanly is left as it is, for the readers to report.
+fn seal_closed(segments: &[SegmentFile]) {
+    for s in segments {
+        if s.index_path().exists() {
+            continue;
+        }
+        if let Err(e) = seal_one(s) {
+            tracing::warn!("could not seal {}: {e}", s.path.display());
+        }
+    }
+}
+
+fn seal_one(s: &SegmentFile) -> Result<(), LogError> {
+    let path = &s.path;
+    let io = |e| LogError::io(path, e);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    let mut head = [0u8; SEGMENT_HEADER_LEN];
+    std::os::unix::fs::FileExt::read_exact_at(&file, &mut head, 0).map_err(io)?;
+    let header = SegmentHeader::decode(&head).map_err(|e| damaged(path, 0, e))?;
+    let mut index = SecondIndex::new();
+    let mut stream = BlockStream::new(&file, header.salt(), SEGMENT_HEADER_LEN as u64, len);
+    loop {
+        match stream.next_block() {
+            Ok(Some(b)) => index.note_block(b.header.commit_us, b.offset, b.header.first_seq),
+            Ok(None) => break,
+            Err(StreamError::Io(e)) => return Err(io(e)),
+            Err(StreamError::Format { offset, error }) => return Err(damaged(path, offset, error)),
+        }
+    }
+    if let Some(end) = stream.zero_tail() {
+        file.set_len(end).map_err(io)?;
+    }
+    file.sync_data().map_err(io)?;
+    write_atomic(&s.index_path(), &index.encode(header.salt()))?;
+    tracing::info!(
+        "sealed {} (a crash came before its helper did)",
+        path.display()
     );
     Ok(())
 }
@@ -277,21 +375,15 @@ fn recover_last(
                 reason: e.to_string(),
             };
             // A segment with no room for a block can only be a crash during its creation;
-            // so is a prepared one whose header did not reach the disk.
-            let zero_head = head.iter().all(|&b| b == 0);
+            // so is a started one whose first page did not reach the disk.
             if file_len <= SEGMENT_HEADER_LEN as u64 {
                 return Ok(Tail::HeaderTorn(cut));
             }
-            if zero_head {
-                let rest_zero = zeros_to(&file, SEGMENT_HEADER_LEN as u64, file_len)
-                    .map_err(|e| LogError::io(path, e))?;
-                return Ok(if rest_zero {
-                    Tail::HeaderTorn(cut)
-                } else {
-                    Tail::Headerless(cut)
-                });
-            }
-            return Err(damaged(path, 0, e));
+            return match zeros_of(&file, path, file_len)? {
+                Zeros::All => Ok(Tail::HeaderTorn(cut)),
+                Zeros::FirstPage => Ok(Tail::Headerless(cut)),
+                Zeros::No => Err(damaged(path, 0, e)),
+            };
         }
     };
     check_identity(&header, seg, table_id, shard)?;

@@ -13,7 +13,9 @@
 //!
 //! Zeros past the log are written only under the segment's [`Room`] lock, at or past the
 //! length it records, and blocks only below it: the helper's zeros never land on a block.
-//! When the helper falls behind, the writer does the same work itself, as before.
+//! When the helper falls behind, the writer creates the next segment, or extends the open
+//! one, itself, as before; sealing always waits for the helper (it is off every reader's and
+//! writer's path), unless the helper thread is gone.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -65,8 +67,10 @@ enum Job {
     Prepare {
         adopt: bool,
     },
+    /// Extend the open segment at `path`, through a file handle of the helper's own: a
+    /// failed writeback is then reported to the writer's next sync too (Linux reports it
+    /// once per open file), never swallowed here.
     Extend {
-        file: Arc<File>,
         path: PathBuf,
         room: Arc<Room>,
         to: u64,
@@ -160,7 +164,6 @@ impl SegmentHelper {
     /// Asks for the open segment's zeros to reach `to` bytes.
     pub fn extend(&self, seg: &ActiveSegment, to: u64) {
         let _ = self.send(Job::Extend {
-            file: seg.file.clone(),
             path: seg.path.clone(),
             room: seg.room.clone(),
             to,
@@ -183,19 +186,13 @@ impl SegmentHelper {
         }
     }
 
-    /// Finishes every job, stops the thread and removes the unused prepared file (zeros the
-    /// helper made, never handed out).
+    /// Finishes every job and stops the thread. An unused prepared file stays: it is all
+    /// zeros, and the next start reuses it.
     pub fn finish(&mut self) {
         self.tx = None;
         if let Some(t) = self.thread.take() {
             if t.join().is_err() {
                 tracing::error!("segment helper thread panicked");
-            }
-        }
-        if let Some(p) = self.slot().ready.take() {
-            drop(p.file);
-            if let Err(e) = std::fs::remove_file(&p.path) {
-                tracing::warn!("could not remove {}: {e}", p.path.display());
             }
         }
     }
@@ -226,18 +223,15 @@ impl Worker {
                     Err(e) => tracing::warn!("could not prepare the next segment: {e}"),
                 }
             }
-            Job::Extend {
-                file,
-                path,
-                room,
-                to,
-            } => {
-                if let Err(e) = extend(&file, &room, to).and_then(|grew| {
-                    if grew {
+            Job::Extend { path, room, to } => {
+                let done = OpenOptions::new().write(true).open(&path).and_then(|file| {
+                    if extend(&file, &room, to)? {
                         file.sync_data()?;
                     }
                     Ok(())
-                }) {
+                });
+                if let Err(e) = done {
+                    // The writer extends inline when it gets there.
                     tracing::warn!("could not extend {} ahead: {e}", path.display());
                 }
             }
@@ -268,13 +262,27 @@ fn prepare(dir: &Path, chunk: u64, adopt: bool) -> Result<Prepared, LogError> {
         .mode(0o600)
         .open(&path)
         .map_err(|e| LogError::io(&path, e))?;
-    let len = file.metadata().map_err(|e| LogError::io(&path, e))?.len();
-    let room = Room::new(len);
-    let want = chunk.max(SEGMENT_HEADER_LEN as u64);
-    extend(&file, &room, want)
-        .and_then(|_| file.sync_data())
-        .map_err(|e| LogError::io(&path, e))?;
-    sync_dir(dir)?;
+    let made = file
+        .metadata()
+        .map(|m| Room::new(m.len()))
+        .and_then(|room| {
+            extend(&file, &room, chunk.max(SEGMENT_HEADER_LEN as u64))?;
+            file.sync_data()?;
+            Ok(room)
+        })
+        .map_err(|e| LogError::io(&path, e))
+        .and_then(|room| sync_dir(dir).map(|_| room));
+    let room = match made {
+        Ok(room) => room,
+        Err(e) => {
+            // Nothing but zeros of ours: drop it, so the next try can create it again.
+            drop(file);
+            if let Err(e2) = std::fs::remove_file(&path) {
+                tracing::warn!("could not remove {}: {e2}", path.display());
+            }
+            return Err(e);
+        }
+    };
     let alloc_end = *room.lock();
     Ok(Prepared {
         path,

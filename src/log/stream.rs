@@ -195,19 +195,37 @@ pub fn check_order(
     Ok(())
 }
 
-/// Whether `[from, end)` of the file holds only zero bytes.
+/// Whether `[from, end)` of the file holds only zero bytes. A file that ends sooner (a
+/// finished segment's zeros are trimmed while readers may be in them) holds zeros to its end.
 pub fn zeros_to(file: &File, from: u64, end: u64) -> io::Result<bool> {
     let mut buf = vec![0u8; 256 << 10];
     let mut pos = from;
     while pos < end {
         let n = ((end - pos) as usize).min(buf.len());
-        file.read_exact_at(&mut buf[..n], pos)?;
-        if buf[..n].iter().any(|&b| b != 0) {
+        let got = read_upto(file, &mut buf[..n], pos)?;
+        if buf[..got].iter().any(|&b| b != 0) {
             return Ok(false);
+        }
+        if got < n {
+            return Ok(true);
         }
         pos += n as u64;
     }
     Ok(true)
+}
+
+/// Reads from `pos` until `buf` is full or the file ends; how many bytes were read.
+pub fn read_upto(file: &File, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read_at(&mut buf[got..], pos + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
 }
 
 /// The offset of the first valid block header of this segment (by `salt`) in `[from, end)`,
@@ -217,8 +235,12 @@ pub fn next_header(file: &File, salt: u64, from: u64, end: u64) -> io::Result<Op
     let mut buf = vec![0u8; 1 << 20];
     let mut pos = from;
     while pos + BLOCK_HEADER_LEN as u64 <= end {
-        let n = ((end - pos) as usize).min(buf.len());
-        file.read_exact_at(&mut buf[..n], pos)?;
+        let want = ((end - pos) as usize).min(buf.len());
+        // Short when the file was cut meanwhile (trimmed zeros hold no header).
+        let n = read_upto(file, &mut buf[..want], pos)?;
+        if n < BLOCK_HEADER_LEN {
+            break;
+        }
         let window = &buf[..n];
         for i in 0..=n - BLOCK_HEADER_LEN {
             if window[i..i + 4] == BLOCK_MAGIC
@@ -226,6 +248,9 @@ pub fn next_header(file: &File, salt: u64, from: u64, end: u64) -> io::Result<Op
             {
                 return Ok(Some(pos + i as u64));
             }
+        }
+        if n < want {
+            break;
         }
         // Overlap windows by a header length so a header across the boundary is seen.
         pos += (n - (BLOCK_HEADER_LEN - 1)) as u64;

@@ -3,7 +3,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
-use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,7 +11,7 @@ use super::block::{BlockEncoder, MAX_BLOCK_PAYLOAD};
 use super::clock::{Clock, CommitClock};
 use super::config::{FsyncPolicy, LogConfig};
 use super::error::{CommitError, LogError};
-use super::fsutil::sync_dir;
+use super::fsutil::{rename_noreplace, sync_dir};
 use super::io::{IoEngine, IoFailure};
 use super::recovery::{ActiveSegment, Recovered};
 use super::rmw::{Overlay, ReadHook};
@@ -381,12 +380,16 @@ impl WriterCore {
             .and_then(|_| {
                 #[cfg(feature = "failpoints")]
                 super::failpoint::roll_crash(2);
-                rename_new(&p.path, &path)
+                rename_noreplace(&p.path, &path)
             });
         if let Err(e) = started {
-            // The file holds nothing but the header just written: drop it, or recovery would
-            // take it for the newest segment.
-            let _ = std::fs::remove_file(&p.path);
+            // The file holds nothing but the header just written: zero it and drop the file,
+            // or recovery would take it for the newest segment (the writer creates that one
+            // inline next).
+            let _ = p.file.write_all_at(&[0u8; SEGMENT_HEADER_LEN], 0);
+            if let Err(e2) = std::fs::remove_file(&p.path) {
+                tracing::warn!("could not remove {}: {e2}", p.path.display());
+            }
             return Err((e, false));
         }
         #[cfg(feature = "failpoints")]
@@ -447,38 +450,6 @@ fn create_file(path: &std::path::Path) -> Result<File, LogError> {
         .mode(0o600)
         .open(path)
         .map_err(|e| LogError::io(path, e))
-}
-
-/// Renames `from` to `to`, refusing to replace an existing `to`.
-fn rename_new(from: &Path, to: &Path) -> Result<(), LogError> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let c =
-        |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(|e| LogError::io(p, e.into()));
-    let (a, b) = (c(from)?, c(to)?);
-    // SAFETY: both are valid NUL-terminated paths that outlive the call.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            a.as_ptr(),
-            libc::AT_FDCWD,
-            b.as_ptr(),
-            libc::RENAME_NOREPLACE,
-        )
-    };
-    if rc == 0 {
-        return Ok(());
-    }
-    let err = std::io::Error::last_os_error();
-    if err.raw_os_error() == Some(libc::EINVAL) || err.raw_os_error() == Some(libc::ENOSYS) {
-        // A file system without RENAME_NOREPLACE: check, then rename (the directory is this
-        // writer's alone).
-        if to.exists() {
-            return Err(LogError::io(to, std::io::ErrorKind::AlreadyExists.into()));
-        }
-        return std::fs::rename(from, to).map_err(|e| LogError::io(from, e));
-    }
-    Err(LogError::io(to, err))
 }
 
 /// Makes sure the open segment has zeros for the block about to be written, then asks the
