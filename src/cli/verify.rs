@@ -67,6 +67,7 @@ pub fn verify(data_dir: &Path) -> Result<VerifyReport, DbError> {
                     ));
                 }
             }
+            check_prepared(&dir, (meta.id, k), &segs, &mut report);
             for (_, path) in checkpoint::list(&dir)? {
                 report.files += 1;
                 if let Err(e) = checkpoint::read(&path, meta.id, k, |_, _| {}) {
@@ -126,4 +127,51 @@ fn verify_key_indexes(
         }
     }
     Ok(())
+}
+
+/// The shard's prepared segment file (made ahead for the next roll), if there is one: all
+/// zeros, or a segment whose rename a crash cut off (start-up gives it its name). Anything
+/// else is reported: start-up refuses it, or moves it aside when its first page is zeros.
+fn check_prepared(
+    dir: &Path,
+    (table_id, shard): (u64, u32),
+    segs: &[segment::SegmentFile],
+    report: &mut VerifyReport,
+) {
+    let path = dir.join(crate::log::segment_prep::PREPARED_NAME);
+    let Ok(bytes) = std::fs::read(&path) else {
+        return;
+    };
+    report.files += 1;
+    let Some(at) = bytes.iter().position(|&b| b != 0) else {
+        return;
+    };
+    if let Ok(h) = segment::SegmentHeader::decode(&bytes) {
+        let newest = segs.last().map_or(0, |s| s.first_seq);
+        if h.table_id == table_id && h.shard == shard && h.first_seq > newest {
+            report.torn.push(format!(
+                "{}: a segment started just before a crash; start-up gives it its segment name",
+                path.display()
+            ));
+        } else {
+            report.damage.push(format!(
+                "{}: a prepared segment of table {} shard {} from sequence {} that does not \
+                 follow this shard's segments; start-up refuses it",
+                path.display(),
+                h.table_id,
+                h.shard,
+                h.first_seq
+            ));
+        }
+        return;
+    }
+    let what = if at >= 4096 {
+        "start-up moves it aside as headerless (kept)"
+    } else {
+        "start-up refuses it (--recovery tolerant moves it aside)"
+    };
+    report.damage.push(format!(
+        "{}: byte {at} of a prepared segment file is not zero and it has no segment header; {what}",
+        path.display()
+    ));
 }

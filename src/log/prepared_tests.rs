@@ -196,7 +196,10 @@ fn a_headerless_segment_with_blocks_is_set_aside_and_kept() {
     let newest = segment_paths(dir).last().unwrap().clone();
     let first = first_seq_of(&newest);
     let bytes = std::fs::read(&newest).unwrap();
-    assert!(bytes[4096..].iter().any(|&b| b != 0), "blocks past the first page");
+    assert!(
+        bytes[4096..].iter().any(|&b| b != 0),
+        "blocks past the first page"
+    );
     // Zeros in place of the header alone, a valid block after it: damage, refused.
     zero_range(&newest, 0, segment::SEGMENT_HEADER_LEN as u64);
     let err = ShardLog::open(

@@ -43,6 +43,11 @@ pub struct ActiveSegment {
     /// helper may have grown the file since ([`Room`] has the truth).
     pub alloc_end: u64,
     pub room: Arc<Room>,
+    /// A file handle of the helper's own on this segment, opened when the segment started
+    /// (so it names this file even if the name is later reused): zeros the helper writes
+    /// ahead go through it, and a writeback error it meets is still reported to the
+    /// writer's handle (Linux reports one once per open file). `None`: the writer extends.
+    pub helper_file: Option<Arc<File>>,
     /// The size the helper was last asked to extend the file to.
     pub ahead_asked: u64,
     pub index: SecondIndex,
@@ -63,9 +68,20 @@ impl ActiveSegment {
             len,
             alloc_end,
             room: Room::new(alloc_end),
+            helper_file: None,
             ahead_asked: alloc_end,
             index: SecondIndex::new(),
         }
+    }
+
+    /// Opens the helper's own handle on the segment, by its name, which must be this file's.
+    pub fn open_helper_file(mut self) -> ActiveSegment {
+        self.helper_file = OpenOptions::new()
+            .write(true)
+            .open(&self.path)
+            .map(Arc::new)
+            .ok();
+        self
     }
 
     /// Cuts the file back to `offset` (a failed write's remains), under the room lock.
@@ -127,6 +143,12 @@ pub fn recover_shard(
         match recover_last(&last, table_id, shard, tolerant)? {
             Tail::Active(active, last_commit_us, next_seq, cut) => {
                 seal_closed(&segments[..segments.len() - 1]);
+                // Continuing in a sealed segment (the newer one was removed or set aside):
+                // its index is derived and about to go stale; the next seal writes it again.
+                let idx = last.index_path();
+                if idx.exists() {
+                    std::fs::remove_file(&idx).map_err(|e| LogError::io(&idx, e))?;
+                }
                 return Ok(Recovered {
                     next_seq,
                     last_commit_us,
@@ -491,7 +513,8 @@ fn recover_last(
         len = offset;
         alloc_end = offset;
     }
-    let mut active = ActiveSegment::new(path.clone(), file, header, len, alloc_end);
+    let mut active =
+        ActiveSegment::new(path.clone(), file, header, len, alloc_end).open_helper_file();
     active.index = index;
     Ok(Tail::Active(active, last_commit_us, next_seq, cut))
 }

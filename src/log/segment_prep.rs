@@ -60,6 +60,8 @@ pub struct Prepared {
     pub path: PathBuf,
     pub file: File,
     pub alloc_end: u64,
+    /// The helper's own handle on the same file, for extending it once it is a segment.
+    pub helper_file: Option<Arc<File>>,
 }
 
 enum Job {
@@ -67,15 +69,15 @@ enum Job {
     Prepare {
         adopt: bool,
     },
-    /// Extend the open segment at `path`, through a file handle of the helper's own: a
-    /// failed writeback is then reported to the writer's next sync too (Linux reports it
-    /// once per open file), never swallowed here.
+    /// Extend the open segment through the helper's own handle on it
+    /// ([`ActiveSegment::helper_file`]).
     Extend {
+        file: Arc<File>,
         path: PathBuf,
         room: Arc<Room>,
         to: u64,
     },
-    Seal(ActiveSegment),
+    Seal(Box<ActiveSegment>),
     /// Answered once every job sent before it is done.
     Barrier(Sender<()>),
 }
@@ -134,10 +136,10 @@ impl SegmentHelper {
         helper
     }
 
-    fn send(&self, job: Job) -> Result<(), Job> {
+    fn send(&self, job: Job) -> Result<(), Box<Job>> {
         match &self.tx {
-            Some(tx) => tx.send(job).map_err(|e| e.0),
-            None => Err(job),
+            Some(tx) => tx.send(job).map_err(|e| Box::new(e.0)),
+            None => Err(Box::new(job)),
         }
     }
 
@@ -163,7 +165,11 @@ impl SegmentHelper {
 
     /// Asks for the open segment's zeros to reach `to` bytes.
     pub fn extend(&self, seg: &ActiveSegment, to: u64) {
+        let Some(file) = seg.helper_file.clone() else {
+            return;
+        };
         let _ = self.send(Job::Extend {
+            file,
             path: seg.path.clone(),
             room: seg.room.clone(),
             to,
@@ -171,8 +177,8 @@ impl SegmentHelper {
     }
 
     /// Hands a finished segment over for sealing; gives it back when nobody can take it.
-    pub fn seal(&self, seg: ActiveSegment) -> Result<(), ActiveSegment> {
-        self.send(Job::Seal(seg)).map_err(|j| match j {
+    pub fn seal(&self, seg: Box<ActiveSegment>) -> Result<(), Box<ActiveSegment>> {
+        self.send(Job::Seal(seg)).map_err(|j| match *j {
             Job::Seal(s) => s,
             _ => unreachable!("the job sent was a seal"),
         })
@@ -223,9 +229,14 @@ impl Worker {
                     Err(e) => tracing::warn!("could not prepare the next segment: {e}"),
                 }
             }
-            Job::Extend { path, room, to } => {
-                let done = OpenOptions::new().write(true).open(&path).and_then(|file| {
-                    if extend(&file, &room, to)? {
+            Job::Extend {
+                file,
+                path,
+                room,
+                to,
+            } => {
+                let done = extend(&file, &room, to).and_then(|grew| {
+                    if grew {
                         file.sync_data()?;
                     }
                     Ok(())
@@ -284,10 +295,16 @@ fn prepare(dir: &Path, chunk: u64, adopt: bool) -> Result<Prepared, LogError> {
         }
     };
     let alloc_end = *room.lock();
+    let helper_file = OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .map(Arc::new)
+        .ok();
     Ok(Prepared {
         path,
         file,
         alloc_end,
+        helper_file,
     })
 }
 

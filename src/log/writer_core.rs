@@ -352,7 +352,7 @@ impl WriterCore {
         }
         #[cfg(feature = "failpoints")]
         super::failpoint::roll_crash(1);
-        match self.helper.seal(seg) {
+        match self.helper.seal(Box::new(seg)) {
             Ok(()) => Ok(()),
             Err(seg) => {
                 seal(&seg)?;
@@ -395,13 +395,10 @@ impl WriterCore {
         #[cfg(feature = "failpoints")]
         super::failpoint::roll_crash(3);
         self.stats.segments_prepared.fetch_add(1, Ordering::Relaxed);
-        Ok(ActiveSegment::new(
-            path,
-            p.file,
-            header,
-            SEGMENT_HEADER_LEN as u64,
-            p.alloc_end,
-        ))
+        let mut seg =
+            ActiveSegment::new(path, p.file, header, SEGMENT_HEADER_LEN as u64, p.alloc_end);
+        seg.helper_file = p.helper_file;
+        Ok(seg)
     }
 
     fn next_header(&self, commit_us: u64) -> SegmentHeader {
@@ -432,7 +429,7 @@ impl WriterCore {
             return Err(e);
         }
         let len = SEGMENT_HEADER_LEN as u64;
-        Ok(ActiveSegment::new(path, file, header, len, len))
+        Ok(ActiveSegment::new(path, file, header, len, len).open_helper_file())
     }
 
     /// Waits until the segment helper has done everything handed to it (tests).
