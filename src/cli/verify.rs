@@ -139,8 +139,16 @@ fn check_prepared(
     report: &mut VerifyReport,
 ) {
     let path = dir.join(crate::log::segment_prep::PREPARED_NAME);
-    let Ok(bytes) = std::fs::read(&path) else {
-        return;
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+        Err(e) => {
+            report.damage.push(format!(
+                "{}: cannot read: {e} (start-up fails on it too)",
+                path.display()
+            ));
+            return;
+        }
     };
     report.files += 1;
     let Some(at) = bytes.iter().position(|&b| b != 0) else {
@@ -148,19 +156,26 @@ fn check_prepared(
     };
     if let Ok(h) = segment::SegmentHeader::decode(&bytes) {
         let newest = segs.last().map_or(0, |s| s.first_seq);
-        if h.table_id == table_id && h.shard == shard && h.first_seq > newest {
-            report.torn.push(format!(
-                "{}: a segment started just before a crash; start-up gives it its segment name",
-                path.display()
-            ));
-        } else {
+        let refused = "start-up refuses it (--recovery tolerant moves it aside)";
+        if h.table_id != table_id || h.shard != shard {
             report.damage.push(format!(
-                "{}: a prepared segment of table {} shard {} from sequence {} that does not \
-                 follow this shard's segments; start-up refuses it",
+                "{}: a prepared segment of table {} shard {}, not of this shard; {refused}",
                 path.display(),
                 h.table_id,
-                h.shard,
+                h.shard
+            ));
+        } else if h.first_seq <= newest {
+            report.damage.push(format!(
+                "{}: a prepared segment from sequence {}, which segment {newest} already \
+                 covers; {refused}",
+                path.display(),
                 h.first_seq
+            ));
+        } else {
+            report.torn.push(format!(
+                "{}: a segment started just before a crash; start-up gives it its segment \
+                 name and then checks its blocks",
+                path.display()
             ));
         }
         return;
@@ -171,7 +186,7 @@ fn check_prepared(
         "start-up refuses it (--recovery tolerant moves it aside)"
     };
     report.damage.push(format!(
-        "{}: byte {at} of a prepared segment file is not zero and it has no segment header; {what}",
+        "{}: byte {at} of a prepared segment file is not zero and it has no valid segment header; {what}",
         path.display()
     ));
 }

@@ -170,12 +170,19 @@ fn a_named_segment_of_nothing_but_zeros_is_removed() {
     let len = std::fs::metadata(&newest).unwrap().len();
     zero_range(&newest, 0, len);
 
+    let before = segment::list(dir).unwrap();
+    let previous = before[before.len() - 2].clone();
+    assert!(previous.index_path().exists(), "sealed before the crash");
     let (log, report) = open(&small_segments(dir), &clock);
     assert_eq!(
         report.next_seq, first,
         "the log ends where that segment began"
     );
     assert_eq!(report.torn.map(|t| t.path), Some(newest.clone()));
+    assert!(
+        !previous.index_path().exists(),
+        "the index of the segment the log continues in goes (it would go stale)"
+    );
     write_settled(&log, &clock, first - 1, 3);
     log.close();
     let got = read_all(dir, ScanRange::ALL);

@@ -76,11 +76,16 @@ impl ActiveSegment {
 
     /// Opens the helper's own handle on the segment, by its name, which must be this file's.
     pub fn open_helper_file(mut self) -> ActiveSegment {
-        self.helper_file = OpenOptions::new()
-            .write(true)
-            .open(&self.path)
-            .map(Arc::new)
-            .ok();
+        self.helper_file = match OpenOptions::new().write(true).open(&self.path) {
+            Ok(f) => Some(Arc::new(f)),
+            Err(e) => {
+                tracing::warn!(
+                    "no helper handle on {} ({e}): the writer extends it itself",
+                    self.path.display()
+                );
+                None
+            }
+        };
         self
     }
 
@@ -144,10 +149,19 @@ pub fn recover_shard(
             Tail::Active(active, last_commit_us, next_seq, cut) => {
                 seal_closed(&segments[..segments.len() - 1]);
                 // Continuing in a sealed segment (the newer one was removed or set aside):
-                // its index is derived and about to go stale; the next seal writes it again.
-                let idx = last.index_path();
-                if idx.exists() {
-                    std::fs::remove_file(&idx).map_err(|e| LogError::io(&idx, e))?;
+                // its per-second and key indexes are derived and about to go stale; the next
+                // seal writes the first again, the maintenance pass the second (`.kix`, named
+                // by `history::keyindex`, which this module does not depend on).
+                let mut removed = false;
+                for derived in [last.index_path(), last.path.with_extension("kix")] {
+                    match std::fs::remove_file(&derived) {
+                        Ok(()) => removed = true,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(LogError::io(&derived, e)),
+                    }
+                }
+                if removed {
+                    sync_dir(dir)?;
                 }
                 return Ok(Recovered {
                     next_seq,

@@ -295,11 +295,13 @@ fn prepare(dir: &Path, chunk: u64, adopt: bool) -> Result<Prepared, LogError> {
         }
     };
     let alloc_end = *room.lock();
-    let helper_file = OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .map(Arc::new)
-        .ok();
+    let helper_file = match OpenOptions::new().write(true).open(&path) {
+        Ok(f) => Some(Arc::new(f)),
+        Err(e) => {
+            tracing::warn!("no helper handle on {} ({e})", path.display());
+            None
+        }
+    };
     Ok(Prepared {
         path,
         file,
