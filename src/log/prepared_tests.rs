@@ -99,12 +99,7 @@ fn rolls_take_the_prepared_file_and_a_clean_stop_keeps_a_zero_spare() {
             let len = std::fs::metadata(sealed).unwrap().len();
             assert!(len < 1 << 20, "{sealed:?} still holds its zeros: {len}");
         }
-        let got = read_all(dir.path(), ScanRange::ALL);
-        assert_eq!(got.len(), 200);
-        assert!(got
-            .iter()
-            .enumerate()
-            .all(|(i, (seq, _, r))| *seq == i as u64 + 1 && *r == put(i as u64)));
+        assert_holds_puts(dir.path(), 200);
     }
 }
 
@@ -151,12 +146,7 @@ fn a_started_segment_still_under_its_prepared_name_is_adopted() {
     assert!(newest.exists(), "renamed to its segment name");
     write_settled(&log, &clock, 120, 5);
     log.close();
-    let got = read_all(dir, ScanRange::ALL);
-    assert_eq!(got.len(), 125);
-    assert!(got
-        .iter()
-        .enumerate()
-        .all(|(i, (seq, _, r))| *seq == i as u64 + 1 && *r == put(i as u64)));
+    assert_holds_puts(dir, 125);
 }
 
 /// A power cut after the rename reached the disk but before the header did, with none of the
@@ -185,12 +175,7 @@ fn a_named_segment_of_nothing_but_zeros_is_removed() {
     );
     write_settled(&log, &clock, first - 1, 3);
     log.close();
-    let got = read_all(dir, ScanRange::ALL);
-    assert_eq!(got.len() as u64, first + 2);
-    assert!(got
-        .iter()
-        .enumerate()
-        .all(|(i, (seq, _, r))| *seq == i as u64 + 1 && *r == put(i as u64)));
+    assert_holds_puts(dir, first + 2);
 }
 
 /// A power cut where the segment's blocks reached the disk but its header did not (no sync

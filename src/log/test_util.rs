@@ -28,6 +28,16 @@ pub fn read_all(dir: &Path, range: ScanRange) -> Vec<(u64, u64, Record)> {
     out
 }
 
+/// The log in `dir` holds exactly `put(0)`, `put(1)`, ... `put(n - 1)`, at sequences 1 to n.
+pub fn assert_holds_puts(dir: &Path, n: u64) {
+    let got = read_all(dir, ScanRange::ALL);
+    assert_eq!(got.len() as u64, n);
+    assert!(got
+        .iter()
+        .enumerate()
+        .all(|(i, (seq, _, r))| *seq == i as u64 + 1 && *r == put(i as u64)));
+}
+
 pub fn put(i: u64) -> Record {
     Record::put(
         format!("key:{i}").into_bytes(),

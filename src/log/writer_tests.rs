@@ -62,12 +62,7 @@ fn segments_roll_at_the_size_limit_and_get_an_index() {
             "{sealed:?} has no index"
         );
     }
-    let got = read_all(dir.path(), ScanRange::ALL);
-    assert_eq!(got.len(), 200);
-    assert!(got
-        .iter()
-        .enumerate()
-        .all(|(i, (seq, _, r))| *seq == i as u64 + 1 && *r == put(i as u64)));
+    assert_holds_puts(dir.path(), 200);
 }
 
 #[test]
