@@ -29,6 +29,7 @@ pub fn read_all(dir: &Path, range: ScanRange) -> Vec<(u64, u64, Record)> {
 }
 
 /// The log in `dir` holds exactly `put(0)`, `put(1)`, ... `put(n - 1)`, at sequences 1 to n.
+#[track_caller]
 pub fn assert_holds_puts(dir: &Path, n: u64) {
     let got = read_all(dir, ScanRange::ALL);
     assert_eq!(got.len() as u64, n);
