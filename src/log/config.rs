@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use super::direct::DirectMode;
 use super::io::IoMode;
 
 /// When the writer calls `fdatasync`, named as Redis names its `appendfsync` settings.
@@ -44,6 +45,8 @@ pub struct LogConfig {
     pub min_compress_len: usize,
     pub fsync: FsyncPolicy,
     pub io: IoMode,
+    /// With `fsync always`, write blocks with `O_DIRECT` + `RWF_DSYNC` (no `fdatasync`).
+    pub direct: DirectMode,
     /// A batch stops taking more submissions once its records reach this many bytes.
     pub max_batch_bytes: usize,
     /// Submissions that may wait for the writer; producers block beyond it.
@@ -66,6 +69,7 @@ impl LogConfig {
             min_compress_len: 256,
             fsync: FsyncPolicy::Always,
             io: IoMode::Auto,
+            direct: DirectMode::Auto,
             max_batch_bytes: 4 << 20,
             queue_depth: 16_384,
             preallocate_bytes: 1 << 20,

@@ -38,9 +38,10 @@ struct Flight {
 fn op(st: &Staged) -> Append<'_> {
     Append {
         fd: st.fd,
-        buf: &st.block,
-        offset: st.offset,
-        sync: st.sync,
+        buf: st.io_bytes(),
+        offset: st.io_offset(),
+        sync: st.io_fdatasync(),
+        dsync: st.io_dsync(),
     }
 }
 

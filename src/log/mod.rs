@@ -16,6 +16,7 @@ mod block_pool;
 pub mod checkpoint;
 pub mod clock;
 pub mod config;
+pub mod direct;
 pub mod error;
 #[cfg(feature = "failpoints")]
 pub mod failpoint;
@@ -43,6 +44,7 @@ pub fn shard_dir(table_dir: &std::path::Path, shard: u32) -> std::path::PathBuf 
     table_dir.join(format!("shard-{shard}"))
 }
 pub use config::{FsyncPolicy, LogConfig};
+pub use direct::DirectMode;
 pub use error::{CommitError, FormatError, LogError};
 pub use io::IoMode;
 pub use reader::{

@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::block::BlockDecoder;
+use super::direct::DirectTail;
 use super::error::{FormatError, LogError};
 use super::fsutil::{rename_noreplace, sync_dir, write_atomic};
 use super::index::SecondIndex;
@@ -51,6 +52,8 @@ pub struct ActiveSegment {
     /// The size the helper was last asked to extend the file to.
     pub ahead_asked: u64,
     pub index: SecondIndex,
+    /// The direct handle and tail page, when blocks go out with `O_DIRECT` (`direct.rs`).
+    pub direct: Option<DirectTail>,
 }
 
 impl ActiveSegment {
@@ -71,6 +74,7 @@ impl ActiveSegment {
             helper_file: None,
             ahead_asked: alloc_end,
             index: SecondIndex::new(),
+            direct: None,
         }
     }
 

@@ -108,6 +108,8 @@ pub struct LogStats {
     pub segments_sealed: AtomicU64,
     /// Blocks a net thread wrote through its own ring (`--commit inline`).
     pub net_blocks: AtomicU64,
+    /// Blocks written with `O_DIRECT` (and `RWF_DSYNC`), no `fdatasync` after them.
+    pub direct_blocks: AtomicU64,
     /// The last sequence written (and synced, with `fsync always`) and applied, and its
     /// commit time: what a reader beside the writer may rely on.
     pub durable_seq: AtomicU64,
@@ -129,6 +131,7 @@ pub struct StatsSnapshot {
     pub segment_rolls_inline: u64,
     pub segments_sealed: u64,
     pub net_blocks: u64,
+    pub direct_blocks: u64,
     pub sync_latency: crate::metrics::histogram::Snapshot,
 }
 
@@ -146,6 +149,7 @@ impl LogStats {
             segment_rolls_inline: get(&self.segment_rolls_inline),
             segments_sealed: get(&self.segments_sealed),
             net_blocks: get(&self.net_blocks),
+            direct_blocks: get(&self.direct_blocks),
             sync_latency: self.sync_latency.snapshot(),
         }
     }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use super::block::{BlockEncoder, MAX_BLOCK_PAYLOAD};
 use super::clock::{Clock, CommitClock};
 use super::config::{FsyncPolicy, LogConfig};
+use super::direct::{DirectMode, DirectTail};
 use super::error::{CommitError, LogError};
 use super::fsutil::{rename_noreplace, sync_dir};
 use super::io::{IoEngine, IoFailure};
@@ -46,6 +47,9 @@ pub(crate) struct WriterCore {
     pub(super) abandoned: bool,
     /// Prepares, extends and seals segments off the commit path.
     pub(super) helper: SegmentHelper,
+    /// Why blocks are not written direct though `direct` asks for it (the file system
+    /// refused); `None` while it may be tried.
+    pub(super) direct_refused: Option<String>,
 }
 
 impl WriterCore {
@@ -65,7 +69,7 @@ impl WriterCore {
             recovered.prepared,
             stats.clone(),
         );
-        Ok(WriterCore {
+        let mut core = WriterCore {
             engine,
             clock,
             commit_clock: CommitClock::starting_after(recovered.last_commit_us),
@@ -82,8 +86,32 @@ impl WriterCore {
             timer_armed: false,
             abandoned: false,
             helper,
+            direct_refused: None,
             config,
-        })
+        };
+        if let Some(mut seg) = core.active.take() {
+            core.arm_direct(&mut seg);
+            core.active = Some(seg);
+        }
+        Ok(core)
+    }
+
+    /// Gives the segment a direct handle when its blocks should go out with `O_DIRECT` +
+    /// `RWF_DSYNC` (`fsync always`, `direct` not off, the file system takes it).
+    pub(super) fn arm_direct(&mut self, seg: &mut ActiveSegment) {
+        if self.config.direct == DirectMode::Off
+            || self.config.fsync != FsyncPolicy::Always
+            || self.direct_refused.is_some()
+        {
+            return;
+        }
+        match DirectTail::open(&seg.path, &seg.file, seg.len) {
+            Ok(d) => seg.direct = Some(d),
+            Err(why) => {
+                tracing::warn!("the log writes buffered (pwrite + fdatasync): {why}");
+                self.direct_refused = Some(why);
+            }
+        }
     }
 
     /// A batch stops taking more submissions once its records reach this many bytes.
@@ -320,7 +348,7 @@ impl WriterCore {
         };
         // The prepared file has its segment name now (or is gone): the next can be made.
         self.helper.ask_prepare(false);
-        let seg = match made {
+        let mut seg = match made {
             Ok(seg) => seg,
             // The I/O engine itself failed: nothing more can be trusted to it.
             Err((e, true)) => return Err(self.poison(Arc::new(e))),
@@ -329,6 +357,7 @@ impl WriterCore {
                 return Err(CommitError::WriteFailed(Arc::new(e)));
             }
         };
+        self.arm_direct(&mut seg);
         self.active = Some(seg);
         self.stats.segments_created.fetch_add(1, Ordering::Relaxed);
         Ok(())

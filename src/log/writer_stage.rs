@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::config::FsyncPolicy;
+use super::direct::{align_up, AlignedBuf};
 use super::error::{CommitError, LogError};
 use super::io::IoFailure;
 use super::writer::Submission;
@@ -20,10 +21,15 @@ use super::writer_core::{preallocate, WriterCore};
 /// for its I/O. It owns the block's bytes, so asynchronous I/O can point at them.
 pub(crate) struct Staged {
     pub block: Vec<u8>,
-    /// The active segment's file (open as long as the writer leads nothing else).
+    /// With direct writes, what goes to the disk instead of `block`: the tail page, the block
+    /// and zeros to a page boundary, and the (aligned) offset they go at (`direct.rs`).
+    direct: Option<(AlignedBuf, u64)>,
+    /// The active segment's file, its direct handle for a direct write (open as long as the
+    /// writer leads nothing else).
     pub fd: RawFd,
+    /// Where the block goes: the log's end.
     pub offset: u64,
-    /// Sync with the write (`fsync always`).
+    /// The block is durable once its I/O completes (`fsync always`).
     pub sync: bool,
     /// A failure a failpoint injects instead of the I/O (only with `failpoints`).
     pub injected: Option<IoFailure>,
@@ -36,6 +42,28 @@ pub(crate) struct Staged {
 }
 
 impl Staged {
+    /// The bytes to write, at [`Staged::io_offset`].
+    pub fn io_bytes(&self) -> &[u8] {
+        match &self.direct {
+            Some((buf, _)) => buf.as_slice(),
+            None => &self.block,
+        }
+    }
+
+    pub fn io_offset(&self) -> u64 {
+        self.direct.as_ref().map_or(self.offset, |(_, at)| *at)
+    }
+
+    /// An `fdatasync` follows the write.
+    pub fn io_fdatasync(&self) -> bool {
+        self.sync && self.direct.is_none()
+    }
+
+    /// The write itself is `RWF_DSYNC`.
+    pub fn io_dsync(&self) -> bool {
+        self.sync && self.direct.is_some()
+    }
+
     /// The I/O must run through [`WriterCore::write_staged`] (a failpoint is armed).
     pub fn needs_blocking_io(&self) -> bool {
         self.injected.is_some()
@@ -75,9 +103,14 @@ impl WriterCore {
         let block = self.encoder.take_block();
         let offset = seg.len;
         let sync = self.config.fsync == FsyncPolicy::Always;
+        // A direct write also covers the zeros up to the next page boundary.
+        let room = match seg.direct {
+            Some(_) => align_up(offset + block.len() as u64) - offset,
+            None => block.len() as u64,
+        };
         if let Err(e) = preallocate(
             seg,
-            block.len() as u64,
+            room,
             self.config.preallocate_bytes,
             &self.helper,
             self.config.segment_max_bytes,
@@ -86,6 +119,26 @@ impl WriterCore {
             self.encoder.reuse(block);
             return Err(CommitError::WriteFailed(Arc::new(e)));
         }
+        let direct = match seg
+            .direct
+            .as_mut()
+            .map(|d| d.stage(&seg.file, offset, &block))
+        {
+            Some(Ok(staged)) => Some(staged),
+            Some(Err(e)) => {
+                tracing::warn!(
+                    "{}: cannot read the tail page back ({e}); this segment is written buffered",
+                    seg.path.display()
+                );
+                seg.direct = None;
+                None
+            }
+            None => None,
+        };
+        let fd = match (&direct, &seg.direct) {
+            (Some(_), Some(d)) => d.file.as_raw_fd(),
+            _ => seg.file.as_raw_fd(),
+        };
         #[cfg(feature = "failpoints")]
         let injected = super::failpoint::write_fault()
             .map(IoFailure::Write)
@@ -106,7 +159,8 @@ impl WriterCore {
         #[cfg(not(feature = "failpoints"))]
         let injected: Option<IoFailure> = None;
         Ok(Staged {
-            fd: seg.file.as_raw_fd(),
+            fd,
+            direct,
             block,
             offset,
             sync,
@@ -120,17 +174,45 @@ impl WriterCore {
     }
 
     /// The staged block's I/O with the writer's own (blocking) engine.
+    /// A direct write the file system refuses (`EINVAL`) is written buffered instead, and the
+    /// log writes buffered from then on.
     pub fn write_staged(&mut self, st: &mut Staged) -> Result<(), IoFailure> {
         let seg = self.active.as_ref().expect("a staged block has a segment");
-        match st.injected.take() {
+        let direct = seg.direct.as_ref().filter(|_| st.direct.is_some());
+        let outcome = match (st.injected.take(), direct) {
             // An injected sync failure still writes the block, as a real one would have.
-            Some(IoFailure::Sync(e)) => self
+            (Some(IoFailure::Sync(e)), _) => self
                 .engine
                 .append(&seg.file, &st.block, st.offset, false)
                 .and(Err(IoFailure::Sync(e))),
-            Some(f) => Err(f),
-            None => self.engine.append(&seg.file, &st.block, st.offset, st.sync),
+            (Some(f), _) => Err(f),
+            (None, Some(d)) => {
+                self.engine
+                    .append_direct(&d.file, st.io_bytes(), st.io_offset(), st.sync)
+            }
+            (None, None) => self.engine.append(&seg.file, &st.block, st.offset, st.sync),
+        };
+        match outcome {
+            Err(IoFailure::Write(e)) if st.direct.is_some() && is_einval(&e) => {
+                self.refuse_direct(st, &e);
+                let seg = self.active.as_ref().expect("a staged block has a segment");
+                self.engine.append(&seg.file, &st.block, st.offset, st.sync)
+            }
+            other => other,
         }
+    }
+
+    /// The file system refused a direct write: the staged block and the log go buffered.
+    fn refuse_direct(&mut self, st: &mut Staged, e: &std::io::Error) {
+        let seg = self.active.as_mut().expect("a staged block has a segment");
+        tracing::warn!(
+            "{}: direct write refused ({e}); the log writes buffered (pwrite + fdatasync)",
+            seg.path.display()
+        );
+        seg.direct = None;
+        st.direct = None;
+        st.fd = seg.file.as_raw_fd();
+        self.direct_refused = Some(e.to_string());
     }
 
     /// Takes the outcome of the staged block's I/O: its commit time once it is in the log.
@@ -143,6 +225,7 @@ impl WriterCore {
     ) -> Result<u64, CommitError> {
         let Staged {
             block,
+            direct,
             offset,
             sync,
             commit_us,
@@ -155,9 +238,27 @@ impl WriterCore {
         let block_len = block.len() as u64;
         self.encoder.reuse(block);
         let seg = self.active.as_mut().expect("a staged block has a segment");
+        let was_direct = direct.is_some();
+        let direct = match (direct, seg.direct.as_mut()) {
+            (Some((buf, start)), Some(d)) if outcome.is_ok() => Some((d, buf, start)),
+            (Some((buf, _)), Some(d)) => {
+                d.failed(buf);
+                None
+            }
+            _ => None,
+        };
         match outcome {
             Ok(()) => {}
             Err(IoFailure::Write(e)) => {
+                if was_direct && is_einval(&e) {
+                    // Refused on a net thread's ring: later blocks go buffered.
+                    tracing::warn!(
+                        "{}: direct write refused ({e}); the log writes buffered",
+                        seg.path.display()
+                    );
+                    seg.direct = None;
+                    self.direct_refused = Some(e.to_string());
+                }
                 let err = Arc::new(LogError::io(&seg.path, e));
                 // Cut off whatever part of the block reached the file, so the next block
                 // follows the last good one. If even that fails, the file can't be trusted.
@@ -175,6 +276,10 @@ impl WriterCore {
             }
         }
         seg.len += block_len;
+        if let Some((d, buf, start)) = direct {
+            d.landed(buf, start, seg.len);
+            self.stats.direct_blocks.fetch_add(1, Ordering::Relaxed);
+        }
         seg.index.note_block(commit_us, offset, first_seq);
         if sync {
             self.stats.syncs.fetch_add(1, Ordering::Relaxed);
@@ -202,6 +307,7 @@ impl WriterCore {
     /// Returns the error its producers get.
     pub fn abandon(&mut self, st: Staged) -> CommitError {
         std::mem::forget(st.block);
+        std::mem::forget(st.direct);
         self.abandoned = true;
         let path = self
             .active
@@ -214,4 +320,8 @@ impl WriterCore {
         ));
         self.poison(err)
     }
+}
+
+fn is_einval(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EINVAL)
 }

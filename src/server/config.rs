@@ -35,6 +35,24 @@ pub enum CommitChoice {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DirectChoice {
+    /// With --fsync always, blocks go out with O_DIRECT + RWF_DSYNC where the file system
+    /// takes it (one write, no fdatasync), else buffered.
+    Auto,
+    /// pwrite (or io_uring write) + fdatasync through the page cache.
+    Off,
+}
+
+impl From<DirectChoice> for crate::log::DirectMode {
+    fn from(c: DirectChoice) -> Self {
+        match c {
+            DirectChoice::Auto => crate::log::DirectMode::Auto,
+            DirectChoice::Off => crate::log::DirectMode::Off,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RecoveryChoice {
     /// Refuse to start on damage anywhere but a torn tail, naming file and offset.
     Strict,
@@ -96,6 +114,10 @@ pub struct ServeArgs {
     /// (pwrite + fdatasync).
     #[arg(long, env = "REWIND_LOG_IO", value_enum)]
     pub log_io: Option<LogIoChoice>,
+    /// Direct log writes with --fsync always: auto (O_DIRECT + RWF_DSYNC where the file
+    /// system takes it) or off (buffered write + fdatasync).
+    #[arg(long, env = "REWIND_LOG_DIRECT", value_enum, default_value = "auto")]
+    pub log_direct: DirectChoice,
     /// Threads serving connections (default: half the cores, at least one; the rest is left
     /// to the shard log writers and, on a load-test box, the clients).
     #[arg(long, env = "REWIND_NET_THREADS", value_parser = clap::value_parser!(u32).range(1..=256))]

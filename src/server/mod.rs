@@ -116,6 +116,7 @@ pub fn serve(args: ServeArgs) -> Result<(), ServerError> {
         shards: args.shards(),
         fsync: args.fsync.into(),
         io: log_io,
+        direct: args.log_direct.into(),
         zstd_level: args.zstd_level,
         segment_max_bytes: args.segment_mib << 20,
         tolerant: args.recovery == RecoveryChoice::Tolerant,

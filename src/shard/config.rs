@@ -1,6 +1,6 @@
 //! Engine settings shared by every table.
 
-use crate::log::{FsyncPolicy, IoMode};
+use crate::log::{DirectMode, FsyncPolicy, IoMode};
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -8,6 +8,8 @@ pub struct EngineConfig {
     pub shards: u32,
     pub fsync: FsyncPolicy,
     pub io: IoMode,
+    /// `O_DIRECT` + `RWF_DSYNC` log writes with `fsync always`.
+    pub direct: DirectMode,
     pub zstd_level: i32,
     pub segment_max_bytes: u64,
     /// Start despite damaged log blocks, skipping them and reporting what was lost.
@@ -26,6 +28,7 @@ impl Default for EngineConfig {
                 .unwrap_or(1),
             fsync: FsyncPolicy::Always,
             io: IoMode::Auto,
+            direct: DirectMode::Auto,
             zstd_level: 1,
             segment_max_bytes: 64 << 20,
             tolerant: false,

@@ -300,6 +300,7 @@ impl Db {
                 sum.stored_bytes += st.stored_bytes;
                 sum.segments_created += st.segments_created;
                 sum.net_blocks += st.net_blocks;
+                sum.direct_blocks += st.direct_blocks;
                 sum.sync_latency.add(&st.sync_latency);
             }
         }

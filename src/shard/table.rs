@@ -176,6 +176,7 @@ fn open_shard(
     let mut lc = LogConfig::new(&dir, meta.id, shard);
     lc.fsync = cfg.fsync;
     lc.io = cfg.io;
+    lc.direct = cfg.direct;
     lc.zstd_level = cfg.zstd_level;
     lc.segment_max_bytes = cfg.segment_max_bytes;
     lc.tolerant = cfg.tolerant;

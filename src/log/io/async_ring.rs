@@ -24,12 +24,14 @@ pub const MAX_APPENDS: usize = (RING_ENTRIES / 2) as usize;
 /// Longest single write entry, as in the blocking engine.
 const MAX_WRITE: usize = 1 << 30;
 
-/// All of `buf` written at `offset` of `fd`, then, with `sync`, the file `fdatasync`ed.
+/// All of `buf` written at `offset` of `fd`, then, with `sync`, the file `fdatasync`ed;
+/// with `dsync`, the write is `RWF_DSYNC` (a direct write, durable when it completes).
 pub struct Append<'a> {
     pub fd: RawFd,
     pub buf: &'a [u8],
     pub offset: u64,
     pub sync: bool,
+    pub dsync: bool,
 }
 
 pub struct AsyncRing {
@@ -97,6 +99,7 @@ impl AsyncRing {
         let link_sync = op.sync && chunk.len() == rest.len();
         let mut write = opcode::Write::new(types::Fd(op.fd), chunk.as_ptr(), chunk.len() as u32)
             .offset(op.offset + p.done as u64)
+            .rw_flags(if op.dsync { libc::RWF_DSYNC } else { 0 })
             .build()
             .user_data((slot as u64) << 1);
         if link_sync {
@@ -187,7 +190,8 @@ impl AsyncRing {
 pub fn settle(op: &Append<'_>, p: &mut Progress) -> bool {
     let n = match p.write {
         Some(n) if n < 0 => {
-            p.result = Some(Err(IoFailure::Write(io::Error::from_raw_os_error(-n))));
+            let e = io::Error::from_raw_os_error(-n);
+            p.result = Some(Err(super::direct_failure(e, op.dsync)));
             return false;
         }
         Some(0) => {

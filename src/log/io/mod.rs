@@ -60,9 +60,30 @@ pub trait IoEngine: Send {
     /// Writes all of `buf` at `offset`; with `sync`, then `fdatasync`s the file.
     fn append(&mut self, file: &File, buf: &[u8], offset: u64, sync: bool)
         -> Result<(), IoFailure>;
+    /// Writes all of the page-aligned `buf` at the page-aligned `offset` of `file`, an
+    /// `O_DIRECT` handle; with `dsync`, as `RWF_DSYNC` (durable once it returns: no
+    /// `fdatasync` follows). `EINVAL` (the file system refuses the alignment) is a write
+    /// failure; any other failure of a `dsync` write is a sync failure, since what reached
+    /// the disk is unknown.
+    fn append_direct(
+        &mut self,
+        file: &File,
+        buf: &[u8],
+        offset: u64,
+        dsync: bool,
+    ) -> Result<(), IoFailure>;
     fn sync_data(&mut self, file: &File) -> io::Result<()>;
     /// `"uring"` or `"std"`, for logs and `INFO`.
     fn name(&self) -> &'static str;
+}
+
+/// Sorts a direct write's error into the half that failed (see [`IoEngine::append_direct`]).
+pub(crate) fn direct_failure(e: io::Error, dsync: bool) -> IoFailure {
+    if dsync && e.raw_os_error() != Some(libc::EINVAL) {
+        IoFailure::Sync(e)
+    } else {
+        IoFailure::Write(e)
+    }
 }
 
 /// Sets up the engine for `mode`.

@@ -1,4 +1,5 @@
-//! The portable engine: `pwrite` (looping over short writes) and `fdatasync`.
+//! The portable engine: `pwrite` (looping over short writes) and `fdatasync`; direct writes
+//! with `pwritev2` (`RWF_DSYNC`).
 
 use std::fs::File;
 use std::io;
@@ -22,6 +23,17 @@ impl IoEngine for StdEngine {
             file.sync_data().map_err(IoFailure::Sync)?;
         }
         Ok(())
+    }
+
+    fn append_direct(
+        &mut self,
+        file: &File,
+        buf: &[u8],
+        offset: u64,
+        dsync: bool,
+    ) -> Result<(), IoFailure> {
+        crate::log::direct::pwrite_direct(file, buf, offset, dsync)
+            .map_err(|e| super::direct_failure(e, dsync))
     }
 
     fn sync_data(&mut self, file: &File) -> io::Result<()> {

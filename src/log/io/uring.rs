@@ -1,6 +1,7 @@
 //! The io_uring engine: a private ring per writer thread. A batch's write and its
 //! `fdatasync` go in as two linked entries, so the kernel runs the sync only after the whole
-//! write succeeded, and both cost one `io_uring_enter`.
+//! write succeeded, and both cost one `io_uring_enter`. A direct write (`O_DIRECT`,
+//! `RWF_DSYNC`) is one entry with no sync after it.
 
 use std::fs::File;
 use std::io;
@@ -151,6 +152,38 @@ impl IoEngine for UringEngine {
         }
         if sync && !synced {
             self.sync_data(file).map_err(IoFailure::Sync)?;
+        }
+        Ok(())
+    }
+
+    fn append_direct(
+        &mut self,
+        file: &File,
+        buf: &[u8],
+        offset: u64,
+        dsync: bool,
+    ) -> Result<(), IoFailure> {
+        if let Some(e) = self.broken_error() {
+            return Err(IoFailure::Broken(e));
+        }
+        let fd = types::Fd(file.as_raw_fd());
+        let flags = if dsync { libc::RWF_DSYNC } else { 0 };
+        let mut done = 0usize;
+        while done < buf.len() {
+            let chunk = &buf[done..(done + MAX_WRITE).min(buf.len())];
+            let entry = opcode::Write::new(fd, chunk.as_ptr(), chunk.len() as u32)
+                .offset(offset + done as u64)
+                .rw_flags(flags)
+                .build()
+                .user_data(WRITE);
+            self.push(entry);
+            let (w, _) = self.run(1).map_err(IoFailure::Broken)?;
+            let n = check(w).map_err(|e| super::direct_failure(e, dsync))?;
+            if n == 0 {
+                let e = io::Error::new(io::ErrorKind::WriteZero, "write returned 0");
+                return Err(IoFailure::Write(e));
+            }
+            done += n;
         }
         Ok(())
     }
