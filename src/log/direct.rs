@@ -224,7 +224,7 @@ fn check_alignment(file: &File, path: &Path) -> Result<(), String> {
             path.display()
         ));
     }
-    if DIRECT_ALIGN % mem != 0 || DIRECT_ALIGN % off != 0 {
+    if !DIRECT_ALIGN.is_multiple_of(mem) || !DIRECT_ALIGN.is_multiple_of(off) {
         return Err(format!(
             "{}: direct I/O needs {mem}-byte buffers at {off}-byte offsets, more than {DIRECT_ALIGN}",
             path.display()
