@@ -16,9 +16,11 @@ use std::time::Duration;
 pub use resp::{Client, Value};
 
 /// The I/O paths server tests run on: `uring` (io_uring sockets and logs), `epoll` (epoll
-/// sockets, pwrite logs; what `--io auto` picks), `mixed` (epoll sockets, io_uring logs:
-/// `--io auto --log-io uring`) and `inline` (epoll sockets, each net thread writing and
-/// syncing the log itself through its own io_uring ring: `--commit inline`).
+/// sockets, pwrite logs; what `--io auto` picks), `mixed` (epoll sockets, buffered io_uring
+/// logs, write linked to `fdatasync`: `--io auto --log-io uring --log-direct off`) and
+/// `inline` (epoll sockets, each net thread writing and syncing the log itself through its
+/// own io_uring ring: `--commit inline`). With `--fsync always` (the default) every mode but
+/// `mixed` writes blocks direct (`O_DIRECT` + `RWF_DSYNC`).
 pub const IO_MODES: [&str; 4] = ["uring", "epoll", "mixed", "inline"];
 
 pub struct Server {
@@ -56,7 +58,7 @@ pub fn try_start_env(
 ) -> Result<Server, String> {
     let mut args = vec!["--listen", "127.0.0.1:0"];
     match io {
-        "mixed" => args.extend(["--io", "auto", "--log-io", "uring"]),
+        "mixed" => args.extend(["--io", "auto", "--log-io", "uring", "--log-direct", "off"]),
         "inline" => args.extend(["--io", "auto", "--commit", "inline"]),
         io => args.extend(["--io", io]),
     }
