@@ -197,9 +197,10 @@ impl Local {
                         st,
                         prog: Progress::default(),
                     };
-                    // SAFETY: the block's bytes stay in `f.st.block` (a heap buffer that
-                    // does not move with `f`) until its completions are reaped: `land` and
-                    // `Uninstall` only take it after that, `abandon` leaks it.
+                    // SAFETY: the bytes written stay in `f.st` (`block`, or with a direct
+                    // write its aligned buffer: heap buffers that do not move with `f`) until
+                    // its completions are reaped: `land` and `Uninstall` only take them after
+                    // that, `abandon` leaks them.
                     unsafe { ring.push(slot, &op(&f.st), &mut f.prog) };
                     self.flights[slot] = Some(f);
                     if let Err(e) = ring.submit() {
@@ -293,7 +294,9 @@ impl Local {
                     let e = core.abandon(st);
                     core.settle(&mut batch, Err(e));
                 }
-                None => std::mem::forget(st.block),
+                // The kernel may still read the block's buffers (the direct one too): leak
+                // all of it.
+                None => std::mem::forget(st),
             };
         }
     }

@@ -97,10 +97,13 @@ impl WriterCore {
     }
 
     /// Gives the segment a direct handle when its blocks should go out with `O_DIRECT` +
-    /// `RWF_DSYNC` (`fsync always`, `direct` not off, the file system takes it).
+    /// `RWF_DSYNC` (`fsync always`, `direct` not off, segments preallocated, the file system
+    /// takes it).
     pub(super) fn arm_direct(&mut self, seg: &mut ActiveSegment) {
+        // Without preallocation the padding would grow the file: direct writes need it.
         if self.config.direct == DirectMode::Off
             || self.config.fsync != FsyncPolicy::Always
+            || self.config.preallocate_bytes == 0
             || self.direct_refused.is_some()
         {
             return;

@@ -13,7 +13,7 @@ use std::time::Instant;
 use super::config::FsyncPolicy;
 use super::direct::{align_up, AlignedBuf};
 use super::error::{CommitError, LogError};
-use super::io::IoFailure;
+use super::io::{refuses_direct, IoFailure};
 use super::writer::Submission;
 use super::writer_core::{preallocate, WriterCore};
 
@@ -193,7 +193,7 @@ impl WriterCore {
             (None, None) => self.engine.append(&seg.file, &st.block, st.offset, st.sync),
         };
         match outcome {
-            Err(IoFailure::Write(e)) if st.direct.is_some() && is_einval(&e) => {
+            Err(IoFailure::Write(e)) if st.direct.is_some() && refuses_direct(&e) => {
                 self.refuse_direct(st, &e);
                 let seg = self.active.as_ref().expect("a staged block has a segment");
                 self.engine.append(&seg.file, &st.block, st.offset, st.sync)
@@ -250,7 +250,7 @@ impl WriterCore {
         match outcome {
             Ok(()) => {}
             Err(IoFailure::Write(e)) => {
-                if was_direct && is_einval(&e) {
+                if was_direct && refuses_direct(&e) {
                     // Refused on a net thread's ring: later blocks go buffered.
                     tracing::warn!(
                         "{}: direct write refused ({e}); the log writes buffered",
@@ -320,8 +320,4 @@ impl WriterCore {
         ));
         self.poison(err)
     }
-}
-
-fn is_einval(e: &std::io::Error) -> bool {
-    e.raw_os_error() == Some(libc::EINVAL)
 }

@@ -5,7 +5,8 @@ Every file's bytes exist twice: what processes see (live) and what a power cut w
 (durable). A file's live bytes become durable when it is fsynced or fdatasynced (an O_DSYNC
 or RWF_DSYNC write reaches the file system as a write and then an fsync); a directory's
 entries (creates, renames, unlinks, mkdirs) become durable when the directory itself is
-fsynced. Nothing else is durable: not a rename nobody synced, not a new file's name before
+fsynced. A handle opened O_DIRECT takes only 4 KiB-aligned writes (else EINVAL), as a disk
+would. Nothing else is durable: not a rename nobody synced, not a new file's name before
 its directory is synced, not data written and never synced. No kernel page cache writes
 back later either: FUSE without writeback caching hands every write to this process at once.
 
@@ -24,6 +25,9 @@ import threading
 import time
 
 from fuse import FUSE, FuseOSError, Operations  # fusepy
+
+
+ALIGN = 4096
 
 
 class Node:
@@ -47,6 +51,8 @@ class VolatileFs(Operations):
         self.nodes = {}
         self.next_ino = 2
         self.fhs = {}
+        # Handles opened O_DIRECT: their writes must be 4 KiB aligned, as on a disk.
+        self.direct = set()
         self.next_fh = 1
         if state_path and os.path.exists(state_path):
             with open(state_path, "rb") as f:
@@ -106,10 +112,12 @@ class VolatileFs(Operations):
         self.nodes[n.ino] = n
         return n
 
-    def new_fh(self, ino):
+    def new_fh(self, ino, flags=0):
         fh = self.next_fh
         self.next_fh += 1
         self.fhs[fh] = ino
+        if flags & os.O_DIRECT:
+            self.direct.add(fh)
         return fh
 
     # -- operations --------------------------------------------------------------------------
@@ -167,7 +175,7 @@ class VolatileFs(Operations):
             n = self.resolve(path)
             if flags & os.O_TRUNC:
                 n.live = bytearray()
-            return self.new_fh(n.ino)
+            return self.new_fh(n.ino, flags)
 
     def opendir(self, path):
         with self.mu:
@@ -180,6 +188,7 @@ class VolatileFs(Operations):
     def release(self, path, fh):
         with self.mu:
             self.fhs.pop(fh, None)
+            self.direct.discard(fh)
 
     def read(self, path, size, offset, fh):
         with self.mu:
@@ -187,6 +196,8 @@ class VolatileFs(Operations):
 
     def write(self, path, data, offset, fh):
         with self.mu:
+            if fh in self.direct and (offset % ALIGN or len(data) % ALIGN):
+                raise FuseOSError(errno.EINVAL)
             n = self.node_of(path, fh)
             end = offset + len(data)
             if len(n.live) < end:

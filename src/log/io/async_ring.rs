@@ -208,6 +208,14 @@ pub fn settle(op: &Append<'_>, p: &mut Progress) -> bool {
         }
     };
     p.done += n;
+    if op.dsync && p.done < op.buf.len() && !p.done.is_multiple_of(crate::log::direct::DIRECT_ALIGN)
+    {
+        // A direct write cut short off a page boundary: the rest cannot follow aligned.
+        p.result = Some(Err(IoFailure::Write(
+            crate::log::direct::short_direct_write(),
+        )));
+        return false;
+    }
     if let Some(s) = p.sync {
         if s < 0 && !(s == -libc::ECANCELED && p.done < op.buf.len()) {
             p.result = Some(Err(IoFailure::Sync(io::Error::from_raw_os_error(-s))));

@@ -62,7 +62,8 @@ pub trait IoEngine: Send {
         -> Result<(), IoFailure>;
     /// Writes all of the page-aligned `buf` at the page-aligned `offset` of `file`, an
     /// `O_DIRECT` handle; with `dsync`, as `RWF_DSYNC` (durable once it returns: no
-    /// `fdatasync` follows). `EINVAL` (the file system refuses the alignment) is a write
+    /// `fdatasync` follows). A refusal before any I/O (`EINVAL`, `EOPNOTSUPP`, `ENOSYS`,
+    /// `ENOSPC`, `EDQUOT`, or a short write that left the rest unaligned) is a write
     /// failure; any other failure of a `dsync` write is a sync failure, since what reached
     /// the disk is unknown.
     fn append_direct(
@@ -77,13 +78,28 @@ pub trait IoEngine: Send {
     fn name(&self) -> &'static str;
 }
 
-/// Sorts a direct write's error into the half that failed (see [`IoEngine::append_direct`]).
+/// Sorts a direct write's error into the half that failed (see [`IoEngine::append_direct`]):
+/// errors raised before anything is written (the kernel or file system refuses the write,
+/// a full disk, no space in a quota) are write failures, the block is cut off and the log
+/// goes on; anything else from a `dsync` write may have lost data and is a sync failure.
 pub(crate) fn direct_failure(e: io::Error, dsync: bool) -> IoFailure {
-    if dsync && e.raw_os_error() != Some(libc::EINVAL) {
+    let before_io = matches!(
+        e.raw_os_error(),
+        Some(libc::EINVAL | libc::EOPNOTSUPP | libc::ENOSYS | libc::ENOSPC | libc::EDQUOT)
+    ) || e.kind() == io::ErrorKind::WriteZero;
+    if dsync && !before_io {
         IoFailure::Sync(e)
     } else {
         IoFailure::Write(e)
     }
+}
+
+/// The file system refuses direct writes (not merely this one): the log goes buffered.
+pub(crate) fn refuses_direct(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINVAL | libc::EOPNOTSUPP | libc::ENOSYS)
+    )
 }
 
 /// Sets up the engine for `mode`.

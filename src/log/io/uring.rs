@@ -10,6 +10,7 @@ use std::os::fd::AsRawFd;
 use io_uring::{opcode, squeue, types, IoUring};
 
 use super::{IoEngine, IoFailure};
+use crate::log::direct::{short_direct_write, DIRECT_ALIGN};
 
 const RING_ENTRIES: u32 = 8;
 const WRITE: u64 = 1;
@@ -179,11 +180,10 @@ impl IoEngine for UringEngine {
             self.push(entry);
             let (w, _) = self.run(1).map_err(IoFailure::Broken)?;
             let n = check(w).map_err(|e| super::direct_failure(e, dsync))?;
-            if n == 0 {
-                let e = io::Error::new(io::ErrorKind::WriteZero, "write returned 0");
-                return Err(IoFailure::Write(e));
-            }
             done += n;
+            if done < buf.len() && (n == 0 || !done.is_multiple_of(DIRECT_ALIGN)) {
+                return Err(IoFailure::Write(short_direct_write()));
+            }
         }
         Ok(())
     }
