@@ -223,3 +223,48 @@ fn oversized_submission_is_refused_not_written() {
     ));
     assert_eq!(log.append(vec![put(1)]).unwrap().first_seq, 1);
 }
+
+/// Blocks go out direct only with `fsync always` and `direct` on, and a log written direct
+/// reads back whole across a reopen that continues mid-page, mixed with blocks written
+/// buffered (the same bytes either way), over segment rolls.
+#[test]
+fn direct_writes_only_where_asked_and_read_back_across_reopen_and_rolls() {
+    let cases = [
+        (FsyncPolicy::Always, DirectMode::Auto, true),
+        (FsyncPolicy::Always, DirectMode::Off, false),
+        (FsyncPolicy::EverySec, DirectMode::Auto, false),
+    ];
+    for io in io_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(T0);
+        let mut n = 0u64;
+        // Every setting in turn on the same log, twice, so each continues the others' tail.
+        for (round, &(fsync, direct, want_direct)) in cases.iter().chain(cases.iter()).enumerate() {
+            let mut c = config(dir.path(), io);
+            c.fsync = fsync;
+            c.direct = direct;
+            c.segment_max_bytes = 8192;
+            let (log, report) = open(&c, &clock);
+            assert_eq!(report.next_seq, n + 1, "round {round}");
+            for _ in 0..40 {
+                clock.advance(1000);
+                log.append(vec![put(n)]).unwrap();
+                n += 1;
+            }
+            let s = log.stats();
+            assert_eq!(
+                s.direct_blocks > 0,
+                want_direct,
+                "io {io:?} round {round}: {} of {} blocks direct",
+                s.direct_blocks,
+                s.blocks
+            );
+            if want_direct {
+                assert_eq!(s.direct_blocks, s.blocks, "io {io:?} round {round}");
+            }
+            log.close();
+            assert_holds_puts(dir.path(), n);
+        }
+        assert!(segment_paths(dir.path()).len() > 3, "io {io:?}: no rolls");
+    }
+}
