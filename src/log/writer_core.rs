@@ -100,12 +100,17 @@ impl WriterCore {
     /// `RWF_DSYNC` (`fsync always`, `direct` not off, segments preallocated, the file system
     /// takes it).
     pub(super) fn arm_direct(&mut self, seg: &mut ActiveSegment) {
-        // Without preallocation the padding would grow the file: direct writes need it.
         if self.config.direct == DirectMode::Off
             || self.config.fsync != FsyncPolicy::Always
-            || self.config.preallocate_bytes == 0
             || self.direct_refused.is_some()
         {
+            return;
+        }
+        // Without preallocation the padding would grow the file: direct writes need it.
+        if self.config.preallocate_bytes == 0 {
+            let why = "segments are not preallocated".to_string();
+            tracing::warn!("the log writes buffered (pwrite + fdatasync): {why}");
+            self.direct_refused = Some(why);
             return;
         }
         match DirectTail::open(&seg.path, &seg.file, seg.len) {

@@ -79,9 +79,13 @@ pub trait IoEngine: Send {
 }
 
 /// Sorts a direct write's error into the half that failed (see [`IoEngine::append_direct`]):
-/// errors raised before anything is written (the kernel or file system refuses the write,
-/// a full disk, no space in a quota) are write failures, the block is cut off and the log
-/// goes on; anything else from a `dsync` write may have lost data and is a sync failure.
+/// a refusal (the kernel or file system will not take the write), a full disk or quota, and
+/// a short write are write failures: the block is cut off and the log goes on, since every
+/// earlier block was durable before it was acknowledged and this write only rewrote their
+/// tail page with the same bytes. The failed block itself may have reached the disk (a thin
+/// device can report ENOSPC from the flush), so, as with a failed buffered write, a power cut
+/// before the next block can bring back a block whose writers were told it failed. Anything
+/// else from a `dsync` write may have lost data and is a sync failure.
 pub(crate) fn direct_failure(e: io::Error, dsync: bool) -> IoFailure {
     let before_io = matches!(
         e.raw_os_error(),
