@@ -8,7 +8,7 @@ table with `PITR.RESTORE ... LATEST SYNC` and Redis is restarted and timed until
 PING (it refuses with LOADING until the AOF is in).
 
 Usage: loadgen/scripts/restore_vs_aof.py [--writes 10000000] [--keys 10000000]
-       [--value-size 100] [--values random|constant] [--shards 1,2]
+       [--value-size 100] [--values random|constant] [--shards 1,2] [--bin PATH]
 """
 import argparse, os, random, re, shutil, signal, socket, subprocess, sys, tempfile, time
 
@@ -65,10 +65,9 @@ def pipe(port, path):
     return time.time() - t
 
 
-def rewind_run(path, shards, writes, logical):
+def rewind_run(path, shards, writes, logical, rw):
     d = tempfile.mkdtemp(prefix="rw-restore-")
     port = free_port()
-    rw = os.path.join(ROOT, "target", "release", "rewind")
     p = subprocess.Popen([rw, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", d,
                           "--shards", str(shards), "--fsync", "never"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -118,15 +117,20 @@ def main():
     ap.add_argument("--value-size", type=int, default=100)
     ap.add_argument("--values", choices=["random", "constant"], default="random")
     ap.add_argument("--shards", default="1,2")
+    ap.add_argument("--bin", help="the rewind binary to run (default: build and run "
+                    "target/release/rewind)")
     args = ap.parse_args()
-    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "rewind"], cwd=ROOT, check=True)
+    rw = args.bin
+    if not rw:
+        subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "rewind"], cwd=ROOT, check=True)
+        rw = os.path.join(ROOT, "target", "release", "rewind")
     work = tempfile.mkdtemp(prefix="restore-bench-")
     path = os.path.join(work, "writes.resp")
     t = time.time()
     logical = generate(path, args.writes, args.keys, args.value_size, args.values)
     print(f"generated {args.writes} writes ({logical / 1e6:.0f} MB logical, {args.values} values) "
           f"in {time.time() - t:.1f} s", file=sys.stderr)
-    rows = [rewind_run(path, int(s), args.writes, logical) for s in args.shards.split(",")]
+    rows = [rewind_run(path, int(s), args.writes, logical, rw) for s in args.shards.split(",")]
     rows.append(redis_run(path))
     shutil.rmtree(work, ignore_errors=True)
     print(f"{args.writes:,} SETs, {args.value_size}-byte {args.values} values, keys drawn from "

@@ -7,6 +7,7 @@
 
 use std::path::Path;
 
+use crate::log::record::RecordBatch;
 use crate::log::{
     checkpoint, scan_shard_with, segment, LogError, RecordRef, ScanOptions, ScanProgress, ScanRange,
 };
@@ -88,11 +89,13 @@ pub fn replay(
     replay_parts(dir, table_id, shard, plan, progress, 1)
 }
 
-/// [`replay`] on `parts` threads: each reads the whole checkpoint and log (checksums and
-/// decompression are repeated, a small share of the work) and applies only the records of its
-/// own slice of the map's stripes ([`KvMap::part_of`]), so the inserts, the largest share,
-/// run on every thread at once and each key still sees its records in log order. Progress is
-/// reported by the first thread, which reads everything.
+/// [`replay`] on `parts` threads. One thread reads the checkpoint and the log once
+/// (checksums, decompression, record parsing) and applies the records of its own share of the
+/// map's lock stripes; the records of every other stripe go, in log order, in batches to the
+/// thread that owns that stripe, which applies them. So each key still sees its records in
+/// log order, no two threads meet on a stripe's lock, the decoding is done once, and the
+/// inserts, the largest share, run on every thread. The reader's share is smaller than the
+/// others', since it also decodes and routes. Progress is reported by the reader.
 pub fn replay_parts(
     dir: &Path,
     table_id: u64,
@@ -104,53 +107,40 @@ pub fn replay_parts(
     // Size the map for the records the log holds (about 64 stored bytes or more each), so a
     // large restore does not rehash as it grows; capped to bound what a guess can waste.
     let map = with_capacity(((plan.bytes / 64) as usize).min(MAX_PRESIZE));
-    let parts = parts.max(1);
-    let run = |part: usize, progress: Option<&ScanProgress>| -> Result<(), LogError> {
-        let filter = plan.filter.as_ref();
-        let mine = |k: &[u8]| {
-            (parts == 1 || map.part_of(k, parts) == part) && filter.is_none_or(|g| g.matches(k))
-        };
-        if let Some(path) = &plan.checkpoint {
-            checkpoint::read(path, table_id, shard, |k, v| {
-                if mine(k) {
-                    apply_ref(&map, RecordRef::Put { key: k, value: v });
-                }
-            })?;
-        }
-        let range = ScanRange {
-            from_seq: plan.from_seq,
-            until_us: plan.until_us,
-            until_seq: plan.until_seq,
-        };
-        let opts = ScanOptions {
-            tolerant: false,
-            progress,
-        };
-        scan_shard_with(dir, table_id, shard, range, opts, |_, _, r| {
-            #[cfg(feature = "failpoints")]
-            crate::log::failpoint::restore_delay();
-            #[cfg(feature = "failpoints")]
-            if crate::log::failpoint::restore_panic() {
-                panic!("injected restore panic (failpoint restore_panic)");
-            }
-            if mine(r.key()) {
-                apply_ref(&map, r);
-            }
-        })?;
-        Ok(())
-    };
-    if parts == 1 {
-        run(0, Some(progress))?;
+    let appliers = parts.max(1) - 1;
+    if appliers == 0 {
+        read_routed(&map, dir, table_id, shard, plan, progress, &mut [])?;
         return Ok(map);
     }
-    let results: Vec<Result<(), LogError>> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..parts)
-            .map(|part| {
-                let run = &run;
-                s.spawn(move || run(part, (part == 0).then_some(progress)))
+    let (txs, rxs): (Vec<_>, Vec<_>) = (0..appliers)
+        .map(|_| crossbeam_channel::bounded::<RecordBatch>(ROUTE_QUEUE))
+        .unzip();
+    let (read, applied) = std::thread::scope(|s| {
+        let workers: Vec<_> = rxs
+            .into_iter()
+            .map(|rx| {
+                let map = &map;
+                s.spawn(move || -> Result<(), LogError> {
+                    for batch in rx {
+                        for r in batch.iter() {
+                            let r = r.map_err(|e| LogError::Panicked(format!("restore: {e}")))?;
+                            apply_ref(map, r);
+                        }
+                    }
+                    Ok(())
+                })
             })
             .collect();
-        workers
+        let mut routes: Vec<Route> = txs
+            .into_iter()
+            .map(|tx| Route {
+                tx,
+                batch: RecordBatch::new(),
+            })
+            .collect();
+        let read = read_routed(&map, dir, table_id, shard, plan, progress, &mut routes);
+        drop(routes);
+        let applied: Vec<Result<(), LogError>> = workers
             .into_iter()
             .map(|w| {
                 w.join().unwrap_or_else(|p| {
@@ -158,12 +148,113 @@ pub fn replay_parts(
                     Err(LogError::Panicked(format!("restore: {why}")))
                 })
             })
-            .collect()
+            .collect();
+        (read, applied)
     });
-    for r in results {
+    // An applier's own failure explains a reader that found it gone.
+    for r in applied {
         r?;
     }
+    read?;
     Ok(map)
+}
+
+/// Routed records wait in batches of about this many bytes...
+const ROUTE_BATCH_BYTES: usize = 256 << 10;
+/// ...and at most this many batches wait per applier (bounding memory to a few MiB).
+const ROUTE_QUEUE: usize = 8;
+/// Of every 100 stripes, this many are the reader's own (it also decodes and routes).
+const READER_STRIPES_PCT: usize = 35;
+
+/// Where one applier's records go.
+struct Route {
+    tx: crossbeam_channel::Sender<RecordBatch>,
+    batch: RecordBatch,
+}
+
+impl Route {
+    fn send(&mut self) -> Result<(), LogError> {
+        let batch = std::mem::take(&mut self.batch);
+        self.tx
+            .send(batch)
+            .map_err(|_| LogError::Panicked("restore: an applier thread stopped".into()))
+    }
+}
+
+/// Reads the plan's checkpoint and log once, applying the reader's own stripes and routing
+/// the rest (with no routes, applies everything).
+fn read_routed(
+    map: &KvMap,
+    dir: &Path,
+    table_id: u64,
+    shard: u32,
+    plan: &ShardPlan,
+    progress: &ScanProgress,
+    routes: &mut [Route],
+) -> Result<(), LogError> {
+    let filter = plan.filter.as_ref();
+    let n = routes.len();
+    // Which applier takes `key` (`None`: the reader itself).
+    let owner = |key: &[u8]| -> Option<usize> {
+        if n == 0 {
+            return None;
+        }
+        let stripe = map.stripe_of(key);
+        (stripe % 100 >= READER_STRIPES_PCT).then_some(stripe % n)
+    };
+    let mut failed: Option<LogError> = None;
+    let mut take = |r: RecordRef<'_>, failed: &mut Option<LogError>| {
+        if failed.is_some() || filter.is_some_and(|g| !g.matches(r.key())) {
+            return;
+        }
+        match owner(r.key()) {
+            None => {
+                apply_ref(map, r);
+            }
+            Some(i) => {
+                let route = &mut routes[i];
+                match r {
+                    RecordRef::Put { key, value } => route.batch.put(key, value),
+                    RecordRef::Delete { key } => route.batch.delete(key),
+                }
+                if route.batch.bytes().len() >= ROUTE_BATCH_BYTES {
+                    if let Err(e) = route.send() {
+                        *failed = Some(e);
+                    }
+                }
+            }
+        }
+    };
+    if let Some(path) = &plan.checkpoint {
+        checkpoint::read(path, table_id, shard, |k, v| {
+            take(RecordRef::Put { key: k, value: v }, &mut failed)
+        })?;
+    }
+    let range = ScanRange {
+        from_seq: plan.from_seq,
+        until_us: plan.until_us,
+        until_seq: plan.until_seq,
+    };
+    let opts = ScanOptions {
+        tolerant: false,
+        progress: Some(progress),
+    };
+    scan_shard_with(dir, table_id, shard, range, opts, |_, _, r| {
+        #[cfg(feature = "failpoints")]
+        crate::log::failpoint::restore_delay();
+        #[cfg(feature = "failpoints")]
+        if crate::log::failpoint::restore_panic() {
+            panic!("injected restore panic (failpoint restore_panic)");
+        }
+        take(r, &mut failed)
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    for route in routes.iter_mut().filter(|r| !r.batch.is_empty()) {
+        route.send()?;
+    }
+    Ok(())
 }
 
 /// A segment's creation time and file size, from its header.
