@@ -289,6 +289,78 @@ mod tests {
         out
     }
 
+    /// A base checkpoint overwritten and deleted by the log after it, with and without a
+    /// MATCH filter: routed to every number of appliers, it gives what applying the
+    /// checkpoint and then the log in order on one map gives.
+    #[test]
+    fn routed_parts_apply_checkpoint_then_log_in_order_with_a_filter() {
+        let dir = tempfile::tempdir().unwrap();
+        let header = CheckpointHeader {
+            table_id: 1,
+            shard: 0,
+            start_seq: 0,
+            end_seq: 0,
+            end_us: 1,
+            created_us: 1,
+        };
+        let mut w = CheckpointWriter::create(dir.path(), &header, 1).unwrap();
+        for i in 0..3000u64 {
+            w.put(format!("k{i}").as_bytes(), format!("base{i}").as_bytes())
+                .unwrap();
+        }
+        w.finish().unwrap();
+        let mut config = LogConfig::new(dir.path(), 1, 0);
+        config.fsync = FsyncPolicy::Never;
+        let (log, _) = ShardLog::open(config, Arc::new(SystemClock), None).unwrap();
+        for b in 0..200u64 {
+            let batch: Vec<Record> = (0..40u64)
+                .map(|j| {
+                    let key = format!("k{}", (b * 41 + j * 7) % 3500).into_bytes();
+                    if (b + j) % 6 == 0 {
+                        Record::delete(key)
+                    } else {
+                        Record::put(key, format!("v{b}-{j}").into_bytes())
+                    }
+                })
+                .collect();
+            log.append(batch).unwrap();
+        }
+        log.close();
+        for pattern in [None, Some("k1*")] {
+            let mut p = plan(dir.path(), u64::MAX, u64::MAX).unwrap();
+            assert!(
+                p.checkpoint.is_some(),
+                "the plan starts from the checkpoint"
+            );
+            p.filter = pattern.map(|g| crate::history::Glob::new(g.as_bytes()).unwrap());
+            // The oracle: checkpoint, then every record in log order, on one map.
+            let want = crate::map::new_map();
+            let keep = |k: &[u8]| p.filter.as_ref().is_none_or(|g| g.matches(k));
+            checkpoint::read(p.checkpoint.as_ref().unwrap(), 1, 0, |k, v| {
+                if keep(k) {
+                    apply_ref(&want, RecordRef::Put { key: k, value: v });
+                }
+            })
+            .unwrap();
+            crate::log::scan_shard(dir.path(), 1, 0, ScanRange::ALL, |_, _, r| {
+                if keep(r.key()) {
+                    apply_ref(&want, r);
+                }
+            })
+            .unwrap();
+            assert!(contents(&want).len() > 100, "{pattern:?}");
+            for parts in [1, 2, 3, 8] {
+                let got =
+                    replay_parts(dir.path(), 1, 0, &p, &ScanProgress::default(), parts).unwrap();
+                assert_eq!(
+                    contents(&got),
+                    contents(&want),
+                    "{parts} parts, {pattern:?}"
+                );
+            }
+        }
+    }
+
     /// A log of puts, overwrites and deletes over few keys (so order matters), and a base
     /// checkpoint written both inline and on three compression threads.
     #[test]
