@@ -73,14 +73,6 @@ impl KvMap {
         &self.stripes[(hash >> 32) as usize % STRIPES]
     }
 
-    /// Which of `parts` disjoint slices of the map `key` belongs to. The slices are sets of
-    /// whole stripes, so `parts` threads may each apply the records of their own slice at
-    /// once without meeting on a lock, and every key still sees its records in log order
-    /// (a restore of one shard on every core).
-    pub fn part_of(&self, key: &[u8], parts: usize) -> usize {
-        ((self.hash(key) >> 32) as usize % STRIPES) % parts.max(1)
-    }
-
     /// The lock stripe `key` lives in (`0..STRIPES`): threads that apply the records of
     /// disjoint sets of stripes never meet on a lock.
     pub fn stripe_of(&self, key: &[u8]) -> usize {

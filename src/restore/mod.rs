@@ -63,8 +63,8 @@ pub fn run(spec: &RestoreSpec, progress: &RestoreProgress) -> Result<Vec<KvMap>,
     let threads = spec.threads.clamp(1, n.max(1));
     // Cores left over when there are fewer shards than cores replay each shard in parts
     // (`replay_parts`): a one-shard table restores on every core too.
-    // Each part reads the whole shard: capped, so a log larger than memory is not read from
-    // disk once per core.
+    // One part reads and routes, the others apply: capped, since one reader can feed only
+    // so many appliers.
     let parts = (spec.threads / n.max(1)).clamp(1, MAX_PARTS);
     let mut maps: Vec<Option<KvMap>> = (0..n).map(|_| None).collect();
     // Shards are handed out in turn to `threads` workers.

@@ -115,17 +115,25 @@ pub fn replay_parts(
     let (txs, rxs): (Vec<_>, Vec<_>) = (0..appliers)
         .map(|_| crossbeam_channel::bounded::<RecordBatch>(ROUTE_QUEUE))
         .unzip();
+    let in_flight: Vec<std::sync::Arc<InFlight>> =
+        (0..appliers).map(|_| Default::default()).collect();
     let (read, applied) = std::thread::scope(|s| {
         let workers: Vec<_> = rxs
             .into_iter()
-            .map(|rx| {
+            .zip(in_flight.iter().cloned())
+            .map(|(rx, in_flight)| {
                 let map = &map;
                 s.spawn(move || -> Result<(), LogError> {
+                    let _stopped = Stopped(in_flight.clone());
                     for batch in rx {
                         for r in batch.iter() {
-                            let r = r.map_err(|e| LogError::Panicked(format!("restore: {e}")))?;
+                            // The reader encoded this batch: a parse error is a bug here.
+                            let r = r.map_err(|e| {
+                                LogError::Panicked(format!("restore: routed batch: {e}"))
+                            })?;
                             apply_ref(map, r);
                         }
+                        in_flight.release(batch.bytes().len());
                     }
                     Ok(())
                 })
@@ -133,9 +141,11 @@ pub fn replay_parts(
             .collect();
         let mut routes: Vec<Route> = txs
             .into_iter()
-            .map(|tx| Route {
+            .zip(in_flight.iter().cloned())
+            .map(|(tx, in_flight)| Route {
                 tx,
                 batch: RecordBatch::new(),
+                in_flight,
             })
             .collect();
         let read = read_routed(&map, dir, table_id, shard, plan, progress, &mut routes);
@@ -161,20 +171,61 @@ pub fn replay_parts(
 
 /// Routed records wait in batches of about this many bytes...
 const ROUTE_BATCH_BYTES: usize = 256 << 10;
-/// ...and at most this many batches wait per applier (bounding memory to a few MiB).
+/// ...and at most this many batches (and [`ROUTE_BUDGET_BYTES`]) wait per applier.
 const ROUTE_QUEUE: usize = 8;
 /// Of every 100 stripes, this many are the reader's own (it also decodes and routes).
 const READER_STRIPES_PCT: usize = 35;
+
+/// Bytes of routed records that may wait for one applier (past this the reader waits; one
+/// batch larger than this, a single huge record, still goes once the applier is idle).
+const ROUTE_BUDGET_BYTES: usize = 4 << 20;
+
+/// Bytes sent to an applier and not yet applied (and whether it stopped), and a signal when
+/// that changes.
+#[derive(Default)]
+struct InFlight {
+    state: parking_lot::Mutex<(usize, bool)>,
+    changed: parking_lot::Condvar,
+}
+
+impl InFlight {
+    /// Waits until `more` bytes fit in the budget (or nothing is in flight, or the applier
+    /// stopped: the send then fails), then counts them.
+    fn reserve(&self, more: usize) {
+        let mut st = self.state.lock();
+        while !st.1 && st.0 > 0 && st.0 + more > ROUTE_BUDGET_BYTES {
+            self.changed.wait(&mut st);
+        }
+        st.0 += more;
+    }
+
+    fn release(&self, done: usize) {
+        self.state.lock().0 -= done;
+        self.changed.notify_one();
+    }
+}
+
+/// Marks an applier stopped when it returns or panics, so the reader never waits on it.
+struct Stopped(std::sync::Arc<InFlight>);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        self.0.state.lock().1 = true;
+        self.0.changed.notify_one();
+    }
+}
 
 /// Where one applier's records go.
 struct Route {
     tx: crossbeam_channel::Sender<RecordBatch>,
     batch: RecordBatch,
+    in_flight: std::sync::Arc<InFlight>,
 }
 
 impl Route {
     fn send(&mut self) -> Result<(), LogError> {
         let batch = std::mem::take(&mut self.batch);
+        self.in_flight.reserve(batch.bytes().len());
         self.tx
             .send(batch)
             .map_err(|_| LogError::Panicked("restore: an applier thread stopped".into()))
@@ -229,6 +280,9 @@ fn read_routed(
         checkpoint::read(path, table_id, shard, |k, v| {
             take(RecordRef::Put { key: k, value: v }, &mut failed)
         })?;
+    }
+    if let Some(e) = failed {
+        return Err(e);
     }
     let range = ScanRange {
         from_seq: plan.from_seq,
@@ -319,7 +373,8 @@ mod tests {
                     if (b + j) % 6 == 0 {
                         Record::delete(key)
                     } else {
-                        Record::put(key, format!("v{b}-{j}").into_bytes())
+                        // Values large enough that every applier gets many batches.
+                        Record::put(key, format!("v{b}-{j}:{}", "x".repeat(600)).into_bytes())
                     }
                 })
                 .collect();
