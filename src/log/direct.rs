@@ -67,10 +67,10 @@ impl AlignedBuf {
         AlignedBuf { pages: Vec::new() }
     }
 
-    /// Makes the buffer exactly `bytes` (a multiple of the page size) long, all zeros.
-    fn reset(&mut self, bytes: usize) {
+    /// Makes the buffer exactly `bytes` (a multiple of the page size) long; what it held
+    /// before is left for the caller to overwrite.
+    fn set_len(&mut self, bytes: usize) {
         debug_assert_eq!(bytes % DIRECT_ALIGN, 0);
-        self.pages.clear();
         self.pages.resize(bytes / DIRECT_ALIGN, ZERO_PAGE);
     }
 
@@ -100,9 +100,8 @@ impl AlignedBuf {
 pub struct DirectTail {
     /// The segment opened `O_DIRECT` (write only).
     pub file: File,
-    /// The log's bytes in the page where it ends: `tail[..tail_len]`, for `end`.
+    /// The log's bytes in the page where it ends: `tail[..tail_len()]`.
     tail: Box<Page>,
-    tail_len: usize,
     /// The log's end the tail belongs to.
     end: u64,
     /// The write buffer, kept between blocks (out while a write is in flight).
@@ -113,7 +112,6 @@ impl std::fmt::Debug for DirectTail {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DirectTail")
             .field("end", &self.end)
-            .field("tail_len", &self.tail_len)
             .finish()
     }
 }
@@ -136,7 +134,6 @@ impl DirectTail {
         let mut t = DirectTail {
             file: direct,
             tail: Box::new(ZERO_PAGE),
-            tail_len: 0,
             end: 0,
             spare: Some(AlignedBuf::new()),
         };
@@ -150,10 +147,13 @@ impl DirectTail {
         let start = len - len % DIRECT_ALIGN as u64;
         let n = (len - start) as usize;
         file.read_exact_at(&mut self.tail.0[..n], start)?;
-        self.tail.0[n..].fill(0);
-        self.tail_len = n;
         self.end = len;
         Ok(())
+    }
+
+    /// How many of the log's bytes lie in the page where it ends.
+    fn tail_len(&self) -> usize {
+        (self.end % DIRECT_ALIGN as u64) as usize
     }
 
     /// The aligned write that puts `block` at `offset` (the log's end): the buffer and the
@@ -168,13 +168,15 @@ impl DirectTail {
         if offset != self.end {
             self.read_tail(file, offset)?;
         }
-        let start = offset - self.tail_len as u64;
+        let tail = self.tail_len();
+        let start = offset - tail as u64;
         let total = align_up(offset + block.len() as u64) - start;
         let mut buf = self.spare.take().unwrap_or_else(AlignedBuf::new);
-        buf.reset(total as usize);
+        buf.set_len(total as usize);
         let bytes = buf.as_mut_slice();
-        bytes[..self.tail_len].copy_from_slice(&self.tail.0[..self.tail_len]);
-        bytes[self.tail_len..self.tail_len + block.len()].copy_from_slice(block);
+        bytes[..tail].copy_from_slice(&self.tail.0[..tail]);
+        bytes[tail..tail + block.len()].copy_from_slice(block);
+        bytes[tail + block.len()..].fill(0);
         Ok((buf, start))
     }
 
@@ -184,8 +186,6 @@ impl DirectTail {
         let from = (page - start) as usize;
         let n = (end - page) as usize;
         self.tail.0[..n].copy_from_slice(&buf.as_slice()[from..from + n]);
-        self.tail.0[n..].fill(0);
-        self.tail_len = n;
         self.end = end;
         self.spare = Some(buf);
     }

@@ -108,18 +108,22 @@ impl WriterCore {
         }
         // Without preallocation the padding would grow the file: direct writes need it.
         if self.config.preallocate_bytes == 0 {
-            let why = "segments are not preallocated".to_string();
-            tracing::warn!("the log writes buffered (pwrite + fdatasync): {why}");
-            self.direct_refused = Some(why);
-            return;
+            return self.give_up_direct("segments are not preallocated".into());
         }
         match DirectTail::open(&seg.path, &seg.file, seg.len) {
             Ok(d) => seg.direct = Some(d),
-            Err(why) => {
-                tracing::warn!("the log writes buffered (pwrite + fdatasync): {why}");
-                self.direct_refused = Some(why);
-            }
+            Err(why) => self.give_up_direct(why),
         }
+    }
+
+    /// Direct writes cannot be used here (`why`): the active segment and every later one of
+    /// this log are written buffered. One log line says why.
+    pub(super) fn give_up_direct(&mut self, why: String) {
+        tracing::warn!("the log writes buffered (pwrite + fdatasync): {why}");
+        if let Some(seg) = self.active.as_mut() {
+            seg.direct = None;
+        }
+        self.direct_refused = Some(why);
     }
 
     /// A batch stops taking more submissions once its records reach this many bytes.

@@ -204,15 +204,19 @@ impl WriterCore {
 
     /// The file system refused a direct write: the staged block and the log go buffered.
     fn refuse_direct(&mut self, st: &mut Staged, e: &std::io::Error) {
-        let seg = self.active.as_mut().expect("a staged block has a segment");
-        tracing::warn!(
-            "{}: direct write refused ({e}); the log writes buffered (pwrite + fdatasync)",
-            seg.path.display()
-        );
-        seg.direct = None;
+        self.give_up_direct(self.refusal(e));
         st.direct = None;
-        st.fd = seg.file.as_raw_fd();
-        self.direct_refused = Some(e.to_string());
+        st.fd = self
+            .active
+            .as_ref()
+            .expect("a staged block has a segment")
+            .file
+            .as_raw_fd();
+    }
+
+    fn refusal(&self, e: &std::io::Error) -> String {
+        let path = self.active.as_ref().map(|s| s.path.display().to_string());
+        format!("{}: direct write refused ({e})", path.unwrap_or_default())
     }
 
     /// Takes the outcome of the staged block's I/O: its commit time once it is in the log.
@@ -252,13 +256,9 @@ impl WriterCore {
             Err(IoFailure::Write(e)) => {
                 if was_direct && refuses_direct(&e) {
                     // Refused on a net thread's ring: later blocks go buffered.
-                    tracing::warn!(
-                        "{}: direct write refused ({e}); the log writes buffered",
-                        seg.path.display()
-                    );
-                    seg.direct = None;
-                    self.direct_refused = Some(e.to_string());
+                    self.give_up_direct(self.refusal(&e));
                 }
+                let seg = self.active.as_mut().expect("a staged block has a segment");
                 let err = Arc::new(LogError::io(&seg.path, e));
                 // Cut off whatever part of the block reached the file, so the next block
                 // follows the last good one. If even that fails, the file can't be trusted.

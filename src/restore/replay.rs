@@ -113,7 +113,7 @@ pub fn replay_parts(
         return Ok(map);
     }
     let (txs, rxs): (Vec<_>, Vec<_>) = (0..appliers)
-        .map(|_| crossbeam_channel::bounded::<RecordBatch>(ROUTE_QUEUE))
+        .map(|_| crossbeam_channel::unbounded::<RecordBatch>())
         .unzip();
     let in_flight: Vec<std::sync::Arc<InFlight>> =
         (0..appliers).map(|_| Default::default()).collect();
@@ -169,10 +169,8 @@ pub fn replay_parts(
     Ok(map)
 }
 
-/// Routed records wait in batches of about this many bytes...
+/// Routed records wait in batches of about this many bytes.
 const ROUTE_BATCH_BYTES: usize = 256 << 10;
-/// ...and at most this many batches (and [`ROUTE_BUDGET_BYTES`]) wait per applier.
-const ROUTE_QUEUE: usize = 8;
 /// Of every 100 stripes, this many are the reader's own (it also decodes and routes).
 const READER_STRIPES_PCT: usize = 35;
 
