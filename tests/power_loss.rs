@@ -9,7 +9,7 @@
 //! A run with `--fsync never` must lose writes: the check that the file system really forgets.
 //!
 //! Needs root, /dev/fuse and fusepy (`.ci/run` installs it); without them each test says so
-//! and passes without running.
+//! and passes without running, unless `REWIND_REQUIRE_POWER_LOSS` is set (as `.ci/run` does).
 
 mod common;
 
@@ -246,6 +246,11 @@ fn write_then_kill(
 /// (acknowledged, found) over both rounds, counted after the second cut.
 fn cut_while_writing(io: &str, flags: &[&str], target: u64) -> Option<(u64, u64)> {
     if let Some(why) = missing_prerequisite() {
+        // CI sets this: there the tests must run.
+        assert!(
+            std::env::var_os("REWIND_REQUIRE_POWER_LOSS").is_none(),
+            "REWIND_REQUIRE_POWER_LOSS is set but {why}"
+        );
         eprintln!("power-loss test NOT RUN on this machine: {why}");
         return None;
     }
@@ -293,7 +298,9 @@ fn every_acknowledged_write_survives(io: &str, flags: &[&str]) {
     let mut all = vec!["--fsync", "always"];
     all.extend_from_slice(flags);
     if let Some((acked, found)) = cut_while_writing(io, &all, 3000) {
-        assert!(acked >= 6000, "{io}: {acked} acknowledged");
+        // Each round stops at 3,000 applied; up to one write per writer was applied but not
+        // yet acknowledged when the server died.
+        assert!(acked >= 2 * (3000 - WRITERS), "{io}: {acked} acknowledged");
         assert_eq!(
             found, acked,
             "{io} {flags:?}: acknowledged writes lost in a power cut"

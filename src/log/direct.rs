@@ -124,21 +124,36 @@ pub fn align_up(n: u64) -> u64 {
 impl DirectTail {
     /// Opens the segment at `path` (whose buffered handle is `file`, and whose log ends at
     /// `len`) for direct writes. `Err` says why the file system refuses them.
-    pub fn open(path: &Path, file: &File, len: u64) -> Result<DirectTail, String> {
+    /// `Err((why, lasting))`: `lasting` when the file system refuses direct I/O, not when a
+    /// passing shortage (file handles, memory) or a read failed.
+    pub fn open(path: &Path, file: &File, len: u64) -> Result<DirectTail, (String, bool)> {
         let direct = OpenOptions::new()
             .write(true)
             .custom_flags(libc::O_DIRECT)
             .open(path)
-            .map_err(|e| format!("opening {} with O_DIRECT: {e}", path.display()))?;
-        check_alignment(&direct, path)?;
+            .map_err(|e| {
+                let passing = matches!(
+                    e.raw_os_error(),
+                    Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM)
+                );
+                (
+                    format!("opening {} with O_DIRECT: {e}", path.display()),
+                    !passing,
+                )
+            })?;
+        check_alignment(&direct, path).map_err(|why| (why, true))?;
         let mut t = DirectTail {
             file: direct,
             tail: Box::new(ZERO_PAGE),
             end: 0,
             spare: Some(AlignedBuf::new()),
         };
-        t.read_tail(file, len)
-            .map_err(|e| format!("reading the tail of {}: {e}", path.display()))?;
+        t.read_tail(file, len).map_err(|e| {
+            (
+                format!("reading the tail of {}: {e}", path.display()),
+                false,
+            )
+        })?;
         Ok(t)
     }
 
@@ -262,9 +277,16 @@ pub fn pwrite_direct(file: &File, buf: &[u8], offset: u64, dsync: bool) -> io::R
             return Err(e);
         }
         done += n as usize;
-        if done < buf.len() && (n == 0 || !done.is_multiple_of(DIRECT_ALIGN)) {
-            return Err(short_direct_write());
-        }
+        check_progress(done, buf.len(), n as usize)?;
+    }
+    Ok(())
+}
+
+/// After a direct write of `n` bytes left `done` of `len` written: the rest may follow only
+/// from a page boundary (and only if something was written).
+pub fn check_progress(done: usize, len: usize, n: usize) -> io::Result<()> {
+    if done < len && (n == 0 || !done.is_multiple_of(DIRECT_ALIGN)) {
+        return Err(short_direct_write());
     }
     Ok(())
 }
@@ -298,11 +320,11 @@ mod tests {
     fn open_or_explain(path: &Path, file: &File, len: u64) -> Option<DirectTail> {
         match DirectTail::open(path, file, len) {
             Ok(t) => Some(t),
-            Err(why) if std::env::var_os("REWIND_TEST_NO_DIRECT_IO").is_some() => {
+            Err((why, _)) if std::env::var_os("REWIND_TEST_NO_DIRECT_IO").is_some() => {
                 eprintln!("no direct I/O here ({why}); not tested");
                 None
             }
-            Err(why) => panic!(
+            Err((why, _)) => panic!(
                 "no direct I/O in the temporary directory ({why}); set TMPDIR to a file \
                  system with it, or REWIND_TEST_NO_DIRECT_IO=1 to skip"
             ),

@@ -112,7 +112,9 @@ impl WriterCore {
         }
         match DirectTail::open(&seg.path, &seg.file, seg.len) {
             Ok(d) => seg.direct = Some(d),
-            Err(why) => self.give_up_direct(why),
+            Err((why, true)) => self.give_up_direct(why),
+            // A passing shortage: this segment goes buffered, the next one tries again.
+            Err((why, false)) => tracing::warn!("{why}; this segment is written buffered"),
         }
     }
 

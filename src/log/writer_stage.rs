@@ -245,6 +245,11 @@ impl WriterCore {
         let was_direct = direct.is_some();
         let direct = match (direct, seg.direct.as_mut()) {
             (Some((buf, start)), Some(d)) if outcome.is_ok() => Some((d, buf, start)),
+            // A broken engine may still hold the write: its buffer is never reused.
+            (Some(staged), _) if matches!(outcome, Err(IoFailure::Broken(_))) => {
+                std::mem::forget(staged);
+                None
+            }
             (Some((buf, _)), Some(d)) => {
                 d.failed(buf);
                 None
@@ -262,7 +267,16 @@ impl WriterCore {
                 let err = Arc::new(LogError::io(&seg.path, e));
                 // Cut off whatever part of the block reached the file, so the next block
                 // follows the last good one. If even that fails, the file can't be trusted.
-                return match seg.cut_to(offset) {
+                // A failed direct write may have reached the disk whole (a device can report
+                // ENOSPC from the flush): its cut is synced, so no power cut brings it back.
+                let cut = seg.cut_to(offset).and_then(|()| {
+                    if was_direct {
+                        seg.file.sync_data()
+                    } else {
+                        Ok(())
+                    }
+                });
+                return match cut {
                     Ok(()) => Err(CommitError::WriteFailed(err)),
                     Err(e2) => {
                         tracing::error!("cannot undo failed write on {}: {e2}", seg.path.display());

@@ -171,8 +171,9 @@ pub fn replay_parts(
 
 /// Routed records wait in batches of about this many bytes.
 const ROUTE_BATCH_BYTES: usize = 256 << 10;
-/// Of every 100 stripes, this many are the reader's own (it also decodes and routes).
-const READER_STRIPES_PCT: usize = 35;
+/// With `parts` threads the reader owns this many of every 100 stripes divided by `parts`
+/// (35 of 100 with two threads, where the appliers get 65): it also decodes and routes.
+const READER_STRIPES_PCT_X_PARTS: usize = 70;
 
 /// Bytes of routed records that may wait for one applier (past this the reader waits; one
 /// batch larger than this, a single huge record, still goes once the applier is idle).
@@ -244,12 +245,13 @@ fn read_routed(
     let filter = plan.filter.as_ref();
     let n = routes.len();
     // Which applier takes `key` (`None`: the reader itself).
+    let reader_pct = READER_STRIPES_PCT_X_PARTS / (n + 1);
     let owner = |key: &[u8]| -> Option<usize> {
         if n == 0 {
             return None;
         }
         let stripe = map.stripe_of(key);
-        (stripe % 100 >= READER_STRIPES_PCT).then_some(stripe % n)
+        (stripe % 100 >= reader_pct).then_some(stripe % n)
     };
     let mut failed: Option<LogError> = None;
     let mut take = |r: RecordRef<'_>, failed: &mut Option<LogError>| {

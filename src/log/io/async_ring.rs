@@ -208,13 +208,12 @@ pub fn settle(op: &Append<'_>, p: &mut Progress) -> bool {
         }
     };
     p.done += n;
-    if op.dsync && p.done < op.buf.len() && !p.done.is_multiple_of(crate::log::direct::DIRECT_ALIGN)
-    {
+    if op.dsync {
         // A direct write cut short off a page boundary: the rest cannot follow aligned.
-        p.result = Some(Err(IoFailure::Write(
-            crate::log::direct::short_direct_write(),
-        )));
-        return false;
+        if let Err(e) = crate::log::direct::check_progress(p.done, op.buf.len(), n) {
+            p.result = Some(Err(IoFailure::Write(e)));
+            return false;
+        }
     }
     if let Some(s) = p.sync {
         if s < 0 && !(s == -libc::ECANCELED && p.done < op.buf.len()) {

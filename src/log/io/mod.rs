@@ -62,10 +62,10 @@ pub trait IoEngine: Send {
         -> Result<(), IoFailure>;
     /// Writes all of the page-aligned `buf` at the page-aligned `offset` of `file`, an
     /// `O_DIRECT` handle; with `dsync`, as `RWF_DSYNC` (durable once it returns: no
-    /// `fdatasync` follows). A refusal before any I/O (`EINVAL`, `EOPNOTSUPP`, `ENOSYS`,
-    /// `ENOSPC`, `EDQUOT`, or a short write that left the rest unaligned) is a write
-    /// failure; any other failure of a `dsync` write is a sync failure, since what reached
-    /// the disk is unknown.
+    /// `fdatasync` follows). A refusal (`EINVAL`, `EOPNOTSUPP`, `ENOSYS`), a full disk or
+    /// quota (`ENOSPC`, `EDQUOT`) or a short write that left the rest unaligned is a write
+    /// failure (see [`direct_failure`]); any other failure of a `dsync` write is a sync
+    /// failure, since what reached the disk is unknown.
     fn append_direct(
         &mut self,
         file: &File,
@@ -83,9 +83,8 @@ pub trait IoEngine: Send {
 /// a short write are write failures: the block is cut off and the log goes on, since every
 /// earlier block was durable before it was acknowledged and this write only rewrote their
 /// tail page with the same bytes. The failed block itself may have reached the disk (a thin
-/// device can report ENOSPC from the flush), so, as with a failed buffered write, a power cut
-/// before the next block can bring back a block whose writers were told it failed. Anything
-/// else from a `dsync` write may have lost data and is a sync failure.
+/// device can report ENOSPC from the flush), so the writer syncs the cut that removes it.
+/// Anything else from a `dsync` write may have lost data and is a sync failure.
 pub(crate) fn direct_failure(e: io::Error, dsync: bool) -> IoFailure {
     let before_io = matches!(
         e.raw_os_error(),
@@ -127,6 +126,35 @@ pub fn open_engine(mode: IoMode) -> Result<Box<dyn IoEngine>, LogError> {
 mod tests {
     use super::*;
     use std::os::unix::fs::FileExt;
+
+    #[test]
+    fn direct_write_errors_poison_unless_nothing_can_have_been_lost() {
+        let e = |n| io::Error::from_raw_os_error(n);
+        for n in [
+            libc::EINVAL,
+            libc::EOPNOTSUPP,
+            libc::ENOSYS,
+            libc::ENOSPC,
+            libc::EDQUOT,
+        ] {
+            assert!(
+                matches!(direct_failure(e(n), true), IoFailure::Write(_)),
+                "{n}"
+            );
+        }
+        let short = crate::log::direct::short_direct_write();
+        assert!(matches!(direct_failure(short, true), IoFailure::Write(_)));
+        assert!(matches!(
+            direct_failure(e(libc::EIO), true),
+            IoFailure::Sync(_)
+        ));
+        // Without RWF_DSYNC nothing was promised durable: a plain write failure.
+        assert!(matches!(
+            direct_failure(e(libc::EIO), false),
+            IoFailure::Write(_)
+        ));
+        assert!(refuses_direct(&e(libc::EINVAL)) && !refuses_direct(&e(libc::ENOSPC)));
+    }
 
     fn engines() -> Vec<Box<dyn IoEngine>> {
         let mut v: Vec<Box<dyn IoEngine>> = vec![Box::new(StdEngine)];

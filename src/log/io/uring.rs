@@ -10,7 +10,7 @@ use std::os::fd::AsRawFd;
 use io_uring::{opcode, squeue, types, IoUring};
 
 use super::{IoEngine, IoFailure};
-use crate::log::direct::{short_direct_write, DIRECT_ALIGN};
+use crate::log::direct::check_progress;
 
 const RING_ENTRIES: u32 = 8;
 const WRITE: u64 = 1;
@@ -181,9 +181,7 @@ impl IoEngine for UringEngine {
             let (w, _) = self.run(1).map_err(IoFailure::Broken)?;
             let n = check(w).map_err(|e| super::direct_failure(e, dsync))?;
             done += n;
-            if done < buf.len() && (n == 0 || !done.is_multiple_of(DIRECT_ALIGN)) {
-                return Err(IoFailure::Write(short_direct_write()));
-            }
+            check_progress(done, buf.len(), n).map_err(IoFailure::Write)?;
         }
         Ok(())
     }
