@@ -95,6 +95,20 @@ impl RecordBatch {
         Self::default()
     }
 
+    /// An empty batch with room for `bytes` of encoded records.
+    pub fn with_capacity(bytes: usize) -> Self {
+        RecordBatch {
+            buf: Vec::with_capacity(bytes),
+            count: 0,
+        }
+    }
+
+    /// Empties the batch, keeping its buffer for reuse.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.count = 0;
+    }
+
     pub fn put(&mut self, key: &[u8], value: &[u8]) {
         encode_parts(&mut self.buf, OP_PUT, key, Some(value));
         self.count += 1;

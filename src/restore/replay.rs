@@ -115,17 +115,23 @@ pub fn replay_parts(
     let (txs, rxs): (Vec<_>, Vec<_>) = (0..appliers)
         .map(|_| crossbeam_channel::unbounded::<RecordBatch>())
         .unzip();
+    // Applied batches go back to the reader to be filled again: no batch grows from empty
+    // or faults in fresh pages after the first few (bounded by the byte budget).
+    let (back_txs, back_rxs): (Vec<_>, Vec<_>) = (0..appliers)
+        .map(|_| crossbeam_channel::unbounded::<RecordBatch>())
+        .unzip();
     let in_flight: Vec<std::sync::Arc<InFlight>> =
         (0..appliers).map(|_| Default::default()).collect();
     let (read, applied) = std::thread::scope(|s| {
         let workers: Vec<_> = rxs
             .into_iter()
+            .zip(back_txs)
             .zip(in_flight.iter().cloned())
-            .map(|(rx, in_flight)| {
+            .map(|((rx, back), in_flight)| {
                 let map = &map;
                 s.spawn(move || -> Result<(), LogError> {
                     let _stopped = Stopped(in_flight.clone());
-                    for batch in rx {
+                    for mut batch in rx {
                         for r in batch.iter() {
                             // The reader encoded this batch: a parse error is a bug here.
                             let r = r.map_err(|e| {
@@ -134,6 +140,9 @@ pub fn replay_parts(
                             apply_ref(map, r);
                         }
                         in_flight.release(batch.bytes().len());
+                        batch.clear();
+                        // The reader may be done and gone: the batch is then just dropped.
+                        let _ = back.send(batch);
                     }
                     Ok(())
                 })
@@ -141,10 +150,12 @@ pub fn replay_parts(
             .collect();
         let mut routes: Vec<Route> = txs
             .into_iter()
+            .zip(back_rxs)
             .zip(in_flight.iter().cloned())
-            .map(|(tx, in_flight)| Route {
+            .map(|((tx, back), in_flight)| Route {
                 tx,
-                batch: RecordBatch::new(),
+                back,
+                batch: RecordBatch::with_capacity(ROUTE_BATCH_CAPACITY),
                 in_flight,
             })
             .collect();
@@ -171,9 +182,14 @@ pub fn replay_parts(
 
 /// Routed records wait in batches of about this many bytes.
 const ROUTE_BATCH_BYTES: usize = 256 << 10;
+/// A routed batch's buffer: the threshold plus room for the record that crosses it (a larger
+/// record grows the buffer once).
+const ROUTE_BATCH_CAPACITY: usize = ROUTE_BATCH_BYTES + (16 << 10);
 /// With `parts` threads the reader owns this many of every 100 stripes divided by `parts`
-/// (35 of 100 with two threads, where the appliers get 65): it also decodes and routes.
-const READER_STRIPES_PCT_X_PARTS: usize = 70;
+/// (20 of 100 with two threads, where the applier gets 80): it also decodes and routes. 70
+/// (35 of 100) left the reader the busiest thread by far under perf (measured in
+/// docs/BENCHMARKS.md, "Restore, one shard").
+const READER_STRIPES_PCT_X_PARTS: usize = 40;
 
 /// Bytes of routed records that may wait for one applier (past this the reader waits; one
 /// batch larger than this, a single huge record, still goes once the applier is idle).
@@ -217,13 +233,19 @@ impl Drop for Stopped {
 /// Where one applier's records go.
 struct Route {
     tx: crossbeam_channel::Sender<RecordBatch>,
+    /// Batches the applier is done with, empty, to be filled again.
+    back: crossbeam_channel::Receiver<RecordBatch>,
     batch: RecordBatch,
     in_flight: std::sync::Arc<InFlight>,
 }
 
 impl Route {
     fn send(&mut self) -> Result<(), LogError> {
-        let batch = std::mem::take(&mut self.batch);
+        let next = self
+            .back
+            .try_recv()
+            .unwrap_or_else(|_| RecordBatch::with_capacity(ROUTE_BATCH_CAPACITY));
+        let batch = std::mem::replace(&mut self.batch, next);
         self.in_flight.reserve(batch.bytes().len());
         self.tx
             .send(batch)
