@@ -103,6 +103,11 @@ impl RecordBatch {
         }
     }
 
+    /// Bytes the batch's buffer can hold before it grows.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// Empties the batch, keeping its buffer for reuse.
     pub fn clear(&mut self) {
         self.buf.clear();

@@ -116,7 +116,8 @@ pub fn replay_parts(
         .map(|_| crossbeam_channel::unbounded::<RecordBatch>())
         .unzip();
     // Applied batches go back to the reader to be filled again: no batch grows from empty
-    // or faults in fresh pages after the first few (bounded by the byte budget).
+    // or faults in fresh pages after the first few. How many exist is bounded by the byte
+    // budget (about 19 per applier), and one a huge record grew is not handed back.
     let (back_txs, back_rxs): (Vec<_>, Vec<_>) = (0..appliers)
         .map(|_| crossbeam_channel::unbounded::<RecordBatch>())
         .unzip();
@@ -140,9 +141,13 @@ pub fn replay_parts(
                             apply_ref(map, r);
                         }
                         in_flight.release(batch.bytes().len());
-                        batch.clear();
-                        // The reader may be done and gone: the batch is then just dropped.
-                        let _ = back.send(batch);
+                        // A buffer a huge record grew is freed, not kept: what the reader
+                        // holds for reuse stays about ROUTE_BATCH_CAPACITY a batch.
+                        if batch.capacity() <= ROUTE_BATCH_CAPACITY {
+                            batch.clear();
+                            // The reader may be done and gone: the batch is then dropped.
+                            let _ = back.send(batch);
+                        }
                     }
                     Ok(())
                 })
