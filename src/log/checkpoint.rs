@@ -49,13 +49,16 @@ use super::fsutil::sync_dir;
 use super::record::{RecordBatch, RecordIter};
 use super::stream::{BlockStream, StreamError};
 
+mod chunks;
+pub use chunks::ChunkSource;
+
 pub const CHECKPOINT_MAGIC: [u8; 7] = *b"RWNDCKP";
 pub const FOOTER_MAGIC: [u8; 7] = *b"RWCKEND";
 pub const CHECKPOINT_VERSION: u8 = 1;
 pub const HEADER_LEN: usize = 64;
 pub const FOOTER_LEN: usize = 24;
 /// Raw bytes of entries per block.
-const BLOCK_TARGET: usize = 1 << 20;
+pub const BLOCK_TARGET: usize = 1 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CheckpointHeader {
@@ -191,8 +194,7 @@ pub struct CheckpointWriter {
     count: u64,
     /// Bytes written since the last `sync_data`.
     unsynced: u64,
-    /// Compression on worker threads (`parallel`), else inline.
-    pool: Option<super::block_pool::BlockPool>,
+    zstd_level: i32,
 }
 
 /// A checkpoint syncs its file every this many bytes as it goes. Left to the end, a large
@@ -236,19 +238,8 @@ impl CheckpointWriter {
             first: 1,
             count: 0,
             unsynced: 0,
-            pool: None,
+            zstd_level,
         })
-    }
-
-    /// Compresses blocks on `workers` threads (a restore's target, written while nothing else
-    /// runs); the file is the same.
-    pub fn parallel(mut self, workers: usize, zstd_level: i32) -> Result<Self, LogError> {
-        if workers > 1 {
-            let pool = super::block_pool::BlockPool::new(workers, zstd_level, 256)
-                .map_err(|e| LogError::io(&self.tmp, e))?;
-            self.pool = Some(pool);
-        }
-        Ok(self)
     }
 
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), LogError> {
@@ -268,20 +259,6 @@ impl CheckpointWriter {
         let batch = std::mem::take(&mut self.batch);
         let first = self.first;
         self.first = self.count + 1;
-        if let Some(pool) = self.pool.as_mut() {
-            let job = super::block_pool::Job {
-                salt: self.salt,
-                first_seq: first,
-                commit_us: self.header.end_us,
-                count,
-                raw: batch.into_bytes(),
-            };
-            let ready = pool.submit(job).map_err(|e| LogError::io(&self.tmp, e))?;
-            for block in ready {
-                self.write_block(&block)?;
-            }
-            return Ok(());
-        }
         let block = self
             .encoder
             .encode_parts(
@@ -313,12 +290,6 @@ impl CheckpointWriter {
     /// Writes the footer, syncs, renames into place and syncs the directory.
     pub fn finish(mut self) -> Result<(PathBuf, u64), LogError> {
         self.flush_block()?;
-        if let Some(mut pool) = self.pool.take() {
-            let rest = pool.drain().map_err(|e| LogError::io(&self.tmp, e))?;
-            for block in rest {
-                self.write_block(&block)?;
-            }
-        }
         #[cfg(feature = "failpoints")]
         if let Some(e) = super::failpoint::checkpoint_fault() {
             return Err(LogError::io(&self.tmp, e));

@@ -12,7 +12,6 @@
 //! ```
 
 pub mod block;
-mod block_pool;
 pub mod checkpoint;
 pub mod clock;
 pub mod config;

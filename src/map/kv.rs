@@ -149,6 +149,25 @@ impl KvMap {
         delta
     }
 
+    /// How many lock stripes every map has (`0..stripes()` are the stripe numbers).
+    pub const fn stripes() -> usize {
+        STRIPES
+    }
+
+    /// Entries and key-and-value bytes in stripe `i`.
+    pub fn stripe_size(&self, i: usize) -> (u64, u64) {
+        let s = self.stripes[i].read();
+        (s.table.len() as u64, s.bytes.max(0) as u64)
+    }
+
+    /// Calls `f` for every entry of stripe `i`, holding its read lock throughout: for a map
+    /// nothing writes to (a restore's result), where the lock is never waited for.
+    pub fn for_each_in_stripe(&self, i: usize, mut f: impl FnMut(&[u8], &[u8])) {
+        for e in self.stripes[i].read().table.iter() {
+            f(e.key(), e.value());
+        }
+    }
+
     /// Calls `f` for every entry, one stripe's read lock at a time (writes to other stripes
     /// go on meanwhile); stops at the first error.
     pub fn try_for_each<E>(

@@ -1,12 +1,14 @@
-//! The in-memory map of a table shard (`kv.rs`), its entries (`entry.rs`) and the ordered
-//! index of its DynamoDB items (`ordered.rs`): beneath both
-//! the data plane (`shard`), which serves from it, and `restore`, which builds one, so neither
-//! depends on the other for it.
+//! The in-memory map of a table shard (`kv.rs`), its entries (`entry.rs`), its chunks for
+//! checkpoints written on several threads (`chunks.rs`) and the ordered index of its DynamoDB
+//! items (`ordered.rs`): beneath both the data plane (`shard`), which serves from it, and
+//! `restore`, which builds one, so neither depends on the other for it.
 
+mod chunks;
 mod entry;
 mod kv;
 pub mod ordered;
 
+pub use chunks::MapChunks;
 pub use entry::Entry;
 pub use kv::{apply_ref, new_map, shard_of, with_capacity, KvMap, ValueRef};
 pub use ordered::OrderedKeys;

@@ -16,7 +16,7 @@ pub use progress::{Phase, RestoreProgress, Snapshot};
 pub use replay::{plan, replay, replay_parts, ShardPlan};
 pub use time::{format_time, parse_time};
 
-use crate::log::checkpoint::{CheckpointHeader, CheckpointWriter};
+use crate::log::checkpoint::{self, CheckpointHeader, CheckpointWriter};
 use crate::log::LogError;
 use crate::map::KvMap;
 
@@ -149,10 +149,10 @@ fn write_target(
         end_us: spec.at_us,
         created_us: crate::log::Clock::now_us(&crate::log::SystemClock),
     };
-    let mut w = CheckpointWriter::create(&dir, &header, spec.zstd_level)?
-        .parallel(threads, spec.zstd_level)?;
-    map.try_for_each(|k, v| w.put(k, v))?;
-    w.finish()?;
+    // Walked, framed and compressed on `threads` threads, chunk by chunk: nothing writes to
+    // the map until the target is handed over.
+    CheckpointWriter::create(&dir, &header, spec.zstd_level)?
+        .write_chunks(&map.chunks(checkpoint::BLOCK_TARGET), threads)?;
     Ok(())
 }
 
