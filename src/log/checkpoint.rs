@@ -50,7 +50,9 @@ use super::record::{RecordBatch, RecordIter};
 use super::stream::{BlockStream, StreamError};
 
 mod chunks;
+mod load;
 pub use chunks::ChunkSource;
+pub use load::read_parallel;
 
 pub const CHECKPOINT_MAGIC: [u8; 7] = *b"RWNDCKP";
 pub const FOOTER_MAGIC: [u8; 7] = *b"RWCKEND";
@@ -390,13 +392,17 @@ pub fn read(
     read_with_offsets(path, table_id, shard, |_, k, v| visit(k, v))
 }
 
-/// [`read`], telling `visit` the file offset of the block each entry is in.
-pub fn read_with_offsets(
-    path: &Path,
-    table_id: u64,
-    shard: u32,
-    mut visit: impl FnMut(u64, &[u8], &[u8]),
-) -> Result<CheckpointHeader, LogError> {
+/// A checkpoint whose header, table, shard and footer were checked: its blocks lie between
+/// `HEADER_LEN` and `footer_at`.
+struct Opened {
+    header: CheckpointHeader,
+    file: File,
+    salt: u64,
+    footer_at: u64,
+    entries: u64,
+}
+
+fn open_checked(path: &Path, table_id: u64, shard: u32) -> Result<Opened, LogError> {
     let header = read_header(path)?;
     if header.table_id != table_id || header.shard != shard {
         let detail = format!(
@@ -444,6 +450,29 @@ pub fn read_with_offsets(
         return Err(damaged(path, footer_at, e));
     }
     let entries = u64_at(&footer, 8);
+    Ok(Opened {
+        header,
+        file,
+        salt,
+        footer_at,
+        entries,
+    })
+}
+
+/// [`read`], telling `visit` the file offset of the block each entry is in.
+pub fn read_with_offsets(
+    path: &Path,
+    table_id: u64,
+    shard: u32,
+    mut visit: impl FnMut(u64, &[u8], &[u8]),
+) -> Result<CheckpointHeader, LogError> {
+    let Opened {
+        header,
+        file,
+        salt,
+        footer_at,
+        entries,
+    } = open_checked(path, table_id, shard)?;
     let mut decoder = BlockDecoder::new().map_err(|e| LogError::io(path, e))?;
     let mut stream = BlockStream::new(&file, salt, HEADER_LEN as u64, footer_at);
     let mut seen = 0u64;

@@ -164,6 +164,13 @@ impl Table {
     }
 }
 
+/// Threads that load one shard's checkpoint when `shards` open at once: the cores shared out,
+/// at most 8 each.
+fn load_workers(shards: u32) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cores / shards.max(1) as usize).clamp(1, 8)
+}
+
 fn open_shard(
     table_dir: &Path,
     meta: &TableMeta,
@@ -189,7 +196,10 @@ fn open_shard(
             remove_temporaries(&dir);
             // Start from the newest checkpoint, then replay the log after its start.
             if let Some((_, path)) = checkpoint::list(&dir)?.pop() {
-                let h = checkpoint::read(&path, meta.id, shard, |k, v| {
+                // Decompressed and applied on this shard's share of the cores: a checkpoint
+                // holds each key once, so the order its entries land in changes nothing.
+                let workers = load_workers(meta.shards);
+                let h = checkpoint::read_parallel(&path, meta.id, shard, workers, &|k, v| {
                     apply_ref(&map, RecordRef::Put { key: k, value: v });
                 })?;
                 from_seq = h.start_seq + 1;
