@@ -459,6 +459,11 @@ fn open_checked(path: &Path, table_id: u64, shard: u32) -> Result<Opened, LogErr
     })
 }
 
+/// The number of entries a checkpoint's footer records, after checking its header and footer.
+pub fn entry_count(path: &Path, table_id: u64, shard: u32) -> Result<u64, LogError> {
+    Ok(open_checked(path, table_id, shard)?.entries)
+}
+
 /// [`read`], telling `visit` the file offset of the block each entry is in.
 pub fn read_with_offsets(
     path: &Path,
