@@ -9,7 +9,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::block::BlockDecoder;
 use super::error::{FormatError, LogError};
@@ -55,11 +55,14 @@ pub struct ScanProgress {
     pub commit_us: AtomicU64,
 }
 
-/// How to scan: stop at damage or step over it, and where to report progress.
+/// How to scan: stop at damage or step over it, where to report progress, and a flag that
+/// ends the scan early (checked before each block: a visitor that failed sets it, and the
+/// rest of the log is not read for nothing).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ScanOptions<'p> {
     pub tolerant: bool,
     pub progress: Option<&'p ScanProgress>,
+    pub stop: Option<&'p AtomicBool>,
 }
 
 /// What a scan read.
@@ -192,6 +195,9 @@ pub fn scan_shard_with(
         let salt = header.salt();
         let mut stream = BlockStream::new(&file, salt, start, end);
         loop {
+            if opts.stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                return Ok((stats, lost));
+            }
             let block = match stream.next_block() {
                 Ok(Some(b)) => b,
                 Ok(None) => break,

@@ -233,6 +233,7 @@ fn tolerant_mode_skips_a_damaged_block_and_reports_exactly_what_was_lost() {
             ScanOptions {
                 tolerant: true,
                 progress: None,
+                stop: None,
             },
             |s, _, _| seqs.push(s),
         )

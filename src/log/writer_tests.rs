@@ -118,6 +118,28 @@ fn scan_until_t_returns_exactly_the_writes_committed_at_or_before_t() {
 }
 
 #[test]
+fn a_scan_whose_stop_flag_is_set_reads_no_further_block() {
+    let dir = tempfile::tempdir().unwrap();
+    // One record per block, over several segments.
+    timed_log(dir.path(), 300, 137_000);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let opts = ScanOptions {
+        stop: Some(&stop),
+        ..ScanOptions::default()
+    };
+    let mut seen = Vec::new();
+    let (stats, lost) = scan_shard_with(dir.path(), 1, 0, ScanRange::ALL, opts, |seq, _, _| {
+        seen.push(seq);
+        if seq == 42 {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    })
+    .unwrap();
+    assert_eq!(seen, (1..=42).collect::<Vec<_>>());
+    assert_eq!((stats.blocks, stats.last_seq, lost.len()), (42, 42, 0));
+}
+
+#[test]
 fn scan_from_seq_skips_earlier_records() {
     let dir = tempfile::tempdir().unwrap();
     timed_log(dir.path(), 300, 137_000);

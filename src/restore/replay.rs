@@ -281,6 +281,9 @@ fn read_routed(
         (stripe % 100 >= reader_pct).then_some(stripe % n)
     };
     let mut failed: Option<LogError> = None;
+    // Set once a send fails (an applier is gone): the scan then stops at the next block
+    // instead of decoding the rest of the log for nothing.
+    let stop = std::sync::atomic::AtomicBool::new(false);
     let mut take = |r: RecordRef<'_>, failed: &mut Option<LogError>| {
         if failed.is_some() || filter.is_some_and(|g| !g.matches(r.key())) {
             return;
@@ -298,6 +301,7 @@ fn read_routed(
                 if route.batch.bytes().len() >= ROUTE_BATCH_BYTES {
                     if let Err(e) = route.send() {
                         *failed = Some(e);
+                        stop.store(true, std::sync::atomic::Ordering::Relaxed);
                     }
                 }
             }
@@ -319,6 +323,7 @@ fn read_routed(
     let opts = ScanOptions {
         tolerant: false,
         progress: Some(progress),
+        stop: Some(&stop),
     };
     scan_shard_with(dir, table_id, shard, range, opts, |_, _, r| {
         #[cfg(feature = "failpoints")]
@@ -368,6 +373,47 @@ mod tests {
             out.insert(k.to_vec(), v.to_vec());
         });
         out
+    }
+
+    /// An applier that is gone fails the routed read at the next send, and the reader stops
+    /// there instead of decoding the rest of the log.
+    #[test]
+    fn a_routed_read_stops_once_an_applier_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = LogConfig::new(dir.path(), 1, 0);
+        config.fsync = FsyncPolicy::Never;
+        let (log, _) = ShardLog::open(config, Arc::new(SystemClock), None).unwrap();
+        for b in 0..200u64 {
+            let batch: Vec<Record> = (0..40u64)
+                .map(|j| Record::put(format!("k{b}-{j}"), "x".repeat(600)))
+                .collect();
+            log.append(batch).unwrap();
+        }
+        log.close();
+        let p = plan(dir.path(), u64::MAX, u64::MAX).unwrap();
+        let mut routes: Vec<Route> = (0..2)
+            .map(|_| {
+                // Both ends the applier would hold are dropped: it is gone.
+                let (tx, _) = crossbeam_channel::unbounded();
+                let (_, back) = crossbeam_channel::unbounded();
+                Route {
+                    tx,
+                    back,
+                    batch: RecordBatch::with_capacity(ROUTE_BATCH_CAPACITY),
+                    in_flight: Arc::new(InFlight::default()),
+                }
+            })
+            .collect();
+        let map = crate::map::new_map();
+        let progress = ScanProgress::default();
+        let err = read_routed(&map, dir.path(), 1, 0, &p, &progress, &mut routes).unwrap_err();
+        assert!(err.to_string().contains("applier thread stopped"), "{err}");
+        let read = progress.records.load(std::sync::atomic::Ordering::Relaxed);
+        // The first send goes after about 256 KiB routed to one applier: ~450 records here.
+        assert!(
+            read < 2_000,
+            "{read} of 8,000 records read after the failure"
+        );
     }
 
     /// A base checkpoint overwritten and deleted by the log after it, with and without a

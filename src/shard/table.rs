@@ -249,6 +249,7 @@ fn open_shard(
     let opts = ScanOptions {
         tolerant: cfg.tolerant,
         progress: None,
+        stop: None,
     };
     let range = ScanRange {
         from_seq,
