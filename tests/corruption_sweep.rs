@@ -173,3 +173,40 @@ fn every_flipped_byte_is_found_and_none_is_served() {
     );
     assert!(refused > 0, "no flip hit a file start-up reads");
 }
+
+/// A checkpoint whose checksums hold but which names a key twice is refused at start-up,
+/// whatever the number of threads that load it (their order would decide which value won).
+#[test]
+fn a_checkpoint_holding_a_key_twice_is_refused_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let ckp = data_files(dir.path())
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "ckp"))
+        .expect("build wrote checkpoints");
+    assert!(open_and_read(dir.path()).is_ok(), "opens before the change");
+    let header = rewind::log::checkpoint::read_header(&ckp).unwrap();
+    let mut entries: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let shard: u32 = header.shard;
+    rewind::log::checkpoint::read(&ckp, header.table_id, shard, |k, v| {
+        entries.push((k.to_vec(), v.to_vec()))
+    })
+    .unwrap();
+    assert!(entries.len() > 10);
+    let repeat = (entries[3].0.clone(), b"another value".to_vec());
+    entries.push(repeat);
+    let (path, _) = rewind::log::checkpoint::write(
+        ckp.parent().unwrap(),
+        &header,
+        1,
+        entries.iter().map(|(k, v)| (k, v)),
+    )
+    .unwrap();
+    assert_eq!(path, ckp, "the same file, replaced");
+    let err = open_and_read(dir.path()).unwrap_err();
+    assert!(err.contains("a key repeats"), "{err}");
+    assert!(
+        err.contains(&ckp.display().to_string()),
+        "names the file: {err}"
+    );
+}

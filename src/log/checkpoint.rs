@@ -464,6 +464,15 @@ pub fn entry_count(path: &Path, table_id: u64, shard: u32) -> Result<u64, LogErr
     Ok(open_checked(path, table_id, shard)?.entries)
 }
 
+/// Refuses a checkpoint whose `entries` loaded as fewer `distinct` keys: it held a key twice.
+pub fn check_distinct(path: &Path, distinct: u64, entries: u64) -> Result<(), LogError> {
+    if distinct == entries {
+        return Ok(());
+    }
+    let detail = format!("{entries} entries hold {distinct} distinct keys: a key repeats");
+    Err(malformed(path, 0, detail))
+}
+
 /// [`read`], telling `visit` the file offset of the block each entry is in.
 pub fn read_with_offsets(
     path: &Path,

@@ -56,8 +56,9 @@ pub struct ScanProgress {
 }
 
 /// How to scan: stop at damage or step over it, where to report progress, and a flag that
-/// ends the scan early (checked before each block: a visitor that failed sets it, and the
-/// rest of the log is not read for nothing).
+/// ends the scan early (checked before each segment and block: a visitor that failed sets it,
+/// and the rest of the log is not read for nothing). A stopped scan returns `Ok` with what it
+/// read so far: the caller that set the flag knows why.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ScanOptions<'p> {
     pub tolerant: bool,
@@ -153,6 +154,9 @@ pub fn scan_shard_with(
     let mut expected: Option<u64> = None;
     let mut last_commit_us = 0u64;
     for (i, seg) in segments.iter().enumerate() {
+        if opts.stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+            return Ok((stats, lost));
+        }
         let is_last = i + 1 == segments.len();
         if segments
             .get(i + 1)

@@ -17,7 +17,7 @@ pub struct MapChunks<'a> {
 impl KvMap {
     /// Cuts the map into chunks of about `target_bytes` of keys and values. For a map nothing
     /// writes to until the chunks are walked: a walk that finds a different count fails.
-    pub fn chunks(&self, target_bytes: usize) -> MapChunks<'_> {
+    pub fn stripe_chunks(&self, target_bytes: usize) -> MapChunks<'_> {
         let target = target_bytes.max(1) as u64;
         let mut chunks = Vec::new();
         let (mut start, mut entries, mut bytes) = (0usize, 0u64, 0u64);
@@ -58,7 +58,7 @@ mod tests {
     #[test]
     fn chunks_cover_every_stripe_once_in_order_and_stay_near_the_target() {
         let map = crate::map::new_map();
-        let empty = map.chunks(1 << 20);
+        let empty = map.stripe_chunks(1 << 20);
         assert_eq!(
             (empty.chunks(), empty.entries(0)),
             (1, 0),
@@ -67,7 +67,7 @@ mod tests {
         for i in 0..20_000u32 {
             map.put(format!("key-{i}").as_bytes(), &[b'v'; 100]);
         }
-        let c = map.chunks(64 << 10);
+        let c = map.stripe_chunks(64 << 10);
         assert!(c.chunks() > 20, "{} chunks of ~64 KiB", c.chunks());
         let mut next = 0;
         let mut total = 0;

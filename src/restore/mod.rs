@@ -152,7 +152,7 @@ fn write_target(
     // Walked, framed and compressed on `threads` threads, chunk by chunk: nothing writes to
     // the map until the target is handed over.
     CheckpointWriter::create(&dir, &header, spec.zstd_level)?
-        .write_chunks(&map.chunks(checkpoint::BLOCK_TARGET), threads)?;
+        .write_chunks(&map.stripe_chunks(checkpoint::BLOCK_TARGET), threads)?;
     Ok(())
 }
 

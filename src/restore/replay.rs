@@ -558,7 +558,7 @@ mod tests {
         let (pa, na) = inline.finish().unwrap();
         let (pb, nb) = CheckpointWriter::create(b.path(), &header, 1)
             .unwrap()
-            .write_chunks(&big.chunks(checkpoint::BLOCK_TARGET), 3)
+            .write_chunks(&big.stripe_chunks(checkpoint::BLOCK_TARGET), 3)
             .unwrap();
         assert_eq!((na, nb), (big.len() as u64, big.len() as u64));
         let read_all = |p: &std::path::Path| {

@@ -198,8 +198,8 @@ fn open_shard(
                 Some((_, path)) => {
                     // Sized for its entries up front (a growing map rehashes everything it
                     // holds: a quarter of a large load's time went there). The footer's count
-                    // is checksummed; capped at the file's bytes so a wrong one cannot reserve
-                    // more than a few times the file.
+                    // is checksummed; capped at the file's length in bytes, so even a wrong
+                    // one reserves slots for no more entries than the file has bytes.
                     let entries = checkpoint::entry_count(&path, meta.id, shard)?;
                     let file_len = std::fs::metadata(&path).map_or(0, |m| m.len());
                     let map = with_capacity(entries.min(file_len) as usize);
@@ -209,6 +209,9 @@ fn open_shard(
                     let h = checkpoint::read_parallel(&path, meta.id, shard, workers, &|k, v| {
                         apply_ref(&map, RecordRef::Put { key: k, value: v });
                     })?;
+                    // Each key once, or the order would have mattered: every writer of
+                    // checkpoints walks each stripe once, so a repeat is damage.
+                    checkpoint::check_distinct(&path, map.len() as u64, entries)?;
                     from_seq = h.start_seq + 1;
                     last_ckp = (h.end_seq, h.created_us, 0);
                     map

@@ -1,13 +1,17 @@
 //! Writing a whole checkpoint on several threads, from a source that splits into chunks.
 //!
 //! Each worker takes the next chunk, walks it, frames its entries into blocks and compresses
-//! them; the writer appends the finished blocks in chunk order. The file is one a single
-//! thread could have written: the same header, blocks and footer (see `checkpoint.rs`).
+//! them; the writer appends the finished blocks in chunk order. The layout is the one in
+//! `checkpoint.rs`, read by the same readers; blocks end at chunk ends (and at [`CUT_BYTES`]
+//! within a chunk), so the bytes differ from what `put` one entry at a time writes, but they
+//! are the same whatever the number of workers.
 //!
 //! A source knows how many entries each chunk holds before it is walked, so every block's
 //! `first_seq` is fixed up front and no worker waits for another's count. At most
-//! `2 × workers` chunks are out at once; a chunk is about one block of raw entries, so memory
-//! stays near `2 × workers` blocks whatever the checkpoint's size.
+//! `2 × workers` chunks are out at once (walked, compressed, waiting for their turn). A map's
+//! chunk is about one block of raw entries, or one lock stripe where a stripe holds more
+//! (a shard over about 1 GiB of keys and values: a stripe is 1/1024 of it), so the writer holds
+//! at most `2 × workers` compressed blocks or stripes.
 //!
 //! Used for a restore's target checkpoint: the map is the restore's own, nothing writes to it,
 //! and walking it was one thread's work (the map walk and framing capped a one-shard restore's
@@ -16,6 +20,7 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crossbeam_channel::unbounded;
 
@@ -73,16 +78,22 @@ impl CheckpointWriter {
         }
         let (job_tx, job_rx) = unbounded::<usize>();
         let (done_tx, done_rx) = unbounded::<Done>();
+        // Set when the write fails: chunks still queued are then skipped, not walked.
+        let abort = AtomicBool::new(false);
         std::thread::scope(|s| -> Result<(), LogError> {
             // Dropped when this closure returns, early or not: idle workers then stop.
             let job_tx = job_tx;
+            let _abort_on_return = AbortOnDrop(&abort);
             for (w, mut enc) in encoders.into_iter().enumerate() {
-                let (rx, tx, first) = (job_rx.clone(), done_tx.clone(), &first);
+                let (rx, tx, first, abort) = (job_rx.clone(), done_tx.clone(), &first, &abort);
                 std::thread::Builder::new()
                     .name(format!("ckp-chunk-{w}"))
                     .spawn_scoped(s, move || {
                         let mut batch = RecordBatch::with_capacity(CUT_BYTES + (64 << 10));
                         for i in rx {
+                            if abort.load(Ordering::Relaxed) {
+                                return;
+                            }
                             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                                 let at = (first[i], salt, commit_us);
                                 encode_chunk(src, i, at, &mut enc, &mut batch)
@@ -127,6 +138,16 @@ impl CheckpointWriter {
         self.count = total;
         self.first = total + 1;
         self.finish()
+    }
+}
+
+/// Sets the flag when dropped: the writer's scope returning, done or failed, stops the
+/// workers from starting another chunk (after success there is none left).
+struct AbortOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for AbortOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 
@@ -275,13 +296,11 @@ mod tests {
                 1,
                 "no temporary file"
             );
-            files.push(std::fs::read(&path).unwrap());
+            let file = std::fs::read(&path).unwrap();
             // Header and footer as the entry-at-a-time writer makes them.
-            assert_eq!(files.last().unwrap()[..64], one[..64]);
-            assert_eq!(
-                files.last().unwrap()[files.last().unwrap().len() - 24..],
-                one[one.len() - 24..]
-            );
+            assert_eq!(file[..64], one[..64]);
+            assert_eq!(file[file.len() - 24..], one[one.len() - 24..]);
+            files.push(file);
         }
         assert!(
             files.windows(2).all(|w| w[0] == w[1]),

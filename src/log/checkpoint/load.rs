@@ -4,10 +4,13 @@
 //!
 //! Entries reach the visitor from several threads in no set order. That is right for a
 //! checkpoint: it holds every key once (it is a map's image), so the order puts land in
-//! changes nothing. The checks are those of `read`: every checksum, each block's first entry
-//! number, each block's entry count against its header, and the footer's total.
+//! changes nothing (start-up also checks the map ends with as many keys as the footer counts).
+//! The checks are those of `read`: every checksum, each block's first entry number, each
+//! block's entry count against its header, and the footer's total. The error reported is the
+//! one `read` would give: a worker skips only blocks after the lowest failing offset known,
+//! so every block before the first damage is verified.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crossbeam_channel::bounded;
@@ -35,11 +38,12 @@ pub fn read_parallel(
     }
     let opened = open_checked(path, table_id, shard)?;
     let (salt, footer_at) = (opened.salt, opened.footer_at);
-    let failed = AtomicBool::new(false);
+    // The lowest offset that failed (`u64::MAX`: none yet).
+    let first_bad = AtomicU64::new(u64::MAX);
     // Every failure with its offset: the first in the file is the one reported.
     let errors: Mutex<Vec<(u64, LogError)>> = Mutex::new(Vec::new());
     let fail = |at: u64, e: LogError| {
-        failed.store(true, Ordering::Relaxed);
+        first_bad.fetch_min(at, Ordering::Relaxed);
         errors
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -50,14 +54,15 @@ pub fn read_parallel(
     std::thread::scope(|s| {
         let tx = tx;
         for _ in 0..workers {
-            let (rx, failed, fail) = (rx.clone(), &failed, &fail);
+            let (rx, first_bad, fail) = (rx.clone(), &first_bad, &fail);
             s.spawn(move || {
                 let mut dec = match BlockDecoder::new() {
                     Ok(d) => d,
                     Err(e) => return fail(0, LogError::io(path, e)),
                 };
                 for (at, h, payload) in rx {
-                    if failed.load(Ordering::Relaxed) {
+                    // A block after a known failure cannot change which error is reported.
+                    if at > first_bad.load(Ordering::Relaxed) {
                         continue;
                     }
                     if let Err(e) = visit_block(path, &mut dec, salt, at, &h, &payload, visit) {
@@ -68,11 +73,13 @@ pub fn read_parallel(
         }
         drop(rx);
         let mut stream = BlockStream::new(&opened.file, salt, HEADER_LEN as u64, footer_at);
-        while !failed.load(Ordering::Relaxed) {
+        // Every block not yet sent lies after any failure: stop streaming at the first.
+        while first_bad.load(Ordering::Relaxed) == u64::MAX {
+            let next_at = stream.position();
             let block = match stream.next_block() {
                 Ok(Some(b)) => b,
                 Ok(None) => break,
-                Err(StreamError::Io(e)) => return fail(u64::MAX, LogError::io(path, e)),
+                Err(StreamError::Io(e)) => return fail(next_at, LogError::io(path, e)),
                 Err(StreamError::Format { offset, error }) => {
                     return fail(offset, damaged(path, offset, error))
                 }
@@ -93,9 +100,9 @@ pub fn read_parallel(
             }
         }
     });
-    let mut errors = errors.into_inner().unwrap_or_else(|p| p.into_inner());
-    if let Some(i) = (0..errors.len()).min_by_key(|&i| errors[i].0) {
-        return Err(errors.swap_remove(i).1);
+    let errors = errors.into_inner().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, e)) = errors.into_iter().min_by_key(|(at, _)| *at) {
+        return Err(e);
     }
     if seen != opened.entries {
         let detail = format!("{seen} entries, footer says {}", opened.entries);
@@ -143,6 +150,8 @@ fn visit_block(
 
 #[cfg(test)]
 mod tests {
+    use xxhash_rust::xxh3::xxh3_64_with_seed;
+
     use super::super::{write, FOOTER_LEN};
     use super::*;
 
@@ -214,10 +223,12 @@ mod tests {
             let mut bad = good.clone();
             bad[i] ^= 0x04;
             std::fs::write(&path, &bad).unwrap();
-            assert!(
-                load(&path, 3).is_err(),
-                "flip at {i} of {} undetected",
-                good.len()
+            let got = load(&path, 3).expect_err("a flipped byte is detected");
+            let want = read(&path, 5, 3, |_, _| {}).unwrap_err();
+            assert_eq!(
+                got.to_string(),
+                want.to_string(),
+                "flip at {i}: the error `read` gives"
             );
         }
         // Each block's header is covered, not only the first.
@@ -236,5 +247,39 @@ mod tests {
         }
         std::fs::write(&path, &good[..good.len() - FOOTER_LEN]).unwrap();
         assert!(load(&path, 3).is_err(), "no footer");
+    }
+
+    /// Files whose checksums all hold but whose numbering does not: only the parallel read's
+    /// own checks (block numbering, the footer's total) can find these.
+    #[test]
+    fn a_missing_block_or_a_wrong_total_with_valid_checksums_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = entries(60_000);
+        let (path, _) = write(dir.path(), &header(), 1, e.iter().map(|(k, v)| (k, v))).unwrap();
+        let good = std::fs::read(&path).unwrap();
+        let block_len = |at: usize| {
+            let payload = u32::from_le_bytes(good[at + 8..at + 12].try_into().unwrap()) as usize;
+            crate::log::block::BLOCK_HEADER_LEN + payload
+        };
+        let second = HEADER_LEN + block_len(HEADER_LEN);
+        let third = second + block_len(second);
+        assert!(third < good.len() - FOOTER_LEN, "three blocks or more");
+        // The second block cut out, everything else (footer included) kept.
+        let cut = [&good[..second], &good[third..]].concat();
+        std::fs::write(&path, &cut).unwrap();
+        let err = load(&path, 3).unwrap_err().to_string();
+        assert!(err.contains("block starts at entry"), "{err}");
+        // The footer's total one too many, its checksum recomputed.
+        let mut wrong = good.clone();
+        let f = wrong.len() - FOOTER_LEN;
+        let total = u64::from_le_bytes(wrong[f + 8..f + 16].try_into().unwrap());
+        wrong[f + 8..f + 16].copy_from_slice(&(total + 1).to_le_bytes());
+        let sum = xxh3_64_with_seed(&wrong[f..f + 16], header().salt());
+        wrong[f + 16..f + 24].copy_from_slice(&sum.to_le_bytes());
+        std::fs::write(&path, &wrong).unwrap();
+        let err = load(&path, 3).unwrap_err().to_string();
+        assert!(err.contains("footer says 60001"), "{err}");
+        std::fs::write(&path, &good).unwrap();
+        assert_eq!(load(&path, 3).unwrap().len(), 60_000);
     }
 }
