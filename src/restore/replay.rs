@@ -89,9 +89,10 @@ pub fn replay(
     replay_parts(dir, table_id, shard, plan, progress, 1)
 }
 
-/// [`replay`] on `parts` threads. One thread reads the checkpoint and the log once
-/// (checksums, decompression, record parsing) and applies the records of its own share of the
-/// map's lock stripes; the records of every other stripe go, in log order, in batches to the
+/// [`replay`] on `parts` threads. The checkpoint is loaded first on every thread
+/// (`checkpoint::read_parallel`). Then one thread reads the log once (checksums,
+/// decompression, record parsing) and applies the records of its own share of the map's lock
+/// stripes; the records of every other stripe go, in log order, in batches to the
 /// thread that owns that stripe, which applies them. So each key still sees its records in
 /// log order, no two threads meet on a stripe's lock, the decoding is done once, and the
 /// inserts, the largest share, run on every thread. The reader's share is smaller than the
@@ -104,14 +105,54 @@ pub fn replay_parts(
     progress: &ScanProgress,
     parts: usize,
 ) -> Result<KvMap, LogError> {
-    // Size the map for the records the log holds (about 64 stored bytes or more each), so a
-    // large restore does not rehash as it grows; capped to bound what a guess can waste.
-    let map = with_capacity(((plan.bytes / 64) as usize).min(MAX_PRESIZE));
+    // Size the map for the checkpoint's entries and the records the log holds (about 64
+    // stored bytes or more each), so a large restore does not rehash as it grows; capped to
+    // bound what a guess can waste.
+    let base = match &plan.checkpoint {
+        Some(path) => checkpoint::entry_count(path, table_id, shard)?,
+        None => 0,
+    };
+    let guess = base.saturating_add(plan.bytes / 64);
+    let map = with_capacity((guess as usize).min(MAX_PRESIZE));
     let appliers = parts.max(1) - 1;
     if appliers == 0 {
         read_routed(&map, dir, table_id, shard, plan, progress, &mut [])?;
         return Ok(map);
     }
+    // The checkpoint first, on every part: it holds each key once, so its entries may land
+    // in any order, and all of them are in before the first log record is applied. The log
+    // is then read and routed as below.
+    let mut log_plan;
+    let plan = match &plan.checkpoint {
+        Some(path) => {
+            let filter = plan.filter.as_ref();
+            let applied = std::sync::atomic::AtomicU64::new(0);
+            checkpoint::read_parallel(path, table_id, shard, parts, &|k, v| {
+                match filter {
+                    None => {
+                        apply_ref(&map, RecordRef::Put { key: k, value: v });
+                    }
+                    Some(g) if g.matches(k) => {
+                        apply_ref(&map, RecordRef::Put { key: k, value: v });
+                        // Counted only when filtered: unfiltered, every entry is applied.
+                        applied.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Some(_) => {}
+                }
+            })?;
+            // A key twice would have let the threads' order pick its value.
+            let applied = if filter.is_some() {
+                applied.into_inner()
+            } else {
+                base
+            };
+            checkpoint::check_distinct(path, map.len() as u64, applied)?;
+            log_plan = plan.clone();
+            log_plan.checkpoint = None;
+            &log_plan
+        }
+        None => plan,
+    };
     let (txs, rxs): (Vec<_>, Vec<_>) = (0..appliers)
         .map(|_| crossbeam_channel::unbounded::<RecordBatch>())
         .unzip();
