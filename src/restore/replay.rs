@@ -11,7 +11,7 @@ use crate::log::record::RecordBatch;
 use crate::log::{
     checkpoint, scan_shard_with, segment, LogError, RecordRef, ScanOptions, ScanProgress, ScanRange,
 };
-use crate::map::{apply_ref, with_capacity, KvMap};
+use crate::map::{apply_ref, load_checkpoint, with_capacity, Keep, KvMap};
 
 /// Most keys a replay map is sized for up front.
 const MAX_PRESIZE: usize = 16 << 20;
@@ -125,28 +125,9 @@ pub fn replay_parts(
     let mut log_plan;
     let plan = match &plan.checkpoint {
         Some(path) => {
-            let filter = plan.filter.as_ref();
-            let applied = std::sync::atomic::AtomicU64::new(0);
-            checkpoint::read_parallel(path, table_id, shard, parts, &|k, v| {
-                match filter {
-                    None => {
-                        apply_ref(&map, RecordRef::Put { key: k, value: v });
-                    }
-                    Some(g) if g.matches(k) => {
-                        apply_ref(&map, RecordRef::Put { key: k, value: v });
-                        // Counted only when filtered: unfiltered, every entry is applied.
-                        applied.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    }
-                    Some(_) => {}
-                }
-            })?;
-            // A key twice would have let the threads' order pick its value.
-            let applied = if filter.is_some() {
-                applied.into_inner()
-            } else {
-                base
-            };
-            checkpoint::check_distinct(path, map.len() as u64, applied)?;
+            let matches = |k: &[u8]| plan.filter.as_ref().is_none_or(|g| g.matches(k));
+            let keep: Keep<'_> = plan.filter.is_some().then_some(&matches);
+            load_checkpoint(&map, path, table_id, shard, parts, base, keep)?;
             log_plan = plan.clone();
             log_plan.checkpoint = None;
             &log_plan
@@ -408,6 +389,17 @@ mod tests {
     use crate::log::checkpoint::{CheckpointHeader, CheckpointWriter};
     use crate::log::{FsyncPolicy, LogConfig, Record, ShardLog, SystemClock};
 
+    /// A shard log in `dir` (table 1, shard 0) holding `batches`, one commit each.
+    fn write_log(dir: &Path, batches: impl IntoIterator<Item = Vec<Record>>) {
+        let mut config = LogConfig::new(dir, 1, 0);
+        config.fsync = FsyncPolicy::Never;
+        let (log, _) = ShardLog::open(config, Arc::new(SystemClock), None).unwrap();
+        for batch in batches {
+            log.append(batch).unwrap();
+        }
+        log.close();
+    }
+
     fn contents(map: &KvMap) -> BTreeMap<Vec<u8>, Vec<u8>> {
         let mut out = BTreeMap::new();
         map.for_each(|k, v| {
@@ -421,16 +413,14 @@ mod tests {
     #[test]
     fn a_routed_read_stops_once_an_applier_is_gone() {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = LogConfig::new(dir.path(), 1, 0);
-        config.fsync = FsyncPolicy::Never;
-        let (log, _) = ShardLog::open(config, Arc::new(SystemClock), None).unwrap();
-        for b in 0..200u64 {
-            let batch: Vec<Record> = (0..40u64)
-                .map(|j| Record::put(format!("k{b}-{j}"), "x".repeat(600)))
-                .collect();
-            log.append(batch).unwrap();
-        }
-        log.close();
+        write_log(
+            dir.path(),
+            (0..200u64).map(|b| {
+                (0..40u64)
+                    .map(|j| Record::put(format!("k{b}-{j}"), "x".repeat(600)))
+                    .collect()
+            }),
+        );
         let p = plan(dir.path(), u64::MAX, u64::MAX).unwrap();
         let mut routes: Vec<Route> = (0..2)
             .map(|_| {
@@ -477,24 +467,22 @@ mod tests {
                 .unwrap();
         }
         w.finish().unwrap();
-        let mut config = LogConfig::new(dir.path(), 1, 0);
-        config.fsync = FsyncPolicy::Never;
-        let (log, _) = ShardLog::open(config, Arc::new(SystemClock), None).unwrap();
-        for b in 0..200u64 {
-            let batch: Vec<Record> = (0..40u64)
-                .map(|j| {
-                    let key = format!("k{}", (b * 41 + j * 7) % 3500).into_bytes();
-                    if (b + j) % 6 == 0 {
-                        Record::delete(key)
-                    } else {
-                        // Values large enough that every applier gets many batches.
-                        Record::put(key, format!("v{b}-{j}:{}", "x".repeat(600)).into_bytes())
-                    }
-                })
-                .collect();
-            log.append(batch).unwrap();
-        }
-        log.close();
+        write_log(
+            dir.path(),
+            (0..200u64).map(|b| {
+                (0..40u64)
+                    .map(|j| {
+                        let key = format!("k{}", (b * 41 + j * 7) % 3500).into_bytes();
+                        if (b + j) % 6 == 0 {
+                            Record::delete(key)
+                        } else {
+                            // Values large enough that every applier gets many batches.
+                            Record::put(key, format!("v{b}-{j}:{}", "x".repeat(600)).into_bytes())
+                        }
+                    })
+                    .collect()
+            }),
+        );
         for pattern in [None, Some("k1*")] {
             let mut p = plan(dir.path(), u64::MAX, u64::MAX).unwrap();
             assert!(
@@ -530,14 +518,11 @@ mod tests {
         }
     }
 
-    /// A log of puts, overwrites and deletes over few keys (so order matters), and a base
-    /// checkpoint written both inline and on three compression threads.
+    /// A log of puts, overwrites and deletes over few keys (so order matters), and the
+    /// checkpoint of a larger state written one entry at a time and in chunks on 3 threads.
     #[test]
     fn a_shard_replayed_in_parts_is_the_shard_replayed_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = LogConfig::new(dir.path(), 1, 0);
-        config.fsync = FsyncPolicy::Never;
-        let (log, _) = ShardLog::open(config, Arc::new(SystemClock), None).unwrap();
         let mut rng = 7u64;
         let mut next = || {
             rng ^= rng << 13;
@@ -545,20 +530,21 @@ mod tests {
             rng ^= rng << 17;
             rng
         };
-        for _ in 0..400 {
-            let batch: Vec<Record> = (0..50)
-                .map(|_| {
-                    let key = format!("k{}", next() % 3000).into_bytes();
-                    if next() % 5 == 0 {
-                        Record::delete(key)
-                    } else {
-                        Record::put(key, format!("v{}", next()).into_bytes())
-                    }
-                })
-                .collect();
-            log.append(batch).unwrap();
-        }
-        log.close();
+        let batches: Vec<Vec<Record>> = (0..400)
+            .map(|_| {
+                (0..50)
+                    .map(|_| {
+                        let key = format!("k{}", next() % 3000).into_bytes();
+                        if next() % 5 == 0 {
+                            Record::delete(key)
+                        } else {
+                            Record::put(key, format!("v{}", next()).into_bytes())
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        write_log(dir.path(), batches);
         let p = plan(dir.path(), u64::MAX, u64::MAX).unwrap();
         let whole = replay(dir.path(), 1, 0, &p, &ScanProgress::default()).unwrap();
         for parts in [2, 3, 8] {

@@ -12,7 +12,7 @@ use crate::log::{
     checkpoint, scan_shard_with, Clock, CommitHook, LogConfig, LostRange, OpenReport, ReadHook,
     RecordRef, ScanOptions, ScanRange, ShardLog,
 };
-use crate::map::{apply_ref, new_map, shard_of, with_capacity, KvMap};
+use crate::map::{apply_ref, load_checkpoint, new_map, shard_of, with_capacity, KvMap};
 
 pub struct TableShard {
     pub map: Arc<KvMap>,
@@ -204,14 +204,10 @@ fn open_shard(
                     let file_len = std::fs::metadata(&path).map_or(0, |m| m.len());
                     let map = with_capacity(entries.min(file_len) as usize);
                     // Decompressed and applied on this shard's share of the cores: a checkpoint
-                    // holds each key once, so the order its entries land in changes nothing.
+                    // holds each key once (every writer walks each stripe once), so the order
+                    // its entries land in changes nothing.
                     let workers = load_workers(meta.shards);
-                    let h = checkpoint::read_parallel(&path, meta.id, shard, workers, &|k, v| {
-                        apply_ref(&map, RecordRef::Put { key: k, value: v });
-                    })?;
-                    // Each key once, or the order would have mattered: every writer of
-                    // checkpoints walks each stripe once, so a repeat is damage.
-                    checkpoint::check_distinct(&path, map.len() as u64, entries)?;
+                    let h = load_checkpoint(&map, &path, meta.id, shard, workers, entries, None)?;
                     from_seq = h.start_seq + 1;
                     last_ckp = (h.end_seq, h.created_us, 0);
                     map
