@@ -174,8 +174,9 @@ fn every_flipped_byte_is_found_and_none_is_served() {
     assert!(refused > 0, "no flip hit a file start-up reads");
 }
 
-/// A checkpoint whose checksums hold but which names a key twice is refused at start-up,
-/// whatever the number of threads that load it (their order would decide which value won).
+/// A checkpoint whose checksums hold but which names a key twice is refused at start-up (on
+/// more than one loading thread, their order would decide which value won; the refusal holds
+/// on one thread too: `map::load`'s unit test runs both).
 #[test]
 fn a_checkpoint_holding_a_key_twice_is_refused_at_start_up() {
     let dir = tempfile::tempdir().unwrap();

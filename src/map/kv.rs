@@ -155,14 +155,14 @@ impl KvMap {
     }
 
     /// Entries and key-and-value bytes in stripe `i`.
-    pub fn stripe_size(&self, i: usize) -> (u64, u64) {
+    pub(crate) fn stripe_size(&self, i: usize) -> (u64, u64) {
         let s = self.stripes[i].read();
         (s.table.len() as u64, s.bytes.max(0) as u64)
     }
 
     /// Calls `f` for every entry of stripe `i`, holding its read lock throughout: for a map
     /// nothing writes to (a restore's result), where the lock is never waited for.
-    pub fn for_each_in_stripe(&self, i: usize, mut f: impl FnMut(&[u8], &[u8])) {
+    pub(crate) fn for_each_in_stripe(&self, i: usize, mut f: impl FnMut(&[u8], &[u8])) {
         for e in self.stripes[i].read().table.iter() {
             f(e.key(), e.value());
         }

@@ -105,35 +105,29 @@ pub fn replay_parts(
     progress: &ScanProgress,
     parts: usize,
 ) -> Result<KvMap, LogError> {
-    // Size the map for the checkpoint's entries and the records the log holds (about 64
-    // stored bytes or more each), so a large restore does not rehash as it grows; capped to
-    // bound what a guess can waste.
     let base = match &plan.checkpoint {
         Some(path) => checkpoint::entry_count(path, table_id, shard)?,
         None => 0,
     };
-    let guess = base.saturating_add(plan.bytes / 64);
+    // Size the map for the checkpoint's entries (all of them unless MATCH picks some) and the
+    // records the log holds (about 64 stored bytes or more each), so a large restore does not
+    // rehash as it grows; capped to bound what a guess can waste.
+    let from_base = if plan.filter.is_some() { 0 } else { base };
+    let guess = from_base.saturating_add(plan.bytes / 64);
     let map = with_capacity((guess as usize).min(MAX_PRESIZE));
+    // The checkpoint first, on every part: it holds each key once, so its entries may land
+    // in any order, and all of them are in before the first log record is applied. The log
+    // is then read (and routed) by `read_routed`.
+    if let Some(path) = &plan.checkpoint {
+        let matches = |k: &[u8]| plan.filter.as_ref().is_none_or(|g| g.matches(k));
+        let keep: Keep<'_> = plan.filter.is_some().then_some(&matches);
+        load_checkpoint(&map, path, table_id, shard, parts, base, keep)?;
+    }
     let appliers = parts.max(1) - 1;
     if appliers == 0 {
         read_routed(&map, dir, table_id, shard, plan, progress, &mut [])?;
         return Ok(map);
     }
-    // The checkpoint first, on every part: it holds each key once, so its entries may land
-    // in any order, and all of them are in before the first log record is applied. The log
-    // is then read and routed as below.
-    let mut log_plan;
-    let plan = match &plan.checkpoint {
-        Some(path) => {
-            let matches = |k: &[u8]| plan.filter.as_ref().is_none_or(|g| g.matches(k));
-            let keep: Keep<'_> = plan.filter.is_some().then_some(&matches);
-            load_checkpoint(&map, path, table_id, shard, parts, base, keep)?;
-            log_plan = plan.clone();
-            log_plan.checkpoint = None;
-            &log_plan
-        }
-        None => plan,
-    };
     let (txs, rxs): (Vec<_>, Vec<_>) = (0..appliers)
         .map(|_| crossbeam_channel::unbounded::<RecordBatch>())
         .unzip();
@@ -280,8 +274,8 @@ impl Route {
     }
 }
 
-/// Reads the plan's checkpoint and log once, applying the reader's own stripes and routing
-/// the rest (with no routes, applies everything).
+/// Reads the plan's log once (its checkpoint is already in the map: `replay_parts`), applying
+/// the reader's own stripes and routing the rest (with no routes, applies everything).
 fn read_routed(
     map: &KvMap,
     dir: &Path,
@@ -329,14 +323,6 @@ fn read_routed(
             }
         }
     };
-    if let Some(path) = &plan.checkpoint {
-        checkpoint::read(path, table_id, shard, |k, v| {
-            take(RecordRef::Put { key: k, value: v }, &mut failed)
-        })?;
-    }
-    if let Some(e) = failed {
-        return Err(e);
-    }
     let range = ScanRange {
         from_seq: plan.from_seq,
         until_us: plan.until_us,

@@ -6,9 +6,9 @@
 //! checkpoint: it holds every key once (it is a map's image), so the order puts land in
 //! changes nothing (start-up also checks the map ends with as many keys as the footer counts).
 //! The checks are those of `read`: every checksum, each block's first entry number, each
-//! block's entry count against its header, and the footer's total. The error reported is the
-//! one `read` would give: a worker skips only blocks after the lowest failing offset known,
-//! so every block before the first damage is verified.
+//! block's entry count against its header, and the footer's total. For damage a checksum
+//! finds, the error reported is the one `read` would give: a worker skips only blocks after
+//! the lowest failing offset known, so every block before the first damage is verified.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
