@@ -127,6 +127,43 @@ fn the_helper_extends_the_open_segments_zeros_ahead_of_the_writer() {
     assert!(std::fs::metadata(&seg).unwrap().len() < 1 << 20, "trimmed");
 }
 
+/// Under `everysec` and `never` the space ahead is reserved (`fallocate`), not written: it
+/// reads as zeros all the same, the log reads back whole from a crash copy, and the sealed
+/// segment is trimmed.
+#[test]
+fn relaxed_policies_reserve_the_space_ahead_and_read_back_across_a_crash() {
+    for policy in [FsyncPolicy::EverySec, FsyncPolicy::Never] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config(dir.path(), IoMode::Std);
+        c.fsync = policy;
+        c.min_compress_len = usize::MAX;
+        let clock = ManualClock::new(T0);
+        let (log, _) = open(&c, &clock);
+        for i in 0..40u64 {
+            clock.advance(1_000);
+            let value = vec![(i % 251) as u8 + 1; 16 << 10];
+            log.append(vec![Record::put(format!("k{i}").into_bytes(), value)])
+                .unwrap();
+        }
+        log.flush().unwrap();
+        log.wait_segment_helper();
+        let seg = segment_paths(dir.path()).remove(0);
+        let bytes = std::fs::read(&seg).unwrap();
+        assert_eq!(bytes.len(), 2 << 20, "{policy:?}: reserved one chunk ahead");
+        // About 660 KiB of blocks; zeros after them.
+        assert!(bytes[700 << 10..].iter().all(|&b| b == 0), "{policy:?}");
+        let crashed = tempfile::tempdir().unwrap();
+        crash_copy(dir.path(), crashed.path());
+        log.close();
+        assert!(std::fs::metadata(&seg).unwrap().len() < 1 << 20, "trimmed");
+        let got = read_all(crashed.path(), ScanRange::ALL);
+        assert_eq!(got.len(), 40, "{policy:?}");
+        let (reopened, _) = open(&c, &clock);
+        assert_eq!(reopened.append(vec![put(99)]).unwrap().first_seq, 41);
+        reopened.close();
+    }
+}
+
 /// A power cut after the writer renamed the prepared file but before the rename reached the
 /// disk: the newest segment, blocks and all, still has the prepared name.
 #[test]

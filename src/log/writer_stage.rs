@@ -14,6 +14,7 @@ use super::config::FsyncPolicy;
 use super::direct::{align_up, AlignedBuf};
 use super::error::{CommitError, LogError};
 use super::io::{refuses_direct, IoFailure};
+use super::segment_prep::Fill;
 use super::writer::Submission;
 use super::writer_core::{preallocate, WriterCore};
 
@@ -111,7 +112,10 @@ impl WriterCore {
         if let Err(e) = preallocate(
             seg,
             room,
-            self.config.preallocate_bytes,
+            (
+                self.config.preallocate_bytes,
+                Fill::for_policy(self.config.fsync),
+            ),
             &self.helper,
             self.config.segment_max_bytes,
         ) {
