@@ -76,7 +76,8 @@ def main():
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--servers", help="only these (comma-separated names as in the report, "
                     "e.g. 'rewind always,redis always'), or 'rewind FLAGS' for extra rewind variants "
-                    "('rewind REWIND_BIN=PATH FLAGS' runs another build of rewind beside this one)")
+                    "('rewind REWIND_BIN=PATH FLAGS' runs another build of rewind beside this one; "
+                    "the variable is read from the variant only, and PATH may not hold spaces)")
     ap.add_argument("--values", help="only these value sizes, e.g. 100")
     ap.add_argument("--pipelines", help="only these pipeline depths, e.g. 16")
     ap.add_argument("--no-extras", action="store_true", help="skip memory, disk and restore")

@@ -118,6 +118,12 @@ fn the_helper_extends_the_open_segments_zeros_ahead_of_the_writer() {
             .unwrap();
     }
     log.wait_segment_helper();
+    let st = log.stats();
+    assert_eq!(
+        st.reserved_bytes, 0,
+        "fsync always writes its zeros: {st:?}"
+    );
+    assert!(st.zeroed_bytes >= 2 << 20, "{st:?}");
     let seg = segment_paths(dir.path()).remove(0);
     let len = std::fs::metadata(&seg).unwrap().len();
     assert_eq!(len, 2 << 20, "zeros extended one chunk ahead");
@@ -147,6 +153,10 @@ fn relaxed_policies_reserve_the_space_ahead_and_read_back_across_a_crash() {
         }
         log.flush().unwrap();
         log.wait_segment_helper();
+        let st = log.stats();
+        assert_eq!(st.zeroed_bytes, 0, "{policy:?}: {st:?}");
+        // The prepared file's chunk, the open segment's first chunk and one ahead.
+        assert!(st.reserved_bytes >= 2 << 20, "{policy:?}: {st:?}");
         let seg = segment_paths(dir.path()).remove(0);
         let bytes = std::fs::read(&seg).unwrap();
         assert_eq!(bytes.len(), 2 << 20, "{policy:?}: reserved one chunk ahead");
@@ -158,9 +168,27 @@ fn relaxed_policies_reserve_the_space_ahead_and_read_back_across_a_crash() {
         assert!(std::fs::metadata(&seg).unwrap().len() < 1 << 20, "trimmed");
         let got = read_all(crashed.path(), ScanRange::ALL);
         assert_eq!(got.len(), 40, "{policy:?}");
+        // Reopened with `fsync always` (direct writes where the file system takes them): the
+        // reserved space it adopts takes blocks as written zeros do, and it zero-fills from
+        // here on.
+        c.fsync = FsyncPolicy::Always;
         let (reopened, _) = open(&c, &clock);
-        assert_eq!(reopened.append(vec![put(99)]).unwrap().first_seq, 41);
+        for i in 0..200u64 {
+            clock.advance(1_000);
+            let value = vec![(i % 251) as u8 + 1; 16 << 10];
+            let got = reopened
+                .append(vec![Record::put(format!("a{i}").into_bytes(), value)])
+                .unwrap();
+            assert_eq!(got.first_seq, 41 + i);
+        }
+        reopened.wait_segment_helper();
+        assert!(reopened.stats().zeroed_bytes > 0, "{:?}", reopened.stats());
         reopened.close();
+        assert_eq!(
+            read_all(dir.path(), ScanRange::ALL).len(),
+            240,
+            "{policy:?}"
+        );
     }
 }
 

@@ -43,7 +43,8 @@ pub enum Fill {
     Zeros,
     /// Blocks reserved with `fallocate`, nothing written (they read back as zeros): for
     /// `everysec` and `never`, where writing zeros would put every byte through the page cache
-    /// twice and fight the writer for the file's lock. Zeros where the file system refuses.
+    /// twice and hold the file's lock (which the writer's appends take too) for as long as
+    /// copying them takes. Zeros where the file system refuses.
     Reserve,
 }
 
@@ -59,7 +60,8 @@ impl Fill {
 /// The name of a shard's prepared (not yet used) segment file.
 pub const PREPARED_NAME: &str = "next.seg-prepared";
 
-/// The end of a segment's zero-filled space: the file's length as its writers know it.
+/// The end of a segment's zeros (written or reserved): the file's length as its writers know
+/// it.
 #[derive(Debug)]
 pub struct Room {
     end: Mutex<u64>,
@@ -78,7 +80,7 @@ impl Room {
     }
 }
 
-/// A prepared segment file, zero-filled to `alloc_end` bytes.
+/// A prepared segment file, zeros (written or reserved) to `alloc_end` bytes.
 #[derive(Debug)]
 pub struct Prepared {
     pub path: PathBuf,
@@ -89,7 +91,7 @@ pub struct Prepared {
 }
 
 enum Job {
-    /// Make the next prepared file; `adopt`: reuse the zero-filled one recovery found.
+    /// Make the next prepared file; `adopt`: reuse the all-zeros one recovery found.
     Prepare {
         adopt: bool,
     },
@@ -122,7 +124,7 @@ pub(super) struct SegmentHelper {
 
 impl SegmentHelper {
     /// Starts the helper for the shard directory `dir`; it prepares the first spare file at
-    /// once (reusing the zero-filled one recovery found when `adopt`). Without a thread (it
+    /// once (reusing the all-zeros one recovery found when `adopt`). Without a thread (it
     /// could not be spawned) every job falls back to the writer.
     pub fn start(
         dir: &Path,
@@ -247,7 +249,7 @@ impl Worker {
     fn run(&self, job: Job) {
         match job {
             Job::Prepare { adopt } => {
-                let made = prepare(&self.dir, self.chunk, self.fill, adopt);
+                let made = prepare(&self.dir, (self.chunk, self.fill), adopt, &self.stats);
                 let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
                 slot.pending = false;
                 match made {
@@ -261,13 +263,14 @@ impl Worker {
                 room,
                 to,
             } => {
-                let done = extend(&file, &room, to, self.fill).and_then(|grew| {
+                let done = extend(&file, &room, to, self.fill).and_then(|grown| {
                     // With `fsync always` a block's own sync then carries no new size. Under
                     // the other policies it paces writeback: the log's dirty pages go out a
                     // chunk at a time, off the commit path (without it, SET 4 KiB `never`
                     // -P 16 had a p99 of 120-165 ms against 25-40 ms with it: the writer ran
                     // into the flusher's bursts).
-                    if grew {
+                    if let Some(g) = grown {
+                        g.count(&self.stats);
                         file.sync_data()?;
                     }
                     Ok(())
@@ -293,9 +296,15 @@ impl Worker {
     }
 }
 
-/// Creates (or, with `adopt`, reopens) the prepared file and zero-fills it to `chunk` bytes,
+/// Creates (or, with `adopt`, reopens) the prepared file and gives it `chunk` bytes of zeros
+/// (written or reserved, as `fill` says),
 /// durably: the file, its size and its name.
-fn prepare(dir: &Path, chunk: u64, fill: Fill, adopt: bool) -> Result<Prepared, LogError> {
+fn prepare(
+    dir: &Path,
+    (chunk, fill): (u64, Fill),
+    adopt: bool,
+    stats: &LogStats,
+) -> Result<Prepared, LogError> {
     let path = dir.join(PREPARED_NAME);
     let file = OpenOptions::new()
         .read(true)
@@ -308,7 +317,9 @@ fn prepare(dir: &Path, chunk: u64, fill: Fill, adopt: bool) -> Result<Prepared, 
         .metadata()
         .map(|m| Room::new(m.len()))
         .and_then(|room| {
-            extend(&file, &room, chunk.max(SEGMENT_HEADER_LEN as u64), fill)?;
+            if let Some(g) = extend(&file, &room, chunk.max(SEGMENT_HEADER_LEN as u64), fill)? {
+                g.count(stats);
+            }
             file.sync_data()?;
             Ok(room)
         })
@@ -341,42 +352,74 @@ fn prepare(dir: &Path, chunk: u64, fill: Fill, adopt: bool) -> Result<Prepared, 
     })
 }
 
-/// Makes the space from the room's end up to `to` as `fill` says (nothing when it is there
-/// already). Whether the file grew.
-pub(super) fn extend(file: &File, room: &Room, to: u64, fill: Fill) -> std::io::Result<bool> {
+/// How [`extend`] grew a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grown {
+    /// How the new space was made (zeros where a reservation was refused).
+    pub fill: Fill,
+    pub bytes: u64,
+}
+
+impl Grown {
+    /// Counts the new space in the log's stats.
+    pub fn count(self, stats: &LogStats) {
+        let counter = match self.fill {
+            Fill::Zeros => &stats.zeroed_bytes,
+            Fill::Reserve => &stats.reserved_bytes,
+        };
+        counter.fetch_add(self.bytes, Ordering::Relaxed);
+    }
+}
+
+/// Makes the space from the room's end up to `to` as `fill` says; `None` when it is there
+/// already.
+pub(super) fn extend(
+    file: &File,
+    room: &Room,
+    to: u64,
+    fill: Fill,
+) -> std::io::Result<Option<Grown>> {
     let mut end = room.lock();
     if *end >= to {
-        return Ok(false);
+        return Ok(None);
     }
-    if fill == Fill::Reserve && reserve(file, *end, to - *end)? {
+    let bytes = to - *end;
+    if fill == Fill::Reserve && reserve(file, *end, bytes)? {
         *end = to;
-        return Ok(true);
+        return Ok(Some(Grown { fill, bytes }));
     }
-    let zeros = vec![0u8; (to - *end).min(1 << 20) as usize];
+    let zeros = vec![0u8; bytes.min(1 << 20) as usize];
     while *end < to {
         let n = ((to - *end) as usize).min(zeros.len());
         file.write_all_at(&zeros[..n], *end)?;
         *end += n as u64;
     }
-    Ok(true)
+    Ok(Some(Grown {
+        fill: Fill::Zeros,
+        bytes,
+    }))
 }
 
 /// `fallocate` (mode 0: the size grows, the new range reads as zeros). False where the file
 /// system does not support it; other errors (a full disk) are errors.
+/// Retried when a signal interrupts it (tmpfs's can).
 fn reserve(file: &File, at: u64, len: u64) -> std::io::Result<bool> {
     use std::os::fd::AsRawFd;
-    let (Ok(at), Ok(len)) = (i64::try_from(at), i64::try_from(len)) else {
-        return Err(std::io::Error::other("reservation past i64"));
+    let (Ok(at), Ok(len)) = (libc::off_t::try_from(at), libc::off_t::try_from(len)) else {
+        return Err(std::io::Error::other("reservation past off_t"));
     };
-    // SAFETY: plain syscall on a file descriptor this `File` owns for the call's duration.
-    let r = unsafe { libc::fallocate(file.as_raw_fd(), 0, at, len) };
-    if r == 0 {
-        return Ok(true);
-    }
-    let e = std::io::Error::last_os_error();
-    match e.raw_os_error() {
-        Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => Ok(false),
-        _ => Err(e),
+    loop {
+        // SAFETY: plain syscall on a file descriptor this `File` owns for the call's duration.
+        let r = unsafe { libc::fallocate(file.as_raw_fd(), 0, at, len) };
+        if r == 0 {
+            return Ok(true);
+        }
+        let e = std::io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => return Ok(false),
+            _ => return Err(e),
+        }
     }
 }
 
@@ -427,9 +470,16 @@ mod tests {
                 .unwrap();
             file.write_all_at(b"log bytes", 0).unwrap();
             let room = Room::new(9);
-            assert!(extend(&file, &room, 3 << 20, fill).unwrap(), "{fill:?}");
+            let grown = extend(&file, &room, 3 << 20, fill).unwrap().unwrap();
+            assert_eq!(grown.bytes, (3 << 20) - 9);
+            // Every file system the tests run on (ext4, xfs, btrfs, tmpfs) reserves.
+            assert_eq!(grown.fill, fill, "{fill:?}");
             assert_eq!(*room.lock(), 3 << 20);
-            assert!(!extend(&file, &room, 1 << 20, fill).unwrap(), "{fill:?}");
+            assert_eq!(
+                extend(&file, &room, 1 << 20, fill).unwrap(),
+                None,
+                "{fill:?}"
+            );
             let got = std::fs::read(&path).unwrap();
             assert_eq!(got.len(), 3 << 20, "{fill:?}");
             assert_eq!(&got[..9], b"log bytes", "{fill:?}: what was there stays");

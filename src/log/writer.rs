@@ -110,6 +110,10 @@ pub struct LogStats {
     pub net_blocks: AtomicU64,
     /// Blocks written with `O_DIRECT` (and `RWF_DSYNC`), no `fdatasync` after them.
     pub direct_blocks: AtomicU64,
+    /// Space made ahead of the writer: zeros written (`fsync always`, or where `fallocate`
+    /// is refused) and blocks reserved with `fallocate` (`segment_prep.rs`, `Fill`).
+    pub zeroed_bytes: AtomicU64,
+    pub reserved_bytes: AtomicU64,
     /// The last sequence written (and synced, with `fsync always`) and applied, and its
     /// commit time: what a reader beside the writer may rely on.
     pub durable_seq: AtomicU64,
@@ -132,6 +136,8 @@ pub struct StatsSnapshot {
     pub segments_sealed: u64,
     pub net_blocks: u64,
     pub direct_blocks: u64,
+    pub zeroed_bytes: u64,
+    pub reserved_bytes: u64,
     pub sync_latency: crate::metrics::histogram::Snapshot,
 }
 
@@ -150,6 +156,8 @@ impl LogStats {
             segments_sealed: get(&self.segments_sealed),
             net_blocks: get(&self.net_blocks),
             direct_blocks: get(&self.direct_blocks),
+            zeroed_bytes: get(&self.zeroed_bytes),
+            reserved_bytes: get(&self.reserved_bytes),
             sync_latency: self.sync_latency.snapshot(),
         }
     }

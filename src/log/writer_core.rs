@@ -503,6 +503,7 @@ pub(super) fn preallocate(
     block_len: u64,
     (chunk, fill): (u64, Fill),
     helper: &SegmentHelper,
+    stats: &LogStats,
     segment_max: u64,
 ) -> Result<(), LogError> {
     let need = seg.len + block_len;
@@ -516,7 +517,11 @@ pub(super) fn preallocate(
             let step = if need >= segment_max { 4096 } else { chunk };
             let new_end = need.div_ceil(step) * step;
             drop(end);
-            extend(&seg.file, &seg.room, new_end, fill).map_err(|e| LogError::io(&seg.path, e))?;
+            if let Some(g) = extend(&seg.file, &seg.room, new_end, fill)
+                .map_err(|e| LogError::io(&seg.path, e))?
+            {
+                g.count(stats);
+            }
             end = seg.room.lock();
         }
         seg.alloc_end = *end;

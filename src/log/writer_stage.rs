@@ -117,6 +117,7 @@ impl WriterCore {
                 Fill::for_policy(self.config.fsync),
             ),
             &self.helper,
+            &self.stats,
             self.config.segment_max_bytes,
         ) {
             let _ = seg.cut_to(offset);

@@ -301,6 +301,8 @@ impl Db {
                 sum.segments_created += st.segments_created;
                 sum.net_blocks += st.net_blocks;
                 sum.direct_blocks += st.direct_blocks;
+                sum.zeroed_bytes += st.zeroed_bytes;
+                sum.reserved_bytes += st.reserved_bytes;
                 sum.sync_latency.add(&st.sync_latency);
             }
         }
