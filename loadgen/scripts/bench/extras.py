@@ -2,7 +2,7 @@
 million 100-byte keys, and restore time against Redis's start-up load of the same writes."""
 import os, subprocess, sys, tempfile, time
 
-from .servers import LOADGEN, Server, du_bytes, rss_kb
+from .servers import LOADGEN, REWIND, Server, du_bytes, rss_kb
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import restore_vs_aof  # noqa: E402  (the restore comparison, shared with its own script)
@@ -48,7 +48,7 @@ def restore(writes, shards):
     path = os.path.join(work, "writes.resp")
     try:
         logical = restore_vs_aof.generate(path, writes, writes, 100, "random")
-        rw = restore_vs_aof.rewind_run(path, shards, writes, logical)
+        rw = restore_vs_aof.rewind_run(path, shards, writes, logical, REWIND)
         rd = restore_vs_aof.redis_run(path)
     finally:
         subprocess.run(["rm", "-rf", work])
