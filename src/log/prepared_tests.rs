@@ -110,6 +110,7 @@ fn the_helper_extends_the_open_segments_zeros_ahead_of_the_writer() {
     c.min_compress_len = usize::MAX; // stored as written: sizes are predictable
     let clock = ManualClock::new(T0);
     let (log, _) = open(&c, &clock);
+    log.wait_segment_helper();
     // 40 blocks of about 16 KiB: past half of the first 1 MiB chunk.
     for i in 0..40u64 {
         clock.advance(1_000);
@@ -123,7 +124,8 @@ fn the_helper_extends_the_open_segments_zeros_ahead_of_the_writer() {
         st.reserved_bytes, 0,
         "fsync always writes its zeros: {st:?}"
     );
-    assert!(st.zeroed_bytes >= 2 << 20, "{st:?}");
+    // The first prepared file's chunk, the one ahead of the writer and the next prepared file.
+    assert_eq!(st.zeroed_bytes, 3 << 20, "{st:?}");
     let seg = segment_paths(dir.path()).remove(0);
     let len = std::fs::metadata(&seg).unwrap().len();
     assert_eq!(len, 2 << 20, "zeros extended one chunk ahead");
@@ -145,6 +147,7 @@ fn relaxed_policies_reserve_the_space_ahead_and_read_back_across_a_crash() {
         c.min_compress_len = usize::MAX;
         let clock = ManualClock::new(T0);
         let (log, _) = open(&c, &clock);
+        log.wait_segment_helper();
         for i in 0..40u64 {
             clock.advance(1_000);
             let value = vec![(i % 251) as u8 + 1; 16 << 10];
@@ -155,8 +158,9 @@ fn relaxed_policies_reserve_the_space_ahead_and_read_back_across_a_crash() {
         log.wait_segment_helper();
         let st = log.stats();
         assert_eq!(st.zeroed_bytes, 0, "{policy:?}: {st:?}");
-        // The prepared file's chunk, the open segment's first chunk and one ahead.
-        assert!(st.reserved_bytes >= 2 << 20, "{policy:?}: {st:?}");
+        // The first prepared file's chunk, the one ahead of the writer and the next prepared
+        // file.
+        assert_eq!(st.reserved_bytes, 3 << 20, "{policy:?}: {st:?}");
         let seg = segment_paths(dir.path()).remove(0);
         let bytes = std::fs::read(&seg).unwrap();
         assert_eq!(bytes.len(), 2 << 20, "{policy:?}: reserved one chunk ahead");

@@ -1,9 +1,9 @@
 //! Segment work kept off the commit path, on one helper thread per shard log.
 //!
 //! - **Prepare**: the next segment file is made ahead of need, as `next.seg-prepared`:
-//!   created, zero-filled to one preallocation chunk, synced, its directory synced. At a roll
-//!   the writer writes the segment header into it (unsynced: the first block's sync carries
-//!   it) and renames it to the segment's name; neither the header nor the rename waits for a
+//!   created, given one preallocation chunk of zeros (written or reserved, [`Fill`]), synced,
+//!   its directory synced. At a roll the writer writes the segment header into it (unsynced:
+//!   the first block's sync carries it) and renames it to the segment's name; neither the header nor the rename waits for a
 //!   sync of its own, because recovery adopts a prepared file whose header is valid
 //!   (`recovery.rs`, "prepared segments").
 //! - **Extend**: the open segment's zeros are extended a chunk ahead of the writer and synced,
