@@ -267,7 +267,7 @@ impl Worker {
                     // With `fsync always` a block's own sync then carries no new size. Under
                     // the other policies it paces writeback: the log's dirty pages go out a
                     // chunk at a time, off the commit path (without it, SET 4 KiB `never`
-                    // -P 16 had a p99 of 120-165 ms against 25-40 ms with it: the writer ran
+                    // -P 16 had a p99 of 120-165 ms against 23-40 ms with it: the writer ran
                     // into the flusher's bursts).
                     if let Some(g) = grown {
                         g.count(&self.stats);
