@@ -3,9 +3,9 @@
 //! - **Prepare**: the next segment file is made ahead of need, as `next.seg-prepared`:
 //!   created, given one preallocation chunk of zeros (written or reserved, [`Fill`]), synced,
 //!   its directory synced. At a roll the writer writes the segment header into it (unsynced:
-//!   the first block's sync carries it) and renames it to the segment's name; neither the header nor the rename waits for a
-//!   sync of its own, because recovery adopts a prepared file whose header is valid
-//!   (`recovery.rs`, "prepared segments").
+//!   the first block's sync carries it) and renames it to the segment's name; neither the
+//!   header nor the rename waits for a sync of its own, because recovery adopts a prepared
+//!   file whose header is valid (`recovery.rs`, "prepared segments").
 //! - **Extend**: the open segment's zeros are extended a chunk ahead of the writer and synced,
 //!   so a block's sync rarely carries a new file size. Under `everysec` and `never` the
 //!   space is reserved with `fallocate` instead of written ([`Fill`]); it is synced all the
@@ -297,8 +297,7 @@ impl Worker {
 }
 
 /// Creates (or, with `adopt`, reopens) the prepared file and gives it `chunk` bytes of zeros
-/// (written or reserved, as `fill` says),
-/// durably: the file, its size and its name.
+/// (written or reserved, as `fill` says), durably: the file, its size and its name.
 fn prepare(
     dir: &Path,
     (chunk, fill): (u64, Fill),
@@ -400,9 +399,9 @@ pub(super) fn extend(
     }))
 }
 
-/// `fallocate` (mode 0: the size grows, the new range reads as zeros). False where the file
-/// system does not support it; other errors (a full disk) are errors.
-/// Retried when a signal interrupts it (tmpfs's can).
+/// `fallocate` (mode 0: the size grows, the new range reads as zeros), retried when a signal
+/// interrupts it (tmpfs's can). False where the file system does not support it; other
+/// errors (a full disk) are errors.
 fn reserve(file: &File, at: u64, len: u64) -> std::io::Result<bool> {
     use std::os::fd::AsRawFd;
     let (Ok(at), Ok(len)) = (libc::off_t::try_from(at), libc::off_t::try_from(len)) else {

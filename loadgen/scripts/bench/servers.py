@@ -46,8 +46,8 @@ class Server:
     def argv(self):
         if self.kind == "rewind":
             # REWIND_BIN in a variant's environment runs another build side by side.
-            return [self.env.get("REWIND_BIN", REWIND), "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.dir,
-                    *self.flags]
+            return [self.env.get("REWIND_BIN", REWIND), "serve", "--listen",
+                    f"127.0.0.1:{self.port}", "--data-dir", self.dir, *self.flags]
         return ["redis-server", "--port", str(self.port), "--dir", self.dir, "--save", "",
                 "--bind", "127.0.0.1", "--protected-mode", "no", "--logfile",
                 os.path.join(self.dir, "redis.log"), *self.flags]
