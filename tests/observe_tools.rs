@@ -453,3 +453,83 @@ fn flags_beat_environment_beats_config_file_beats_defaults() {
     };
     assert!(String::from_utf8_lossy(&info).contains(&format!("config_file:{f}")));
 }
+
+/// The log's segment and space counters, in INFO and in `/metrics`: rolls into prepared files,
+/// segments sealed, and the space ahead made by writing zeros (`fsync always`) or reserved
+/// with `fallocate` (the relaxed policies).
+#[test]
+fn info_and_metrics_count_segment_rolls_and_the_space_ahead() {
+    for fsync in ["always", "never"] {
+        let dir = tempfile::tempdir().unwrap();
+        let srv = start(
+            dir.path(),
+            "auto",
+            &[
+                "--fsync",
+                fsync,
+                "--shards",
+                "1",
+                "--segment-mib",
+                "1",
+                "--metrics-listen",
+                "127.0.0.1:0",
+            ],
+        );
+        let mut c = srv.client();
+        // 320 values of 16 KiB of letters (about 3.2 MiB once compressed): two rolls at least.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for i in 0..320 {
+            let value: String = (0..16 << 10)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    (b'a' + (x % 26) as u8) as char
+                })
+                .collect();
+            assert_eq!(
+                c.cmd(&["SET", &format!("k{i}"), &value]),
+                common::Value::ok()
+            );
+        }
+        let field = |info: &str, name: &str| -> u64 {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or_else(|| panic!("INFO has no {name}:\n{info}"))
+        };
+        // Sealing runs on the helper thread after the roll: wait for the first.
+        let info = eventually("a sealed segment", || {
+            let common::Value::Bulk(b) = c.cmd(&["INFO", "persistence"]) else {
+                return None;
+            };
+            let info = String::from_utf8(b).unwrap();
+            (field(&info, "log_segments_sealed") >= 1).then_some(info)
+        });
+        let created = field(&info, "log_segments_created");
+        let prepared = field(&info, "log_segment_rolls_prepared");
+        let inline = field(&info, "log_segment_rolls_inline");
+        assert!(created >= 3, "{fsync}: {info}");
+        // Each segment, the first too, started in a file the helper prepared, unless the
+        // helper fell behind (then the writer made it inline, and counted it).
+        assert_eq!(prepared + inline, created, "{fsync}: {info}");
+        let zeroed = field(&info, "log_space_zeroed_bytes");
+        let reserved = field(&info, "log_space_reserved_bytes");
+        if fsync == "always" {
+            assert!(zeroed >= 2 << 20 && reserved == 0, "{fsync}: {info}");
+        } else {
+            assert!(reserved >= 2 << 20 && zeroed == 0, "{fsync}: {info}");
+        }
+        let metrics = http_get(srv.metrics_port.unwrap(), "/metrics").unwrap().1;
+        for (name, at_least) in [
+            ("rewind_log_segment_rolls_prepared_total{}", prepared),
+            ("rewind_log_segments_sealed_total{}", 1),
+            ("rewind_log_space_zeroed_bytes_total{}", zeroed),
+            ("rewind_log_space_reserved_bytes_total{}", reserved),
+        ] {
+            let got = sample(&metrics, name).unwrap_or_else(|| panic!("no {name}:\n{metrics}"));
+            assert!(got >= at_least as f64, "{fsync}: {name} {got} < {at_least}");
+        }
+        assert!(sample(&metrics, "rewind_log_segment_rolls_inline_total{}").is_some());
+    }
+}

@@ -1,7 +1,8 @@
 //! Fault injection for tests (cargo feature `failpoints`): make the next writes or syncs of
 //! the log, a checkpoint or the catalog fail the way a full disk or a dying one does.
 //! Process-wide; armed from tests, or at start-up from `REWIND_FAILPOINTS` (the server binary),
-//! e.g. `write_enospc=1,short_write=1,sync_eio=1,checkpoint_eio=1,catalog_eio=1,restore_delay_us=500`.
+//! e.g. `write_enospc=1,short_write=1,sync_eio=1,checkpoint_eio=1,catalog_eio=1,restore_delay_us=500`
+//! (`reserve_eintr`, `reserve_eopnotsupp` and `reserve_enospc` answer the log's `fallocate`).
 
 use std::io;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -17,6 +18,10 @@ static CATALOG_DELAY_MS: AtomicU32 = AtomicU32::new(0);
 static URING_SUBMIT_EIO: AtomicU32 = AtomicU32::new(0);
 static ROLL_CRASH: AtomicU32 = AtomicU32::new(0);
 static ROLL_CRASH_SKIP: AtomicU32 = AtomicU32::new(0);
+static RESERVE_EINTR: AtomicU32 = AtomicU32::new(0);
+static RESERVE_EOPNOTSUPP: AtomicU32 = AtomicU32::new(0);
+static RESERVE_ENOSPC: AtomicU32 = AtomicU32::new(0);
+static RESERVE_PARTIAL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// The next `n` log writes fail with ENOSPC.
 pub fn arm_write_enospc(n: u32) {
@@ -143,6 +148,41 @@ pub fn roll_crash(step: u32) {
     std::process::abort();
 }
 
+/// The next `n` reservations of log space ahead (`fallocate`, `segment_prep.rs`) are
+/// interrupted by a signal (EINTR): each is retried.
+pub fn arm_reserve_eintr(n: u32) {
+    RESERVE_EINTR.store(n, Ordering::SeqCst);
+}
+
+/// The next `n` reservations answer EOPNOTSUPP, as on a file system without `fallocate`:
+/// zeros are written instead. `u32::MAX` until disarmed with 0.
+pub fn arm_reserve_eopnotsupp(n: u32) {
+    RESERVE_EOPNOTSUPP.store(n, Ordering::SeqCst);
+}
+
+/// The next `n` reservations fail with ENOSPC, as on a disk filling up: the first of them
+/// after getting half its space (ext4 keeps what it allocated, and the file's size with it),
+/// the rest with nothing.
+pub fn arm_reserve_enospc(n: u32) {
+    RESERVE_PARTIAL.store(n > 0, Ordering::SeqCst);
+    RESERVE_ENOSPC.store(n, Ordering::SeqCst);
+}
+
+/// What the next reservation answers instead of calling `fallocate`, if armed; with `true`,
+/// it is to take half its range first.
+pub fn reserve_fault() -> Option<(io::Error, bool)> {
+    let (errno, partial) = if take(&RESERVE_EINTR) {
+        (libc::EINTR, false)
+    } else if take(&RESERVE_EOPNOTSUPP) {
+        (libc::EOPNOTSUPP, false)
+    } else if take(&RESERVE_ENOSPC) {
+        (libc::ENOSPC, RESERVE_PARTIAL.swap(false, Ordering::SeqCst))
+    } else {
+        return None;
+    };
+    Some((io::Error::from_raw_os_error(errno), partial))
+}
+
 pub fn catalog_fault() -> Option<io::Error> {
     take(&CATALOG_EIO).then(|| io::Error::from_raw_os_error(libc::EIO))
 }
@@ -168,6 +208,9 @@ pub fn arm_from_env() {
             "catalog_delay_ms" => arm_catalog_delay_ms(n),
             "uring_submit_eio" => arm_uring_submit_eio(n),
             "roll_crash" => arm_roll_crash(n),
+            "reserve_eintr" => arm_reserve_eintr(n),
+            "reserve_eopnotsupp" => arm_reserve_eopnotsupp(n),
+            "reserve_enospc" => arm_reserve_enospc(n),
             "roll_crash_skip" => ROLL_CRASH_SKIP.store(n, Ordering::SeqCst),
             other => eprintln!("unknown failpoint {other:?}"),
         }

@@ -382,10 +382,22 @@ pub(super) fn extend(
     if *end >= to {
         return Ok(None);
     }
+    let made = make_room(file, &mut end, to, fill);
+    if made.is_err() {
+        // A reservation or a write of zeros that failed part way (a full disk) may have grown
+        // the file: what it added reads as zeros, and a trim must know to cut it.
+        if let Ok(m) = file.metadata() {
+            *end = (*end).max(m.len());
+        }
+    }
+    made.map(Some)
+}
+
+fn make_room(file: &File, end: &mut u64, to: u64, fill: Fill) -> std::io::Result<Grown> {
     let bytes = to - *end;
     if fill == Fill::Reserve && reserve(file, *end, bytes)? {
         *end = to;
-        return Ok(Some(Grown { fill, bytes }));
+        return Ok(Grown { fill, bytes });
     }
     let zeros = vec![0u8; bytes.min(1 << 20) as usize];
     while *end < to {
@@ -393,10 +405,10 @@ pub(super) fn extend(
         file.write_all_at(&zeros[..n], *end)?;
         *end += n as u64;
     }
-    Ok(Some(Grown {
+    Ok(Grown {
         fill: Fill::Zeros,
         bytes,
-    }))
+    })
 }
 
 /// `fallocate` (mode 0: the size grows, the new range reads as zeros), retried when a signal
@@ -408,12 +420,30 @@ fn reserve(file: &File, at: u64, len: u64) -> std::io::Result<bool> {
         return Err(std::io::Error::other("reservation past off_t"));
     };
     loop {
-        // SAFETY: plain syscall on a file descriptor this `File` owns for the call's duration.
-        let r = unsafe { libc::fallocate(file.as_raw_fd(), 0, at, len) };
-        if r == 0 {
-            return Ok(true);
-        }
-        let e = std::io::Error::last_os_error();
+        #[cfg(feature = "failpoints")]
+        let injected = super::failpoint::reserve_fault().map(|(e, partial)| {
+            if partial {
+                // A full disk can stop a reservation part way: ext4 keeps the blocks it got,
+                // and the file's size with them.
+                // SAFETY: as below.
+                unsafe { libc::fallocate(file.as_raw_fd(), 0, at, len / 2) };
+            }
+            e
+        });
+        #[cfg(not(feature = "failpoints"))]
+        let injected: Option<std::io::Error> = None;
+        let e = match injected {
+            Some(e) => e,
+            None => {
+                // SAFETY: plain syscall on a file descriptor this `File` owns for the call's
+                // duration.
+                let r = unsafe { libc::fallocate(file.as_raw_fd(), 0, at, len) };
+                if r == 0 {
+                    return Ok(true);
+                }
+                std::io::Error::last_os_error()
+            }
+        };
         match e.raw_os_error() {
             Some(libc::EINTR) => continue,
             Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => return Ok(false),

@@ -299,6 +299,9 @@ impl Db {
                 sum.raw_bytes += st.raw_bytes;
                 sum.stored_bytes += st.stored_bytes;
                 sum.segments_created += st.segments_created;
+                sum.segments_prepared += st.segments_prepared;
+                sum.segment_rolls_inline += st.segment_rolls_inline;
+                sum.segments_sealed += st.segments_sealed;
                 sum.net_blocks += st.net_blocks;
                 sum.direct_blocks += st.direct_blocks;
                 sum.zeroed_bytes += st.zeroed_bytes;

@@ -216,7 +216,7 @@ fn persistence(state: &ServerState, out: &mut String) {
     let p99 = sync.quantile_bound_us(0.99).unwrap_or(0);
     let _ = write!(
         out,
-        "# Persistence\r\nloading:0\r\naof_enabled:1\r\nrdb_changes_since_last_save:0\r\nfsync:{fsync}\r\nlog_io_engine:{log_io}\r\nlog_commit:{}\r\nlog_bytes_on_disk:{}\r\nlog_syncs:{}\r\nlog_blocks:{}\r\nlog_blocks_by_net_threads:{}\r\nlog_blocks_direct:{}\r\nlog_records:{}\r\nlog_avg_records_per_sync:{per_sync:.2}\r\nlog_stored_per_logical_byte:{ratio:.3}\r\nlog_sync_mean_usec:{mean:.1}\r\nlog_sync_p99_usec_at_most:{}\r\n\r\n",
+        "# Persistence\r\nloading:0\r\naof_enabled:1\r\nrdb_changes_since_last_save:0\r\nfsync:{fsync}\r\nlog_io_engine:{log_io}\r\nlog_commit:{}\r\nlog_bytes_on_disk:{}\r\nlog_syncs:{}\r\nlog_blocks:{}\r\nlog_blocks_by_net_threads:{}\r\nlog_blocks_direct:{}\r\nlog_records:{}\r\nlog_avg_records_per_sync:{per_sync:.2}\r\nlog_stored_per_logical_byte:{ratio:.3}\r\nlog_sync_mean_usec:{mean:.1}\r\nlog_sync_p99_usec_at_most:{}\r\nlog_segments_created:{}\r\nlog_segment_rolls_prepared:{}\r\nlog_segment_rolls_inline:{}\r\nlog_segments_sealed:{}\r\nlog_space_zeroed_bytes:{}\r\nlog_space_reserved_bytes:{}\r\n\r\n",
         if state.inline_commit { "inline" } else { "thread" },
         db.log_bytes_on_disk(),
         s.syncs,
@@ -225,6 +225,12 @@ fn persistence(state: &ServerState, out: &mut String) {
         s.direct_blocks,
         s.records,
         if p99 == u64::MAX { i64::MAX as u64 } else { p99 },
+        s.segments_created,
+        s.segments_prepared,
+        s.segment_rolls_inline,
+        s.segments_sealed,
+        s.zeroed_bytes,
+        s.reserved_bytes,
     );
 }
 

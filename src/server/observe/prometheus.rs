@@ -318,6 +318,36 @@ impl Collector for Families {
         )?;
         one(
             &mut enc,
+            "rewind_log_segment_rolls_prepared",
+            "Segment rolls into a file the helper thread had prepared",
+            Counter(log.segments_prepared),
+        )?;
+        one(
+            &mut enc,
+            "rewind_log_segment_rolls_inline",
+            "Segment rolls that created the next file on the commit path (the helper was behind)",
+            Counter(log.segment_rolls_inline),
+        )?;
+        one(
+            &mut enc,
+            "rewind_log_segments_sealed",
+            "Finished segments trimmed, synced and indexed",
+            Counter(log.segments_sealed),
+        )?;
+        one(
+            &mut enc,
+            "rewind_log_space_zeroed_bytes",
+            "Space ahead of the log writers made by writing zeros",
+            Counter(log.zeroed_bytes),
+        )?;
+        one(
+            &mut enc,
+            "rewind_log_space_reserved_bytes",
+            "Space ahead of the log writers reserved with fallocate",
+            Counter(log.reserved_bytes),
+        )?;
+        one(
+            &mut enc,
             "rewind_log_records_per_sync",
             "Records per sync since start",
             Gauge(if log.syncs == 0 {
