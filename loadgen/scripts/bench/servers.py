@@ -2,8 +2,10 @@
 import os, shutil, signal, socket, subprocess, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-REWIND = os.path.join(ROOT, "target", "release", "rewind")
-LOADGEN = os.path.join(ROOT, "target", "release", "rewind-loadgen")
+# Where cargo put the release build (CARGO_TARGET_DIR, as cargo reads it, or ./target).
+TARGET = os.path.abspath(os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"))
+REWIND = os.path.join(TARGET, "release", "rewind")
+LOADGEN = os.path.join(TARGET, "release", "rewind-loadgen")
 TICK = os.sysconf("SC_CLK_TCK")
 
 
