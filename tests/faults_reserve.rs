@@ -7,7 +7,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use rewind::log::failpoint::{arm_reserve_eintr, arm_reserve_enospc, arm_reserve_eopnotsupp};
+use rewind::log::failpoint::{
+    arm_reserve_eintr, arm_reserve_enospc, arm_reserve_eopnotsupp, reserve_eintr_left,
+};
 use rewind::log::{
     scan_shard, CommitError, FsyncPolicy, IoMode, LogConfig, ManualClock, Record, RecordRef,
     ScanRange, ShardLog,
@@ -108,6 +110,10 @@ fn a_refused_reservation_writes_zeros_and_an_interrupted_one_is_retried() {
         }
         log.flush().unwrap();
         log.wait_segment_helper();
+        if !refused {
+            // Every interruption was met (and retried): the failpoint is wired in the loop.
+            assert_eq!(reserve_eintr_left(), 0, "EINTR faults not taken");
+        }
         arm_reserve_eopnotsupp(0);
         arm_reserve_eintr(0);
         let st = log.stats();
@@ -142,10 +148,21 @@ fn a_full_disk_fails_the_writes_that_need_new_space_and_writes_resume() {
         log.append(put(i)).unwrap();
         acked.push(i);
     }
-    // Every reservation from here on fails, each after getting half its space (as ext4 can).
+    // The helper is idle (the next segment's file prepared and reserved): every reservation
+    // from here on fails, the first after getting half its space (as ext4 can), the rest
+    // with nothing.
+    log.wait_segment_helper();
     arm_reserve_enospc(u32::MAX);
+    // Past half the first chunk (1 MiB) the writer asks the helper to extend; these writes
+    // stay inside the chunk, so they all succeed and the helper's extension takes the half.
+    for i in 10..40 {
+        clock.advance(1_000);
+        log.append(put(i)).unwrap();
+        acked.push(i);
+    }
+    log.wait_segment_helper();
     let mut failed = 0;
-    for i in 10..300 {
+    for i in 40..300 {
         clock.advance(1_000);
         match log.append(put(i)) {
             Ok(c) => {

@@ -123,7 +123,8 @@ def main():
     rw = args.bin
     if not rw:
         subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "rewind"], cwd=ROOT, check=True)
-        rw = os.path.join(ROOT, "target", "release", "rewind")
+        from bench.servers import REWIND  # CARGO_TARGET_DIR, as the harness reads it
+        rw = REWIND
     work = tempfile.mkdtemp(prefix="restore-bench-")
     path = os.path.join(work, "writes.resp")
     t = time.time()

@@ -154,8 +154,13 @@ pub fn arm_reserve_eintr(n: u32) {
     RESERVE_EINTR.store(n, Ordering::SeqCst);
 }
 
+/// How many of the interruptions armed with [`arm_reserve_eintr`] have not been taken yet.
+pub fn reserve_eintr_left() -> u32 {
+    RESERVE_EINTR.load(Ordering::SeqCst)
+}
+
 /// The next `n` reservations answer EOPNOTSUPP, as on a file system without `fallocate`:
-/// zeros are written instead. `u32::MAX` until disarmed with 0.
+/// zeros are written instead. Each call takes one; `u32::MAX` lasts until disarmed with 0.
 pub fn arm_reserve_eopnotsupp(n: u32) {
     RESERVE_EOPNOTSUPP.store(n, Ordering::SeqCst);
 }

@@ -351,15 +351,16 @@ impl WriterCore {
                 return Err(self.poison(Arc::new(e)));
             }
         }
-        let made = match self.helper.take_prepared() {
-            Some(p) => self.start_prepared(p, commit_us),
-            None => {
-                self.stats
-                    .segment_rolls_inline
-                    .fetch_add(1, Ordering::Relaxed);
-                self.create_segment(commit_us)
-            }
+        let (made, inline) = match self.helper.take_prepared() {
+            Some(p) => (self.start_prepared(p, commit_us), false),
+            None => (self.create_segment(commit_us), true),
         };
+        if inline && made.is_ok() {
+            // Counted when it worked, as `segments_created` is: prepared + inline == created.
+            self.stats
+                .segment_rolls_inline
+                .fetch_add(1, Ordering::Relaxed);
+        }
         // The prepared file has its segment name now (or is gone): the next can be made.
         self.helper.ask_prepare(false);
         let mut seg = match made {

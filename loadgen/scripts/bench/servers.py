@@ -2,8 +2,9 @@
 import os, shutil, signal, socket, subprocess, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-# Where cargo put the release build (CARGO_TARGET_DIR, as cargo reads it, or ./target).
-TARGET = os.path.abspath(os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"))
+# Where cargo put the release build: CARGO_TARGET_DIR (a relative one from the root, where the
+# harness runs cargo) or ./target. A `build.target-dir` in a cargo config is not read.
+TARGET = os.path.abspath(os.path.join(ROOT, os.environ.get("CARGO_TARGET_DIR") or "target"))
 REWIND = os.path.join(TARGET, "release", "rewind")
 LOADGEN = os.path.join(TARGET, "release", "rewind-loadgen")
 TICK = os.sysconf("SC_CLK_TCK")

@@ -319,7 +319,7 @@ impl Collector for Families {
         one(
             &mut enc,
             "rewind_log_segment_rolls_prepared",
-            "Segment rolls into a file the helper thread had prepared",
+            "Segments (a log's first included) started in a file the helper thread had prepared",
             Counter(log.segments_prepared),
         )?;
         one(
