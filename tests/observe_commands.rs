@@ -454,3 +454,45 @@ fn server_side_established(server_port: u16, client_port: u16) -> bool {
         f.len() > 3 && f[1] == local && f[2] == remote && f[3] == "01"
     })
 }
+
+/// zstd's fast levels (`--zstd-level -1` to `-7`, given as a separate argument or with `=`)
+/// log ordinary zstd blocks: they shrink what compresses, and a restart at the default level
+/// reads them back.
+#[test]
+fn a_fast_zstd_level_logs_blocks_a_restart_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let value = |i: usize| format!("{i:06}-").repeat(300);
+    let srv = start(dir.path(), "auto", &["--zstd-level", "-3"]);
+    let mut c = srv.client();
+    assert_eq!(
+        text(
+            c.cmd(&["CONFIG", "GET", "zstd-level"]).fields()[0]
+                .1
+                .clone()
+        ),
+        "-3"
+    );
+    for i in 0..200 {
+        assert_eq!(c.cmd(&["SET", &format!("k{i}"), &value(i)]), Value::ok());
+    }
+    let stored = num(&info(&mut c, "persistence"), "log_stored_per_logical_byte");
+    assert!(stored < 0.2, "repetitive values compressed: {stored}");
+    srv.stop();
+    let srv = start(dir.path(), "auto", &[]);
+    let mut c = srv.client();
+    for i in 0..200 {
+        assert_eq!(c.cmd(&["GET", &format!("k{i}")]), Value::bulk(value(i)));
+    }
+    srv.stop();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rewind"))
+        .args(["serve", "--zstd-level=-8", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "-8 is past the fast levels offered");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("-8"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

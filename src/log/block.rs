@@ -383,6 +383,9 @@ mod tests {
             (1, vec![b'x'; 100], Codec::Zstd),
             (0, vec![b'x'; 100], Codec::Raw),
             (3, vec![b'x'; 100], Codec::Zstd),
+            // zstd's fast levels (`--zstd-level -1` to `-7`) write ordinary zstd frames.
+            (-1, vec![b'x'; 100], Codec::Zstd),
+            (-7, vec![b'x'; 100], Codec::Zstd),
         ] {
             let records = sample(50, &value);
             let mut enc = BlockEncoder::new(level, 64).unwrap();

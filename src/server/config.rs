@@ -134,8 +134,9 @@ pub struct ServeArgs {
     /// Largest single request (all arguments of one command), in bytes.
     #[arg(long, env = "REWIND_MAX_REQUEST_BYTES", default_value_t = 640 << 20)]
     pub max_request_bytes: usize,
-    /// zstd level for log blocks (0 stores them raw).
-    #[arg(long, env = "REWIND_ZSTD_LEVEL", default_value_t = 1, value_parser = clap::value_parser!(i32).range(0..=19))]
+    /// zstd level for log blocks and checkpoints (0 stores them raw; -1 to -7 are zstd's fast
+    /// levels: less CPU per write, larger files, docs/BENCHMARKS.md "zstd's fast levels").
+    #[arg(long, env = "REWIND_ZSTD_LEVEL", default_value_t = 1, allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(-7..=19))]
     pub zstd_level: i32,
     /// Clients must AUTH with this password (user `default`) before any other command.
     #[arg(long, env = "REWIND_REQUIREPASS", hide_env_values = true)]
