@@ -16,7 +16,7 @@ report.
 Usage: loadgen/scripts/compare.py [--out bench-results] [--seconds 2] [--rounds 1] [--quick]
        [--restore-writes 3000000] [--no-build]
 """
-import argparse, json, os, shlex, shutil, subprocess, sys, tempfile, time
+import argparse, json, os, shlex, shutil, signal, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench import cells, extras, machine, plot, report  # noqa: E402
@@ -161,5 +161,12 @@ def main():
         shutil.rmtree(base, ignore_errors=True)
 
 
+def _terminated(signum, _frame):
+    # SIGTERM (CI's `timeout`, a user's kill) unwinds through the `finally`s: the servers
+    # stop and the temporary directories go, rather than outliving the harness.
+    raise SystemExit(128 + signum)
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _terminated)
     main()
