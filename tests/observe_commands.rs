@@ -514,3 +514,35 @@ fn a_fast_zstd_level_logs_blocks_a_restart_reads_back() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The log counters INFO and /metrics report are totals since start-up: dropping a table keeps
+/// what its logs did in them (Prometheus reads a drop as a counter reset otherwise).
+#[test]
+fn log_counters_keep_a_dropped_tables_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(dir.path(), "auto", &[]);
+    let mut c = srv.client();
+    assert_eq!(c.cmd(&["TABLE.CREATE", "scratch"]), Value::ok());
+    assert_eq!(c.cmd(&["TABLE.USE", "scratch"]), Value::ok());
+    for i in 0..300 {
+        assert_eq!(c.cmd(&["SET", &format!("k{i}"), "v"]), Value::ok());
+    }
+    assert_eq!(c.cmd(&["TABLE.USE", "default"]), Value::ok());
+    let counters = |c: &mut Client| {
+        let f = info(c, "persistence");
+        (
+            num(&f, "log_records"),
+            num(&f, "log_blocks"),
+            num(&f, "log_syncs"),
+        )
+    };
+    let before = counters(&mut c);
+    assert!(before.0 >= 300.0, "{before:?}");
+    assert_eq!(c.cmd(&["TABLE.DROP", "scratch"]), Value::ok());
+    let after = counters(&mut c);
+    assert!(
+        after.0 >= before.0 && after.1 >= before.1 && after.2 >= before.2,
+        "counters went down when the table was dropped: {before:?} then {after:?}"
+    );
+    srv.stop();
+}

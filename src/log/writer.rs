@@ -141,6 +141,26 @@ pub struct StatsSnapshot {
     pub sync_latency: crate::metrics::histogram::Snapshot,
 }
 
+impl StatsSnapshot {
+    /// Adds `o`'s counters (and its sync latencies) to these.
+    pub fn add(&mut self, o: &StatsSnapshot) {
+        self.syncs += o.syncs;
+        self.blocks += o.blocks;
+        self.records += o.records;
+        self.raw_bytes += o.raw_bytes;
+        self.stored_bytes += o.stored_bytes;
+        self.segments_created += o.segments_created;
+        self.segments_prepared += o.segments_prepared;
+        self.segment_rolls_inline += o.segment_rolls_inline;
+        self.segments_sealed += o.segments_sealed;
+        self.net_blocks += o.net_blocks;
+        self.direct_blocks += o.direct_blocks;
+        self.zeroed_bytes += o.zeroed_bytes;
+        self.reserved_bytes += o.reserved_bytes;
+        self.sync_latency.add(&o.sync_latency);
+    }
+}
+
 impl LogStats {
     pub fn snapshot(&self) -> StatsSnapshot {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);

@@ -50,9 +50,20 @@ pub struct Db {
     pub archive: std::sync::OnceLock<Arc<super::ArchiveState>>,
     /// What maintenance passes have done.
     pub activity: super::maintain::MaintainActivity,
+    /// The log counters of dropped tables, so the totals [`Db::log_stats`] reports (INFO,
+    /// Prometheus counters) never go down.
+    pub(super) retired: Mutex<RetiredStats>,
     /// Key indexes of sealed segments and checkpoints, for history questions.
     pub history_cache: crate::history::IndexCache,
     _lock: DirLock,
+}
+
+/// Dropped tables' log counters: those being shut (still moving) and the final sum of those
+/// already shut. A table moves from `tables` to `dropping` to `sum` under this lock.
+#[derive(Default)]
+pub(super) struct RetiredStats {
+    dropping: Vec<Arc<Table>>,
+    sum: StatsSnapshot,
 }
 
 /// What start-up found, for the log line and `INFO`.
@@ -138,6 +149,7 @@ impl Db {
             history_cache: crate::history::IndexCache::new(),
             disk_bytes: Default::default(),
             activity: Default::default(),
+            retired: Default::default(),
             _lock: lock,
         };
         db.refresh_disk_bytes();
@@ -259,12 +271,22 @@ impl Db {
         self.save_catalog(&next)?;
         *catalog = next;
         self.failures.lock().expect("failures lock").remove(&name);
-        let table = self.tables.write().expect("tables lock").remove(&name);
+        let table = {
+            let mut retired = self.retired.lock().expect("retired stats lock");
+            let table = self.tables.write().expect("tables lock").remove(&name);
+            retired.dropping.extend(table.clone());
+            table
+        };
         // Stopping the writers and deleting files can take long: not under the catalog lock,
         // which the net threads take to list and describe tables.
         drop(catalog);
         if let Some(t) = &table {
             t.shut(true);
+            let mut retired = self.retired.lock().expect("retired stats lock");
+            retired.dropping.retain(|d| !Arc::ptr_eq(d, t));
+            for s in &t.shards {
+                retired.sum.add(&s.log.stats());
+            }
         }
         if !keep_history {
             let dir = self.dir.join("tables").join(id.to_string());
@@ -287,26 +309,14 @@ impl Db {
         }
     }
 
-    /// Log counters summed over every shard of every table.
+    /// Log counters summed over every shard of every table, dropped ones included: each is a
+    /// total since start-up that never goes down.
     pub fn log_stats(&self) -> StatsSnapshot {
-        let mut sum = StatsSnapshot::default();
-        for t in self.tables() {
+        let retired = self.retired.lock().expect("retired stats lock");
+        let mut sum = retired.sum;
+        for t in self.tables().iter().chain(retired.dropping.iter()) {
             for s in &t.shards {
-                let st = s.log.stats();
-                sum.syncs += st.syncs;
-                sum.blocks += st.blocks;
-                sum.records += st.records;
-                sum.raw_bytes += st.raw_bytes;
-                sum.stored_bytes += st.stored_bytes;
-                sum.segments_created += st.segments_created;
-                sum.segments_prepared += st.segments_prepared;
-                sum.segment_rolls_inline += st.segment_rolls_inline;
-                sum.segments_sealed += st.segments_sealed;
-                sum.net_blocks += st.net_blocks;
-                sum.direct_blocks += st.direct_blocks;
-                sum.zeroed_bytes += st.zeroed_bytes;
-                sum.reserved_bytes += st.reserved_bytes;
-                sum.sync_latency.add(&st.sync_latency);
+                sum.add(&s.log.stats());
             }
         }
         sum
