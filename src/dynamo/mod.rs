@@ -81,7 +81,7 @@ pub struct Dynamo {
 pub async fn dispatch(db: &Arc<Db>, op: &str, body: &[u8]) -> Result<Value, DynamoError> {
     match op {
         "CreateTable" => ops_tables::create_table(db, body).await,
-        "DeleteTable" => ops_tables::delete_table(db, body),
+        "DeleteTable" => ops_tables::delete_table(db, body).await,
         "DescribeTable" => ops_tables::describe_table(db, body),
         "ListTables" => ops_tables::list_tables(db, body),
         "PutItem" => ops_write::put_item(db, body).await,

@@ -12,9 +12,22 @@ use super::item::{encode_schema, SCHEMA_KEY};
 use super::schema::StoredSchema;
 use super::store::{self, check_name};
 use super::wire::{parse, refuse, CreateTableInput, ListTablesInput, TableNameInput};
+use std::sync::Arc;
+
 use crate::shard::Db;
 
-pub async fn create_table(db: &Db, body: &[u8]) -> Result<Value, DynamoError> {
+/// Runs `f` on tokio's blocking pool rather than the listener's thread, as `TABLE.CREATE` and
+/// `TABLE.DROP` do: creating fsyncs the catalog, dropping also joins the table's writer
+/// threads and deletes its files.
+async fn off_listener<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, DynamoError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| DynamoError::Internal(format!("the table operation did not finish: {e}")))
+}
+
+pub async fn create_table(db: &Arc<Db>, body: &[u8]) -> Result<Value, DynamoError> {
     let req: CreateTableInput = parse(body)?;
     check_name(&req.table_name)?;
     refuse(
@@ -38,12 +51,16 @@ pub async fn create_table(db: &Db, body: &[u8]) -> Result<Value, DynamoError> {
     };
     stored.schema()?;
     let name = req.table_name;
-    let table = db
-        .create_table(name.as_bytes())
+    let (d, n) = (db.clone(), name.clone());
+    let table = off_listener(move || d.create_table(n.as_bytes()))
+        .await?
         .map_err(DynamoError::from_db)?;
     if let Err(e) = store::write(&table, SCHEMA_KEY, Some(&encode_schema(&stored))).await {
         // Without its schema the table would look like a Redis one: take it away again.
-        if let Err(drop_err) = db.drop_table(name.as_bytes()) {
+        drop(table);
+        let (d, n) = (db.clone(), name.clone());
+        let dropped = off_listener(move || d.drop_table(n.as_bytes())).await;
+        if let Err(drop_err) = dropped.and_then(|r| r.map_err(DynamoError::from_db)) {
             tracing::error!("CreateTable {name}: schema write failed ({e}) and so did dropping the table: {drop_err}");
         }
         return Err(e);
@@ -51,10 +68,12 @@ pub async fn create_table(db: &Db, body: &[u8]) -> Result<Value, DynamoError> {
     Ok(json!({ "TableDescription": describe(db, &name, true)? }))
 }
 
-pub fn delete_table(db: &Db, body: &[u8]) -> Result<Value, DynamoError> {
+pub async fn delete_table(db: &Arc<Db>, body: &[u8]) -> Result<Value, DynamoError> {
     let req: TableNameInput = parse(body)?;
     let mut desc = describe(db, &req.table_name, false)?;
-    db.drop_table(req.table_name.as_bytes())
+    let (d, n) = (db.clone(), req.table_name.clone());
+    off_listener(move || d.drop_table(n.as_bytes()))
+        .await?
         .map_err(DynamoError::from_db)?;
     desc.table_status = "DELETING";
     Ok(json!({ "TableDescription": desc }))
