@@ -15,6 +15,7 @@
 //!   operations
 
 mod attr;
+mod blocking;
 mod describe;
 mod error;
 mod expr;
@@ -92,9 +93,9 @@ pub async fn dispatch(db: &Arc<Db>, op: &str, body: &[u8]) -> Result<Value, Dyna
         "Query" => ops_read::query(db, body),
         "BatchWriteItem" => ops_batch::batch_write_item(db, body).await,
         "BatchGetItem" => ops_batch::batch_get_item(db, body),
-        "UpdateContinuousBackups" => ops_pitr::update_continuous_backups(db, body),
+        "UpdateContinuousBackups" => ops_pitr::update_continuous_backups(db, body).await,
         "DescribeContinuousBackups" => ops_pitr::describe_continuous_backups(db, body),
-        "RestoreTableToPointInTime" => ops_pitr::restore_table_to_point_in_time(db, body),
+        "RestoreTableToPointInTime" => ops_pitr::restore_table_to_point_in_time(db, body).await,
         other => Err(DynamoError::UnknownOperation(format!(
             "Operation {other} is not supported by rewind's DynamoDB API (supported: {})",
             SUPPORTED.join(", ")

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+use super::blocking::off_listener;
 use super::describe::{continuous_backups, describe};
 use super::error::DynamoError;
 use super::store::check_name;
@@ -29,7 +30,7 @@ pub fn describe_continuous_backups(db: &Db, body: &[u8]) -> Result<Value, Dynamo
     backups(db, &req.table_name)
 }
 
-pub fn update_continuous_backups(db: &Db, body: &[u8]) -> Result<Value, DynamoError> {
+pub async fn update_continuous_backups(db: &Arc<Db>, body: &[u8]) -> Result<Value, DynamoError> {
     let req: UpdateContinuousBackupsInput = parse(body)?;
     let name = &req.table_name;
     check_name(name)?;
@@ -49,10 +50,14 @@ pub fn update_continuous_backups(db: &Db, body: &[u8]) -> Result<Value, DynamoEr
                 )))
             }
         };
-        db.pitr_enable(name.as_bytes(), days)
+        let (d, n) = (db.clone(), name.clone());
+        off_listener(move || d.pitr_enable(n.as_bytes(), days))
+            .await?
             .map_err(DynamoError::from_db_backup)?;
     } else {
-        db.pitr_disable(name.as_bytes())
+        let (d, n) = (db.clone(), name.clone());
+        off_listener(move || d.pitr_disable(n.as_bytes()))
+            .await?
             .map_err(DynamoError::from_db_backup)?;
     }
     backups(db, name)
@@ -98,7 +103,10 @@ fn source_name(req: &RestoreInput) -> Result<String, DynamoError> {
     }
 }
 
-pub fn restore_table_to_point_in_time(db: &Arc<Db>, body: &[u8]) -> Result<Value, DynamoError> {
+pub async fn restore_table_to_point_in_time(
+    db: &Arc<Db>,
+    body: &[u8],
+) -> Result<Value, DynamoError> {
     let req: RestoreInput = parse(body)?;
     let source = source_name(&req)?;
     check_name(&source)?;
@@ -137,8 +145,9 @@ pub fn restore_table_to_point_in_time(db: &Arc<Db>, body: &[u8]) -> Result<Value
         }
     };
     // The restore runs in the background; DescribeTable shows CREATING until it is done.
-    let handle = db
-        .begin_restore(&source, req.target_table_name.as_bytes(), at)
+    let (d, target) = (db.clone(), req.target_table_name.clone());
+    let handle = off_listener(move || d.begin_restore(&source, target.as_bytes(), at))
+        .await?
         .map_err(DynamoError::from_db_backup)?;
     drop(handle);
     Ok(json!({ "TableDescription": describe(db, &req.target_table_name, false)? }))

@@ -6,6 +6,7 @@
 
 use serde_json::{json, Value};
 
+use super::blocking::off_listener;
 use super::describe::describe;
 use super::error::DynamoError;
 use super::item::{encode_schema, SCHEMA_KEY};
@@ -15,17 +16,6 @@ use super::wire::{parse, refuse, CreateTableInput, ListTablesInput, TableNameInp
 use std::sync::Arc;
 
 use crate::shard::Db;
-
-/// Runs `f` on tokio's blocking pool rather than the listener's thread, as `TABLE.CREATE` and
-/// `TABLE.DROP` do: creating fsyncs the catalog, dropping also joins the table's writer
-/// threads and deletes its files.
-async fn off_listener<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, DynamoError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| DynamoError::Internal(format!("the table operation did not finish: {e}")))
-}
 
 pub async fn create_table(db: &Arc<Db>, body: &[u8]) -> Result<Value, DynamoError> {
     let req: CreateTableInput = parse(body)?;
@@ -50,7 +40,20 @@ pub async fn create_table(db: &Arc<Db>, body: &[u8]) -> Result<Value, DynamoErro
         attribute_definitions: req.attribute_definitions,
     };
     stored.schema()?;
-    let name = req.table_name;
+    // Created, given its schema (or taken away again) and described as a task of its own on
+    // the listener's runtime (its one thread): a client that hangs up mid-request drops this
+    // future, not that task, so it cannot leave a table without its schema behind.
+    let create = create_with_schema(db.clone(), req.table_name, stored);
+    tokio::spawn(create)
+        .await
+        .map_err(|e| DynamoError::Internal(format!("CreateTable did not finish: {e}")))?
+}
+
+async fn create_with_schema(
+    db: Arc<Db>,
+    name: String,
+    stored: StoredSchema,
+) -> Result<Value, DynamoError> {
     let (d, n) = (db.clone(), name.clone());
     let table = off_listener(move || d.create_table(n.as_bytes()))
         .await?
@@ -65,7 +68,7 @@ pub async fn create_table(db: &Arc<Db>, body: &[u8]) -> Result<Value, DynamoErro
         }
         return Err(e);
     }
-    Ok(json!({ "TableDescription": describe(db, &name, true)? }))
+    Ok(json!({ "TableDescription": describe(&db, &name, true)? }))
 }
 
 pub async fn delete_table(db: &Arc<Db>, body: &[u8]) -> Result<Value, DynamoError> {
