@@ -42,7 +42,8 @@ pub async fn create_table(db: &Arc<Db>, body: &[u8]) -> Result<Value, DynamoErro
     stored.schema()?;
     // Created, given its schema (or taken away again) and described as a task of its own on
     // the listener's runtime (its one thread): a client that hangs up mid-request drops this
-    // future, not that task, so it cannot leave a table without its schema behind.
+    // future, not that task, so it does not leave a table without its schema behind (a
+    // shutdown between the create and the schema's write still can).
     let create = create_with_schema(db.clone(), req.table_name, stored);
     tokio::spawn(create)
         .await
