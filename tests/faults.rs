@@ -436,6 +436,80 @@ fn a_slow_catalog_save_does_not_stall_the_net_thread() {
     assert_eq!(&buf[..n], b"+OK\r\n");
 }
 
+/// DynamoDB's CreateTable saves the catalog off the listener's one thread: while a slow save
+/// is in progress, another client's item request on an existing table is answered.
+#[test]
+fn a_slow_catalog_save_does_not_stall_the_dynamodb_listener() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start_with_failpoints(
+        dir.path(),
+        "auto",
+        &["--dynamodb-listen", "127.0.0.1:0"],
+        "catalog_delay_ms=10000",
+    );
+    let port = srv.dynamodb_port.expect("DynamoDB port");
+    let send = |s: &mut std::net::TcpStream, target: &str, body: &str| {
+        let head = format!(
+            "POST / HTTP/1.1\r\nHost: localhost\r\nX-Amz-Target: DynamoDB_20120810.{target}\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(body.as_bytes()).unwrap();
+    };
+    let status = |r: &mut BufReader<std::net::TcpStream>| -> u16 {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    let tables = dir.path().join("tables");
+    let before = std::fs::read_dir(&tables).unwrap().count();
+    let catalog = || std::fs::read(dir.path().join("catalog")).unwrap();
+    let saved = catalog();
+    let mut a = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    send(
+        &mut a,
+        "CreateTable",
+        r#"{"TableName":"slow","KeySchema":[{"AttributeName":"k","KeyType":"HASH"}],"AttributeDefinitions":[{"AttributeName":"k","AttributeType":"S"}],"BillingMode":"PAY_PER_REQUEST"}"#,
+    );
+    // The new table's directory is made before the (slow) catalog save: once it is there,
+    // the CreateTable is certain to be in progress.
+    while std::fs::read_dir(&tables).unwrap().count() == before {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // An item request on the default table (which has no key schema) is answered meanwhile.
+    let mut b = BufReader::new(std::net::TcpStream::connect(("127.0.0.1", port)).unwrap());
+    send(
+        b.get_mut(),
+        "GetItem",
+        r#"{"TableName":"default","Key":{"k":{"S":"x"}}}"#,
+    );
+    assert_eq!(
+        status(&mut b),
+        400,
+        "GetItem on a table without a key schema"
+    );
+    // ... before the slow save wrote the catalog: it was answered during the save.
+    assert!(
+        catalog() == saved,
+        "the GetItem was answered only after the catalog save"
+    );
+    // The CreateTable has not been answered yet ...
+    a.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 64];
+    match a.read(&mut buf) {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the CreateTable was answered before the GetItem: {other:?}"),
+    }
+    // ... and then is, once the slow save is done.
+    a.set_nonblocking(false).unwrap();
+    a.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    let mut a = BufReader::new(a);
+    assert_eq!(status(&mut a), 200, "CreateTable");
+}
+
 /// An io_uring submit that fails leaves its entries in the ring, pointing into a buffer the
 /// writer reuses. The engine is then never used again: the shard's log is poisoned (no
 /// further acknowledgement), and a restart recovers exactly what was acknowledged.
