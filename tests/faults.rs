@@ -422,25 +422,32 @@ fn a_slow_catalog_save_does_not_stall_the_net_thread() {
     assert_eq!(b.cmd(&["PING"]), Value::Simple("PONG".into()));
     assert_eq!(b.cmd(&["GET", "x"]), Value::Null);
     // The CREATE has not been answered yet ...
-    a.set_nonblocking(true).unwrap();
-    let mut buf = [0u8; 64];
-    match a.read(&mut buf) {
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-        other => panic!("the CREATE was answered before the PING: {other:?}"),
-    }
+    assert_unanswered(&mut a, "the CREATE was answered before the PING");
     // ... and then is, once the slow save is done.
-    a.set_nonblocking(false).unwrap();
     a.set_read_timeout(Some(std::time::Duration::from_secs(30)))
         .unwrap();
+    let mut buf = [0u8; 64];
     let n = a.read(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"+OK\r\n");
+}
+
+/// Nothing has come back on `s` yet (checked without waiting); `s` is left blocking.
+fn assert_unanswered(s: &mut std::net::TcpStream, what: &str) {
+    use std::io::Read;
+    s.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 64];
+    match s.read(&mut buf) {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("{what}: {other:?}"),
+    }
+    s.set_nonblocking(false).unwrap();
 }
 
 /// DynamoDB's CreateTable saves the catalog off the listener's one thread: while a slow save
 /// is in progress, another client's item request on an existing table is answered.
 #[test]
 fn a_slow_catalog_save_does_not_stall_the_dynamodb_listener() {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{BufRead, BufReader, Write};
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let srv = start_with_failpoints(
@@ -475,7 +482,12 @@ fn a_slow_catalog_save_does_not_stall_the_dynamodb_listener() {
     );
     // The new table's directory is made before the (slow) catalog save: once it is there,
     // the CreateTable is certain to be in progress.
+    let asked = std::time::Instant::now();
     while std::fs::read_dir(&tables).unwrap().count() == before {
+        assert!(
+            asked.elapsed() < std::time::Duration::from_secs(120),
+            "the CreateTable never made its table's directory"
+        );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     // An item request on the default table (which has no key schema) is answered meanwhile.
@@ -496,14 +508,8 @@ fn a_slow_catalog_save_does_not_stall_the_dynamodb_listener() {
         "the GetItem was answered only after the catalog save"
     );
     // The CreateTable has not been answered yet ...
-    a.set_nonblocking(true).unwrap();
-    let mut buf = [0u8; 64];
-    match a.read(&mut buf) {
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-        other => panic!("the CreateTable was answered before the GetItem: {other:?}"),
-    }
+    assert_unanswered(&mut a, "the CreateTable was answered before the GetItem");
     // ... and then is, once the slow save is done.
-    a.set_nonblocking(false).unwrap();
     a.set_read_timeout(Some(std::time::Duration::from_secs(60)))
         .unwrap();
     let mut a = BufReader::new(a);

@@ -4,6 +4,8 @@
 //! key, written through the durable write path before `CreateTable` answers. Tables made
 //! either way are listed by both `ListTables` and `TABLE.LIST`.
 
+use std::sync::Arc;
+
 use serde_json::{json, Value};
 
 use super::blocking::off_listener;
@@ -13,8 +15,6 @@ use super::item::{encode_schema, SCHEMA_KEY};
 use super::schema::StoredSchema;
 use super::store::{self, check_name};
 use super::wire::{parse, refuse, CreateTableInput, ListTablesInput, TableNameInput};
-use std::sync::Arc;
-
 use crate::shard::Db;
 
 pub async fn create_table(db: &Arc<Db>, body: &[u8]) -> Result<Value, DynamoError> {
