@@ -544,5 +544,9 @@ fn log_counters_keep_a_dropped_tables_writes() {
         after.0 >= before.0 && after.1 >= before.1 && after.2 >= before.2,
         "counters went down when the table was dropped: {before:?} then {after:?}"
     );
+    assert_eq!(
+        after.0, before.0,
+        "no write since: the dropped table counted once"
+    );
     srv.stop();
 }

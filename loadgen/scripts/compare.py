@@ -105,9 +105,9 @@ def main():
         # Every server runs for the whole comparison; each cell visits them one after the
         # other, so a burst of noise on this shared machine hits one cell, not one server.
         runs = {}
-        for srv in servers:
-            srv.start()
         try:
+            for srv in servers:
+                srv.start()
             for rnd in range(args.rounds):
                 for size in sizes:
                     for srv in servers:

@@ -1,6 +1,7 @@
 //! Disk work of the DynamoDB operations (catalog fsyncs, joining a dropped table's writers,
 //! deleting its files) goes to tokio's blocking pool, not the listener's one thread, as the
-//! Redis front door's `src/server/blocking.rs` does for its commands.
+//! Redis front door's `src/server/blocking.rs` does for its commands (which this module
+//! cannot call: `server` depends on `dynamo`, not the other way round).
 
 use super::error::DynamoError;
 
