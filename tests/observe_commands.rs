@@ -455,9 +455,9 @@ fn server_side_established(server_port: u16, client_port: u16) -> bool {
     })
 }
 
-/// zstd's fast levels (`--zstd-level -1` to `-7`, given as a separate argument or with `=`)
-/// log ordinary zstd blocks: they shrink what compresses, and a restart at the default level
-/// reads them back.
+/// zstd's fast levels (`--zstd-level -1` to `-7`, here `-3` as a separate argument) log
+/// ordinary zstd blocks: they shrink what compresses, and a restart at the default level reads
+/// them back.
 #[test]
 fn a_fast_zstd_level_logs_blocks_a_restart_reads_back() {
     let dir = tempfile::tempdir().unwrap();
