@@ -36,9 +36,8 @@
 //! File name: `ckp-<end_seq as 20 digits>.ckp`, written to a temporary name, synced, renamed
 //! and the directory synced, so a checkpoint file is whole or absent.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
@@ -51,8 +50,11 @@ use super::stream::{BlockStream, StreamError};
 
 mod chunks;
 mod load;
+mod out;
 pub use chunks::ChunkSource;
 pub use load::read_parallel;
+use out::CheckpointOut;
+pub use out::CHECKPOINT_SYNC_EVERY_BYTES;
 
 pub const CHECKPOINT_MAGIC: [u8; 7] = *b"RWNDCKP";
 pub const FOOTER_MAGIC: [u8; 7] = *b"RWCKEND";
@@ -185,7 +187,7 @@ pub struct CheckpointWriter {
     path: PathBuf,
     tmp: PathBuf,
     /// `None` once `finish` took it.
-    out: Option<BufWriter<File>>,
+    out: Option<CheckpointOut>,
     /// True once the file is in place under its final name.
     renamed: bool,
     header: CheckpointHeader,
@@ -194,16 +196,8 @@ pub struct CheckpointWriter {
     batch: RecordBatch,
     first: u64,
     count: u64,
-    /// Bytes written since the last `sync_data`.
-    unsynced: u64,
     zstd_level: i32,
 }
-
-/// A checkpoint syncs its file every this many bytes as it goes. Left to the end, a large
-/// checkpoint's dirty pages pile up, and on ext4 (data=ordered) the log's next `fdatasync`
-/// can wait for their writeback: SETs stall behind a background task. Measured in
-/// docs/BENCHMARKS.md ("Checkpoints and tail latency").
-pub const CHECKPOINT_SYNC_EVERY_BYTES: u64 = 8 << 20;
 
 impl CheckpointWriter {
     pub fn create(
@@ -216,14 +210,7 @@ impl CheckpointWriter {
             "ckp-{}-{}.tmp",
             header.start_seq, header.created_us
         ));
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| LogError::io(&tmp, e))?;
-        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let mut out = CheckpointOut::create(&tmp).map_err(|e| LogError::io(&tmp, e))?;
         out.write_all(&header.encode())
             .map_err(|e| LogError::io(&tmp, e))?;
         let encoder = BlockEncoder::new(zstd_level, 256).map_err(|e| LogError::io(&tmp, e))?;
@@ -239,7 +226,6 @@ impl CheckpointWriter {
             batch: RecordBatch::new(),
             first: 1,
             count: 0,
-            unsynced: 0,
             zstd_level,
         })
     }
@@ -272,12 +258,12 @@ impl CheckpointWriter {
             )
             .map_err(|e| LogError::io(&self.tmp, e))?;
         let out = self.out.as_mut().expect("writer is open until finish");
-        write_block(out, &mut self.unsynced, &self.tmp, block)
+        out.write_all(block).map_err(|e| LogError::io(&self.tmp, e))
     }
 
     fn write_block(&mut self, block: &[u8]) -> Result<(), LogError> {
         let out = self.out.as_mut().expect("writer is open until finish");
-        write_block(out, &mut self.unsynced, &self.tmp, block)
+        out.write_all(block).map_err(|e| LogError::io(&self.tmp, e))
     }
 
     /// Like [`CheckpointWriter::finish`], first recording where a fuzzy checkpoint ended: the
@@ -306,47 +292,24 @@ impl CheckpointWriter {
         let io = |e| LogError::io(&tmp, e);
         self.out().write_all(&footer).map_err(io)?;
         let out = self.out.take().expect("writer is open until finish");
-        let file = out.into_inner().map_err(|e| io(e.into_error()))?;
-        file.write_all_at(&self.header.encode(), 0).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        drop(file);
+        drop(out.finish(&self.header.encode()).map_err(io)?);
         std::fs::rename(&self.tmp, &self.path).map_err(|e| LogError::io(&self.path, e))?;
         self.renamed = true;
         sync_dir(&self.dir)?;
         Ok((self.path.clone(), self.count))
     }
 
-    fn out(&mut self) -> &mut BufWriter<File> {
+    fn out(&mut self) -> &mut CheckpointOut {
         self.out.as_mut().expect("writer is open until finish")
     }
-}
-
-/// Writes one finished block, syncing every [`CHECKPOINT_SYNC_EVERY_BYTES`].
-fn write_block(
-    out: &mut BufWriter<File>,
-    unsynced: &mut u64,
-    tmp: &Path,
-    block: &[u8],
-) -> Result<(), LogError> {
-    out.write_all(block).map_err(|e| LogError::io(tmp, e))?;
-    *unsynced += block.len() as u64;
-    if *unsynced >= CHECKPOINT_SYNC_EVERY_BYTES {
-        out.flush()
-            .and_then(|_| out.get_ref().sync_data())
-            .map_err(|e| LogError::io(tmp, e))?;
-        *unsynced = 0;
-    }
-    Ok(())
 }
 
 impl Drop for CheckpointWriter {
     /// A checkpoint that failed or was abandoned leaves no temporary file behind.
     fn drop(&mut self) {
         if !self.renamed {
-            // Discard what is still buffered instead of flushing it into a file about to go.
-            if let Some(out) = self.out.take() {
-                drop(out.into_parts());
-            }
+            // What is still gathered is dropped with the file about to go.
+            drop(self.out.take());
             let _ = std::fs::remove_file(&self.tmp);
         }
     }

@@ -58,18 +58,19 @@ struct Page([u8; DIRECT_ALIGN]);
 const ZERO_PAGE: Page = Page([0; DIRECT_ALIGN]);
 
 /// A buffer whose start is page-aligned and whose length is a whole number of pages.
+#[derive(Default)]
 pub struct AlignedBuf {
     pages: Vec<Page>,
 }
 
 impl AlignedBuf {
-    fn new() -> AlignedBuf {
+    pub fn new() -> AlignedBuf {
         AlignedBuf { pages: Vec::new() }
     }
 
     /// Makes the buffer exactly `bytes` (a multiple of the page size) long; what it held
     /// before is left for the caller to overwrite.
-    fn set_len(&mut self, bytes: usize) {
+    pub fn set_len(&mut self, bytes: usize) {
         debug_assert_eq!(bytes % DIRECT_ALIGN, 0);
         self.pages.resize(bytes / DIRECT_ALIGN, ZERO_PAGE);
     }
@@ -85,7 +86,7 @@ impl AlignedBuf {
         }
     }
 
-    fn as_mut_slice(&mut self) -> &mut [u8] {
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
         // SAFETY: as in `as_slice`, and `&mut self` makes the borrow unique.
         unsafe {
             std::slice::from_raw_parts_mut(
@@ -213,7 +214,7 @@ impl DirectTail {
 
 /// Refuses a file system whose direct I/O needs more than [`DIRECT_ALIGN`] (or has none, as
 /// `statx` reports on Linux 6.1 and later; older kernels are tried and fall back on `EINVAL`).
-fn check_alignment(file: &File, path: &Path) -> Result<(), String> {
+pub fn check_alignment(file: &File, path: &Path) -> Result<(), String> {
     // SAFETY: statx fills the struct it is given; zeroes are a valid starting value.
     let mut st: libc::statx = unsafe { std::mem::zeroed() };
     // SAFETY: an empty path with AT_EMPTY_PATH names the open descriptor itself.
