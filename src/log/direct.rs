@@ -187,7 +187,7 @@ impl DirectTail {
         let tail = self.tail_len();
         let start = offset - tail as u64;
         let total = align_up(offset + block.len() as u64) - start;
-        let mut buf = self.spare.take().unwrap_or_else(AlignedBuf::new);
+        let mut buf = self.spare.take().unwrap_or_default();
         buf.set_len(total as usize);
         let bytes = buf.as_mut_slice();
         bytes[..tail].copy_from_slice(&self.tail.0[..tail]);
