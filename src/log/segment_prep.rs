@@ -20,14 +20,16 @@
 //! writer's path), unless the helper thread is gone.
 
 use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{channel, Sender};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 
 use super::config::FsyncPolicy;
+use super::direct::{check_alignment, pwrite_direct, AlignedBuf, DIRECT_ALIGN};
 use super::error::LogError;
 use super::fsutil::{sync_dir, write_atomic};
 use super::index::INDEX_EXT;
@@ -357,6 +359,8 @@ pub struct Grown {
     /// How the new space was made (zeros where a reservation was refused).
     pub fill: Fill,
     pub bytes: u64,
+    /// Of the zeros written, the bytes written with `O_DIRECT`.
+    pub direct: u64,
 }
 
 impl Grown {
@@ -397,18 +401,88 @@ fn make_room(file: &File, end: &mut u64, to: u64, fill: Fill) -> std::io::Result
     let bytes = to - *end;
     if fill == Fill::Reserve && reserve(file, *end, bytes)? {
         *end = to;
-        return Ok(Grown { fill, bytes });
+        return Ok(Grown {
+            fill,
+            bytes,
+            direct: 0,
+        });
     }
-    let zeros = vec![0u8; bytes.min(1 << 20) as usize];
-    while *end < to {
-        let n = ((to - *end) as usize).min(zeros.len());
-        file.write_all_at(&zeros[..n], *end)?;
-        *end += n as u64;
-    }
+    let direct = write_zeros(file, end, to)?;
     Ok(Grown {
         fill: Fill::Zeros,
         bytes,
+        direct,
     })
+}
+
+/// Writes zeros from `*end` to `to`, moving `*end` along; returns how many went out directly.
+///
+/// Whole pages go through an `O_DIRECT` handle on the same file where the file system takes
+/// it: the zeros are there to be overwritten by the log's direct writes, so putting them
+/// through the page cache only cost a copy into new pages, their writeback, and then their
+/// invalidation by the first direct write over them (about a tenth of the server's samples
+/// under SET 4 KiB `always`, docs/BENCHMARKS.md). The unaligned edges, and everything where
+/// direct I/O is refused, go buffered; so does the first page, where a roll writes the
+/// segment's header through the page cache (uncached, that write would first read the page
+/// back from the disk). The file's bytes are the same either way.
+fn write_zeros(file: &File, end: &mut u64, to: u64) -> std::io::Result<u64> {
+    const PAGE: u64 = DIRECT_ALIGN as u64;
+    let zeros = zero_pages();
+    let mut handle = (to - *end >= PAGE).then(|| reopen_direct(file)).flatten();
+    let mut direct = 0u64;
+    while *end < to {
+        if let Some(d) = &handle {
+            let whole = (to - *end) / PAGE * PAGE;
+            if *end >= PAGE && (*end).is_multiple_of(PAGE) && whole > 0 {
+                let n = whole.min(zeros.len() as u64);
+                match pwrite_direct(d, &zeros[..n as usize], *end, false) {
+                    Ok(()) => {
+                        *end += n;
+                        direct += n;
+                        continue;
+                    }
+                    // Opened but refused: buffered from here (a direct write that failed
+                    // left the range for the buffered one to cover).
+                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => handle = None,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        // Buffered: up to the next page boundary while a direct handle waits, else a piece.
+        let limit = match handle {
+            Some(_) => (*end / PAGE + 1) * PAGE,
+            None => *end + zeros.len() as u64,
+        };
+        let n = (to.min(limit) - *end) as usize;
+        file.write_all_at(&zeros[..n], *end)?;
+        *end += n as u64;
+    }
+    Ok(direct)
+}
+
+/// A direct handle on `file`'s inode (reopened through `/proc/self/fd`), if the file system
+/// takes direct writes of [`DIRECT_ALIGN`].
+fn reopen_direct(file: &File) -> Option<File> {
+    let path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+    let d = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(&path)
+        .ok()?;
+    check_alignment(&d, &path).ok()?;
+    Some(d)
+}
+
+/// 1 MiB of page-aligned zeros, shared by every helper (only ever read).
+fn zero_pages() -> &'static [u8] {
+    static ZEROS: OnceLock<AlignedBuf> = OnceLock::new();
+    ZEROS
+        .get_or_init(|| {
+            let mut b = AlignedBuf::new();
+            b.set_len(1 << 20);
+            b
+        })
+        .as_slice()
 }
 
 /// `fallocate` (mode 0: the size grows, the new range reads as zeros), retried when a signal
@@ -509,11 +583,68 @@ mod tests {
                 None,
                 "{fill:?}"
             );
+            if fill == Fill::Zeros {
+                // ext4 and xfs take direct writes: all but the first page goes out directly
+                // and leaves nothing in the page cache.
+                eprintln!("zeros written directly: {}", grown.direct);
+                if grown.direct > 0 {
+                    assert_eq!(grown.direct, (3 << 20) - 4096);
+                    assert_eq!(resident_pages(&file, 3 << 20)[1..], vec![false; 767]);
+                }
+            }
             let got = std::fs::read(&path).unwrap();
             assert_eq!(got.len(), 3 << 20, "{fill:?}");
             assert_eq!(&got[..9], b"log bytes", "{fill:?}: what was there stays");
             assert!(got[9..].iter().all(|&b| b == 0), "{fill:?}");
         }
+    }
+
+    /// Which of the file's first `len` bytes' pages are in the page cache (`mincore`).
+    fn resident_pages(file: &File, len: usize) -> Vec<bool> {
+        // SAFETY: a shared read-only mapping of a file at least `len` long, unmapped below.
+        unsafe {
+            let at = libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            );
+            assert_ne!(at, libc::MAP_FAILED);
+            let mut v = vec![0u8; len.div_ceil(4096)];
+            assert_eq!(libc::mincore(at, len, v.as_mut_ptr()), 0);
+            libc::munmap(at, len);
+            v.iter().map(|b| b & 1 == 1).collect()
+        }
+    }
+
+    #[test]
+    fn zeros_from_an_unaligned_end_keep_the_bytes_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .unwrap();
+        let head: Vec<u8> = (0..12_345u32).map(|i| (i % 251) as u8 + 1).collect();
+        file.write_all_at(&head, 0).unwrap();
+        let room = Room::new(head.len() as u64);
+        let to = (5 << 20) + 1000;
+        let grown = extend(&file, &room, to, Fill::Zeros).unwrap().unwrap();
+        assert_eq!(grown.bytes, to - head.len() as u64);
+        // Whole pages from the first boundary past the edge to the last one before `to`.
+        assert!(
+            grown.direct == 0 || grown.direct == (5 << 20) - 16384,
+            "{}",
+            grown.direct
+        );
+        let got = std::fs::read(&path).unwrap();
+        assert_eq!(got.len() as u64, to);
+        assert_eq!(&got[..head.len()], &head[..]);
+        assert!(got[head.len()..].iter().all(|&b| b == 0));
     }
 
     #[test]
