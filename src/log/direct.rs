@@ -212,9 +212,23 @@ impl DirectTail {
     }
 }
 
+/// A second handle on `file`'s own inode (reopened through `/proc/self/fd`, so no rename
+/// can put another file under it) with `O_DIRECT`, if the file system takes direct writes of
+/// [`DIRECT_ALIGN`]. `None` where it does not, or where `/proc` is not mounted.
+pub fn reopen_direct(file: &File) -> Option<File> {
+    let path = std::path::PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+    let d = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(&path)
+        .ok()?;
+    check_alignment(&d, &path).ok()?;
+    Some(d)
+}
+
 /// Refuses a file system whose direct I/O needs more than [`DIRECT_ALIGN`] (or has none, as
 /// `statx` reports on Linux 6.1 and later; older kernels are tried and fall back on `EINVAL`).
-pub fn check_alignment(file: &File, path: &Path) -> Result<(), String> {
+fn check_alignment(file: &File, path: &Path) -> Result<(), String> {
     // SAFETY: statx fills the struct it is given; zeroes are a valid starting value.
     let mut st: libc::statx = unsafe { std::mem::zeroed() };
     // SAFETY: an empty path with AT_EMPTY_PATH names the open descriptor itself.

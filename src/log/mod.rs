@@ -59,6 +59,8 @@ mod prepared_tests;
 #[cfg(test)]
 mod recovery_tests;
 #[cfg(test)]
+mod segment_prep_tests;
+#[cfg(test)]
 mod test_util;
 #[cfg(test)]
 mod writer_tests;

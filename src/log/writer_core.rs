@@ -65,7 +65,10 @@ impl WriterCore {
         let helper = SegmentHelper::start(
             &config.dir,
             format!("seg-t{}-s{}", config.table_id, config.shard),
-            (config.preallocate_bytes, Fill::for_policy(config.fsync)),
+            (
+                config.preallocate_bytes,
+                Fill::for_log(config.fsync, config.direct),
+            ),
             recovered.prepared,
             stats.clone(),
         );

@@ -114,7 +114,7 @@ impl WriterCore {
             room,
             (
                 self.config.preallocate_bytes,
-                Fill::for_policy(self.config.fsync),
+                Fill::for_log(self.config.fsync, self.config.direct),
             ),
             &self.helper,
             &self.stats,

@@ -6,9 +6,9 @@
 //! host fault for; docs/BENCHMARKS.md). What is left at the end (less than a piece, then the
 //! footer, then the header rewritten at offset 0) goes through a second, buffered handle on
 //! the same file, and one `fsync` makes the whole file durable. The bytes are the same either
-//! way: only the path they take differs. A file system that refuses direct writes (tmpfs, or
-//! one that fails the first write with `EINVAL`) gets every piece buffered, with a sync every
-//! [`CHECKPOINT_SYNC_EVERY_BYTES`] as before.
+//! way: only the path they take differs. Where direct writes are refused (tmpfs before Linux
+//! 6.6, no `/proc` to reopen the file through, or `EINVAL` from a write) the pieces go
+//! buffered from then on, with a sync every [`CHECKPOINT_SYNC_EVERY_BYTES`] as before.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -57,12 +57,7 @@ impl CheckpointOut {
             .mode(0o600)
             .open(path)?;
         let direct = match try_direct {
-            true => OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_DIRECT)
-                .open(path)
-                .ok()
-                .filter(|d| direct::check_alignment(d, path).is_ok()),
+            true => direct::reopen_direct(&file),
             false => None,
         };
         let mut buf = AlignedBuf::new();
