@@ -390,7 +390,9 @@ fn a_restore_worker_that_panics_marks_the_target_failed() {
 
 /// With one net thread and every catalog save slowed to 10 s, a client whose TABLE.CREATE is
 /// waiting on the disk does not hold up another client on the same thread: its PING is
-/// answered while the CREATE is still pending (before, the save ran on the net thread).
+/// answered while the CREATE is still pending (before, the save ran on the net thread), and
+/// so are its TABLE.LIST and TABLE.DESCRIBE, which read the catalog as the last finished
+/// change left it (before, they waited for the save's lock, on the net thread).
 #[test]
 fn a_slow_catalog_save_does_not_stall_the_net_thread() {
     use std::io::{Read, Write};
@@ -421,14 +423,26 @@ fn a_slow_catalog_save_does_not_stall_the_net_thread() {
     }
     assert_eq!(b.cmd(&["PING"]), Value::Simple("PONG".into()));
     assert_eq!(b.cmd(&["GET", "x"]), Value::Null);
+    // Tables are listed and described without the table being created (not durable yet).
+    let listed = || Value::Array(vec![Value::bulk("default")]);
+    assert_eq!(b.cmd(&["TABLE.LIST"]), listed());
+    let d = b.cmd(&["TABLE.DESCRIBE", "default"]);
+    assert_eq!(d.field("status"), Value::bulk("ACTIVE"), "{d:?}");
     // The CREATE has not been answered yet ...
-    assert_unanswered(&mut a, "the CREATE was answered before the PING");
-    // ... and then is, once the slow save is done.
+    assert_unanswered(
+        &mut a,
+        "the CREATE was answered before the PING and TABLE.LIST",
+    );
+    // ... and then is, once the slow save is done; from then on the table is listed.
     a.set_read_timeout(Some(std::time::Duration::from_secs(30)))
         .unwrap();
     let mut buf = [0u8; 64];
     let n = a.read(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"+OK\r\n");
+    assert_eq!(
+        b.cmd(&["TABLE.LIST"]),
+        Value::Array(vec![Value::bulk("default"), Value::bulk("slow")])
+    );
 }
 
 /// Nothing has come back on `s` yet (checked without waiting); `s` is left blocking.
@@ -444,7 +458,8 @@ fn assert_unanswered(s: &mut std::net::TcpStream, what: &str) {
 }
 
 /// DynamoDB's CreateTable saves the catalog off the listener's one thread: while a slow save
-/// is in progress, another client's item request on an existing table is answered.
+/// is in progress, another client's item request on an existing table is answered, and so is
+/// a ListTables (which waited for the save's lock before).
 #[test]
 fn a_slow_catalog_save_does_not_stall_the_dynamodb_listener() {
     use std::io::{BufRead, BufReader, Write};
@@ -506,6 +521,30 @@ fn a_slow_catalog_save_does_not_stall_the_dynamodb_listener() {
     assert!(
         catalog() == saved,
         "the GetItem was answered only after the catalog save"
+    );
+    // So is ListTables, which reads the catalog as the last finished change left it: the
+    // table being created is not listed yet.
+    let mut c = BufReader::new(std::net::TcpStream::connect(("127.0.0.1", port)).unwrap());
+    send(c.get_mut(), "ListTables", "{}");
+    assert_eq!(status(&mut c), 200, "ListTables");
+    let mut len = 0usize;
+    loop {
+        let mut h = String::new();
+        c.read_line(&mut h).unwrap();
+        if h == "\r\n" {
+            break;
+        }
+        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0u8; len];
+    std::io::Read::read_exact(&mut c, &mut body).unwrap();
+    let body = String::from_utf8(body).unwrap();
+    assert!(!body.contains("slow"), "{body}");
+    assert!(
+        catalog() == saved,
+        "ListTables was answered only after the save"
     );
     // The CreateTable has not been answered yet ...
     assert_unanswered(&mut a, "the CreateTable was answered before the GetItem");

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
+use super::catalog_cell::CatalogCell;
 use super::config::EngineConfig;
 use super::lock::DirLock;
 use super::startup;
@@ -34,7 +35,8 @@ pub struct Db {
     pub dir: PathBuf,
     pub cfg: EngineConfig,
     pub(super) clock: Arc<dyn Clock>,
-    pub(super) catalog: Mutex<Catalog>,
+    /// Changes one at a time; readers never wait for a save (`catalog_cell.rs`).
+    pub(super) catalog: CatalogCell,
     pub(super) tables: RwLock<HashMap<String, Arc<Table>>>,
     /// Restores running, by target name.
     pub(super) restores: Mutex<HashMap<String, Arc<RestoreProgress>>>,
@@ -139,7 +141,7 @@ impl Db {
             dir: dir.to_path_buf(),
             cfg,
             clock,
-            catalog: Mutex::new(catalog),
+            catalog: CatalogCell::new(catalog),
             tables: RwLock::new(tables),
             restores: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
@@ -158,7 +160,7 @@ impl Db {
 
     /// A copy of the catalog as it stands.
     pub fn catalog_snapshot(&self) -> Catalog {
-        self.catalog.lock().expect("catalog lock").clone()
+        (*self.catalog.read()).clone()
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
@@ -171,7 +173,7 @@ impl Db {
 
     /// Names of the tables that exist (active, restoring or failed), sorted.
     pub fn table_names(&self) -> Vec<String> {
-        let catalog = self.catalog.lock().expect("catalog lock");
+        let catalog = self.catalog.read();
         let mut names: Vec<String> = catalog
             .tables
             .iter()
@@ -223,7 +225,7 @@ impl Db {
 
     pub fn create_table(&self, name: &[u8]) -> Result<Arc<Table>, DbError> {
         let name = validate_table_name(name).map_err(DbError::InvalidName)?;
-        let mut catalog = self.catalog.lock().expect("catalog lock");
+        let mut catalog = self.catalog.write();
         if catalog.get(name).is_some() {
             return Err(DbError::TableExists(name.to_string()));
         }
@@ -252,7 +254,7 @@ impl Db {
         if name == DEFAULT_TABLE {
             return Err(DbError::ProtectedTable(name));
         }
-        let mut catalog = self.catalog.lock().expect("catalog lock");
+        let mut catalog = self.catalog.write();
         let mut next = catalog.clone();
         let meta = next
             .get_mut(&name)
@@ -277,8 +279,8 @@ impl Db {
             retired.dropping.extend(table.clone());
             table
         };
-        // Stopping the writers and deleting files can take long: not under the catalog lock,
-        // which the net threads take to list and describe tables.
+        // Stopping the writers and deleting files can take long: not under the catalog's
+        // writer lock, which every other change waits for (readers do not).
         drop(catalog);
         if let Some(t) = &table {
             t.shut(true);

@@ -119,7 +119,7 @@ impl Db {
                 }
             }
         }
-        let metas: Vec<TableMeta> = self.catalog.lock().expect("catalog lock").tables.clone();
+        let metas: Vec<TableMeta> = self.catalog.read().tables.clone();
         // Restores and history questions read files: none runs while files go. While one
         // does, this pass deletes nothing (waiting for it would hold up every question
         // after it, as readers queue behind a waiting writer); a later pass catches up.
@@ -211,7 +211,7 @@ impl Db {
 
     /// Removes a dropped table whose history no restorable time needs.
     fn expire(&self, meta: &TableMeta) -> Result<(), DbError> {
-        let mut catalog = self.catalog.lock().expect("catalog lock");
+        let mut catalog = self.catalog.write();
         let mut next = catalog.clone();
         next.remove_id(meta.id);
         self.save_catalog(&next)?;

@@ -1,6 +1,7 @@
 //! The data plane: tables split into shards, each shard an in-memory map fed by its own log.
 
 mod archive_state;
+mod catalog_cell;
 mod config;
 mod db;
 mod error;

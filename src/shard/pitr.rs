@@ -58,11 +58,7 @@ fn restore_zstd_level(configured: i32) -> i32 {
 impl Db {
     /// The catalog entry of a table that exists (not dropped).
     pub fn meta(&self, name: &str) -> Option<TableMeta> {
-        self.catalog
-            .lock()
-            .expect("catalog lock")
-            .get(name)
-            .cloned()
+        self.catalog.read().get(name).cloned()
     }
 
     pub fn pitr_enable(&self, name: &[u8], days: u64) -> Result<TableMeta, DbError> {
@@ -70,7 +66,7 @@ impl Db {
             return Err(DbError::BadPeriod(days));
         }
         let name = String::from_utf8_lossy(name).into_owned();
-        let mut catalog = self.catalog.lock().expect("catalog lock");
+        let mut catalog = self.catalog.write();
         let mut next = catalog.clone();
         let meta = next
             .get_mut(&name)
@@ -91,7 +87,7 @@ impl Db {
     /// Turns PITR off; the history is released (enabling again starts a new window).
     pub fn pitr_disable(&self, name: &[u8]) -> Result<(), DbError> {
         let name = String::from_utf8_lossy(name).into_owned();
-        let mut catalog = self.catalog.lock().expect("catalog lock");
+        let mut catalog = self.catalog.write();
         let mut next = catalog.clone();
         let meta = next
             .get_mut(&name)
@@ -108,8 +104,7 @@ impl Db {
     pub fn pitr_source(&self, name: &str) -> Result<(TableMeta, Option<Window>), DbError> {
         let meta = self
             .catalog
-            .lock()
-            .expect("catalog lock")
+            .read()
             .source(name)
             .cloned()
             .ok_or_else(|| DbError::NoSuchTable(name.to_string()))?;
@@ -228,7 +223,7 @@ impl Db {
             RestoreAt::Time(t) => t,
         };
         let meta = {
-            let mut catalog = self.catalog.lock().expect("catalog lock");
+            let mut catalog = self.catalog.write();
             if catalog.get(target).is_some() {
                 return Err(DbError::TableExists(target.to_string()));
             }
@@ -275,7 +270,7 @@ impl Db {
         let shards = source_shards.len() as u32;
         let now = self.clock.now_us();
         let meta = {
-            let mut catalog = self.catalog.lock().expect("catalog lock");
+            let mut catalog = self.catalog.write();
             if catalog.get(target).is_some() {
                 return Err(DbError::TableExists(target.to_string()));
             }
@@ -390,13 +385,7 @@ impl Db {
     ) -> Result<(), String> {
         let started = std::time::Instant::now();
         let history = self.history.read().expect("history lock");
-        let source_known = !local_source
-            || self
-                .catalog
-                .lock()
-                .expect("catalog lock")
-                .by_id(spec.source_id)
-                .is_some();
+        let source_known = !local_source || self.catalog.read().by_id(spec.source_id).is_some();
         let replayed = if source_known {
             restore::run(spec, progress)
         } else {
@@ -420,7 +409,7 @@ impl Db {
             .map_err(|e| e.to_string())?;
             Ok(table)
         });
-        let mut catalog = self.catalog.lock().expect("catalog lock");
+        let mut catalog = self.catalog.write();
         let mut next = catalog.clone();
         let Some(entry) = next.tables.iter_mut().find(|t| t.id == meta.id) else {
             return Err("the target table was removed during the restore".into());
@@ -456,7 +445,7 @@ impl Db {
     /// Marks a restore's target FAILED with the reason (`TABLE.DESCRIBE` shows it) and removes
     /// what it had written.
     fn record_failed_restore(&self, spec: &RestoreSpec, meta: &TableMeta, why: &str) {
-        let mut catalog = self.catalog.lock().unwrap_or_else(|e| e.into_inner());
+        let mut catalog = self.catalog.write_even_poisoned();
         let mut next = catalog.clone();
         // Only a target still being restored: a panic after it became ACTIVE (or was
         // dropped) must not touch a table that is being served.
@@ -483,8 +472,7 @@ impl Db {
     pub fn resume_restores(self: &Arc<Self>) -> Vec<RestoreHandle> {
         let pending: Vec<TableMeta> = self
             .catalog
-            .lock()
-            .expect("catalog lock")
+            .read()
             .tables
             .iter()
             .filter(|t| t.status == TableStatus::Restoring)
@@ -501,12 +489,7 @@ impl Db {
                 // Bounded by what the source holds now, before any new write: the replay never
                 // reads the tail a live writer is appending to. A source that is not live (dropped)
                 // has no writer.
-                let source = self
-                    .catalog
-                    .lock()
-                    .expect("catalog lock")
-                    .by_id(meta.restore_source_id)
-                    .cloned();
+                let source = self.catalog.read().by_id(meta.restore_source_id).cloned();
                 let live = source
                     .and_then(|s| self.table(&s.name))
                     .filter(|t| t.meta.id == meta.restore_source_id);
