@@ -530,7 +530,11 @@ fn a_slow_catalog_save_does_not_stall_the_dynamodb_listener() {
     let mut len = 0usize;
     loop {
         let mut h = String::new();
-        c.read_line(&mut h).unwrap();
+        assert_ne!(
+            c.read_line(&mut h).unwrap(),
+            0,
+            "ListTables' headers cut short"
+        );
         if h == "\r\n" {
             break;
         }

@@ -22,7 +22,7 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
@@ -32,6 +32,7 @@ use super::direct::{pwrite_direct, reopen_direct, AlignedBuf, DirectMode, DIRECT
 use super::error::LogError;
 use super::fsutil::{sync_dir, write_atomic};
 use super::index::INDEX_EXT;
+use super::io::refuses_direct;
 use super::recovery::ActiveSegment;
 use super::segment::SEGMENT_HEADER_LEN;
 use super::writer::LogStats;
@@ -61,6 +62,15 @@ impl Fill {
             (FsyncPolicy::Always, DirectMode::Auto) => Fill::DirectZeros,
             (FsyncPolicy::Always, DirectMode::Off) => Fill::Zeros,
             (FsyncPolicy::EverySec | FsyncPolicy::Never, _) => Fill::Reserve,
+        }
+    }
+
+    /// This log's fill for a segment whose blocks go out directly or not (`direct`): zeros a
+    /// buffered segment is appended to stay in the page cache.
+    pub fn for_segment(self, direct: bool) -> Fill {
+        match self {
+            Fill::DirectZeros if !direct => Fill::Zeros,
+            other => other,
         }
     }
 }
@@ -110,6 +120,8 @@ enum Job {
         path: PathBuf,
         room: Arc<Room>,
         to: u64,
+        /// The segment's blocks go out directly.
+        direct: bool,
     },
     Seal(Box<ActiveSegment>),
     /// Answered once every job sent before it is done.
@@ -128,6 +140,8 @@ pub(super) struct SegmentHelper {
     tx: Option<Sender<Job>>,
     slot: Arc<Mutex<Slot>>,
     thread: Option<JoinHandle<()>>,
+    /// Set once the log writes buffered for good: no more direct zeros.
+    buffered: Arc<AtomicBool>,
 }
 
 impl SegmentHelper {
@@ -143,10 +157,12 @@ impl SegmentHelper {
     ) -> SegmentHelper {
         let (tx, rx) = channel::<Job>();
         let slot = Arc::new(Mutex::new(Slot::default()));
+        let buffered = Arc::new(AtomicBool::new(false));
         let work = Worker {
             dir: dir.to_path_buf(),
             chunk,
             fill,
+            buffered: buffered.clone(),
             slot: slot.clone(),
             stats,
         };
@@ -159,6 +175,7 @@ impl SegmentHelper {
             tx: None,
             slot,
             thread: None,
+            buffered,
         };
         match thread {
             Ok(t) => {
@@ -208,7 +225,15 @@ impl SegmentHelper {
             path: seg.path.clone(),
             room: seg.room.clone(),
             to,
+            direct: seg.direct.is_some(),
         });
+    }
+
+    /// The log writes buffered from now on: zeros made from here go through the page cache,
+    /// where its partial-page appends will find them (direct zeros there would make each
+    /// such append read its page back from the disk first).
+    pub fn writes_buffered(&self) {
+        self.buffered.store(true, Ordering::Relaxed);
     }
 
     /// Hands a finished segment over for sealing; gives it back when nobody can take it.
@@ -249,15 +274,23 @@ struct Worker {
     dir: PathBuf,
     chunk: u64,
     fill: Fill,
+    buffered: Arc<AtomicBool>,
     slot: Arc<Mutex<Slot>>,
     stats: Arc<LogStats>,
 }
 
 impl Worker {
+    /// The fill for a segment whose blocks go out directly or not (`direct`).
+    fn fill(&self, direct: bool) -> Fill {
+        self.fill
+            .for_segment(direct && !self.buffered.load(Ordering::Relaxed))
+    }
+
     fn run(&self, job: Job) {
         match job {
             Job::Prepare { adopt } => {
-                let made = prepare(&self.dir, (self.chunk, self.fill), adopt, &self.stats);
+                let fill = self.fill(true);
+                let made = prepare(&self.dir, (self.chunk, fill), adopt, &self.stats);
                 let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
                 slot.pending = false;
                 match made {
@@ -270,8 +303,9 @@ impl Worker {
                 path,
                 room,
                 to,
+                direct,
             } => {
-                let done = extend(&file, &room, to, self.fill).and_then(|grown| {
+                let done = extend(&file, &room, to, self.fill(direct)).and_then(|grown| {
                     // With `fsync always` a block's own sync then carries no new size. Under
                     // the other policies it paces writeback: the log's dirty pages go out a
                     // chunk at a time, off the commit path (without it, SET 4 KiB `never`
@@ -475,7 +509,7 @@ fn write_zeros(
                     }
                     // Opened but refused: buffered from here (a direct write that failed
                     // left the range for the buffered one to cover).
-                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => direct = None,
+                    Err(e) if refuses_direct(&e) => direct = None,
                     Err(e) => return Err(e),
                 }
             }

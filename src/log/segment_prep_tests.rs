@@ -123,6 +123,10 @@ fn logs_pick_their_fill() {
     use FsyncPolicy::*;
     assert_eq!(Fill::for_log(Always, DirectMode::Auto), Fill::DirectZeros);
     assert_eq!(Fill::for_log(Always, DirectMode::Off), Fill::Zeros);
+    // A segment written buffered (its log gave direct writes up) gets buffered zeros.
+    assert_eq!(Fill::DirectZeros.for_segment(false), Fill::Zeros);
+    assert_eq!(Fill::DirectZeros.for_segment(true), Fill::DirectZeros);
+    assert_eq!(Fill::Reserve.for_segment(false), Fill::Reserve);
     for relaxed in [EverySec, Never] {
         for direct in [DirectMode::Auto, DirectMode::Off] {
             assert_eq!(Fill::for_log(relaxed, direct), Fill::Reserve);

@@ -128,6 +128,7 @@ impl WriterCore {
         if let Some(seg) = self.active.as_mut() {
             seg.direct = None;
         }
+        self.helper.writes_buffered();
         self.direct_refused = Some(why);
     }
 

@@ -109,13 +109,12 @@ impl WriterCore {
             Some(_) => align_up(offset + block.len() as u64) - offset,
             None => block.len() as u64,
         };
+        let fill =
+            Fill::for_log(self.config.fsync, self.config.direct).for_segment(seg.direct.is_some());
         if let Err(e) = preallocate(
             seg,
             room,
-            (
-                self.config.preallocate_bytes,
-                Fill::for_log(self.config.fsync, self.config.direct),
-            ),
+            (self.config.preallocate_bytes, fill),
             &self.helper,
             &self.stats,
             self.config.segment_max_bytes,

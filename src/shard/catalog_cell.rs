@@ -69,12 +69,20 @@ impl DerefMut for CatalogGuard<'_> {
     }
 }
 
-impl Drop for CatalogGuard<'_> {
-    fn drop(&mut self) {
+impl CatalogGuard<'_> {
+    /// Publishes what the guard holds now, before it is dropped (which publishes again): for
+    /// a change whose readers must see the new catalog before its next step.
+    pub fn publish(&self) {
         // Changes replace the catalog only after their save succeeded, so what is here is
         // what the file holds.
         let now = Arc::new(self.guard.clone());
         *self.published.write() = now;
+    }
+}
+
+impl Drop for CatalogGuard<'_> {
+    fn drop(&mut self) {
+        self.publish();
     }
 }
 

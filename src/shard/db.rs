@@ -272,6 +272,9 @@ impl Db {
         let id = catalog.get(&name).map(|m| m.id).expect("found above");
         self.save_catalog(&next)?;
         *catalog = next;
+        // Readers see the table dropped before it leaves the table map: none finds it
+        // active in the catalog with no live table behind it.
+        catalog.publish();
         self.failures.lock().expect("failures lock").remove(&name);
         let table = {
             let mut retired = self.retired.lock().expect("retired stats lock");

@@ -7,8 +7,9 @@
 //! footer, then the header rewritten at offset 0) goes through a second, buffered handle on
 //! the same file, and one `fsync` makes the whole file durable. The bytes are the same either
 //! way: only the path they take differs. Where direct writes are refused (tmpfs before Linux
-//! 6.6, no `/proc` to reopen the file through, or `EINVAL` from a write) the pieces go
-//! buffered from then on, with a sync every [`CHECKPOINT_SYNC_EVERY_BYTES`] as before.
+//! 6.6, no `/proc` to reopen the file through, or a write refused with `EINVAL`,
+//! `EOPNOTSUPP` or `ENOSYS`) the pieces go buffered from then on, with a sync every
+//! [`CHECKPOINT_SYNC_EVERY_BYTES`] as before.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -104,7 +105,7 @@ impl CheckpointOut {
                 // The file system opened the handle but refuses the write: buffered from
                 // here on (a direct write that failed changed nothing we rely on: the
                 // buffered write below covers the same bytes).
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => self.direct = None,
+                Err(e) if crate::log::io::refuses_direct(&e) => self.direct = None,
                 Err(e) => return Err(e),
             }
         }
