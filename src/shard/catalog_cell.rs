@@ -5,7 +5,8 @@
 //! `TABLE.DESCRIBE`, DynamoDB's `DescribeTable` and `ListTables`, `INFO`, the archive
 //! shipper, maintenance) read the published copy instead: the catalog as the last finished
 //! change left it, swapped in when that change lets go of the writer lock, after its save and
-//! after the table map was updated. So a reader sees a change only once it is durable and
+//! after the table map was updated (a drop publishes once more before the table leaves the
+//! map, so no reader finds an active entry with no table behind it). So a reader sees a change only once it is durable and
 //! whole, never waits for one in progress, and sees every change whose caller has been
 //! answered.
 
