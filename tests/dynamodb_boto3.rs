@@ -5,11 +5,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
+use common::dynamo_http::{read_response, request};
 use common::Value;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/dynamodb/boto3_e2e.py");
@@ -153,38 +154,6 @@ fn access_keys_without_a_secret_are_refused_at_start_up() {
         assert!(err.contains("--dynamodb-access-keys"), "{keys:?}: {err}");
         assert!(!err.contains("supersecret"), "{err}");
     }
-}
-
-/// Sends one request on `conn` and reads the response: (status, body).
-fn request(conn: &mut BufReader<TcpStream>, target: &str, body: &[u8]) -> (u16, String) {
-    let head = format!(
-        "POST / HTTP/1.1\r\nHost: localhost\r\nX-Amz-Target: {target}\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    let s = conn.get_mut();
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    read_response(conn)
-}
-
-fn read_response(conn: &mut BufReader<TcpStream>) -> (u16, String) {
-    let mut line = String::new();
-    conn.read_line(&mut line).unwrap();
-    let status: u16 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let mut len = 0;
-    loop {
-        let mut h = String::new();
-        conn.read_line(&mut h).unwrap();
-        if h == "\r\n" {
-            break;
-        }
-        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-            len = v.trim().parse().unwrap();
-        }
-    }
-    let mut body = vec![0; len];
-    conn.read_exact(&mut body).unwrap();
-    (status, String::from_utf8(body).unwrap())
 }
 
 fn error_type(body: &str) -> String {

@@ -462,7 +462,8 @@ fn assert_unanswered(s: &mut std::net::TcpStream, what: &str) {
 /// a ListTables (which waited for the save's lock before).
 #[test]
 fn a_slow_catalog_save_does_not_stall_the_dynamodb_listener() {
-    use std::io::{BufRead, BufReader, Write};
+    use common::dynamo_http::{read_response, request, send};
+    use std::io::BufReader;
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let srv = start_with_failpoints(
@@ -472,19 +473,7 @@ fn a_slow_catalog_save_does_not_stall_the_dynamodb_listener() {
         "catalog_delay_ms=10000",
     );
     let port = srv.dynamodb_port.expect("DynamoDB port");
-    let send = |s: &mut std::net::TcpStream, target: &str, body: &str| {
-        let head = format!(
-            "POST / HTTP/1.1\r\nHost: localhost\r\nX-Amz-Target: DynamoDB_20120810.{target}\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
-        s.write_all(head.as_bytes()).unwrap();
-        s.write_all(body.as_bytes()).unwrap();
-    };
-    let status = |r: &mut BufReader<std::net::TcpStream>| -> u16 {
-        let mut line = String::new();
-        r.read_line(&mut line).unwrap();
-        line.split_whitespace().nth(1).unwrap().parse().unwrap()
-    };
+    let connect = || BufReader::new(std::net::TcpStream::connect(("127.0.0.1", port)).unwrap());
     let tables = dir.path().join("tables");
     let before = std::fs::read_dir(&tables).unwrap().count();
     let catalog = || std::fs::read(dir.path().join("catalog")).unwrap();
@@ -492,8 +481,8 @@ fn a_slow_catalog_save_does_not_stall_the_dynamodb_listener() {
     let mut a = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     send(
         &mut a,
-        "CreateTable",
-        r#"{"TableName":"slow","KeySchema":[{"AttributeName":"k","KeyType":"HASH"}],"AttributeDefinitions":[{"AttributeName":"k","AttributeType":"S"}],"BillingMode":"PAY_PER_REQUEST"}"#,
+        "DynamoDB_20120810.CreateTable",
+        br#"{"TableName":"slow","KeySchema":[{"AttributeName":"k","KeyType":"HASH"}],"AttributeDefinitions":[{"AttributeName":"k","AttributeType":"S"}],"BillingMode":"PAY_PER_REQUEST"}"#,
     );
     // The new table's directory is made before the (slow) catalog save: once it is there,
     // the CreateTable is certain to be in progress.
@@ -506,17 +495,12 @@ fn a_slow_catalog_save_does_not_stall_the_dynamodb_listener() {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     // An item request on the default table (which has no key schema) is answered meanwhile.
-    let mut b = BufReader::new(std::net::TcpStream::connect(("127.0.0.1", port)).unwrap());
-    send(
-        b.get_mut(),
-        "GetItem",
-        r#"{"TableName":"default","Key":{"k":{"S":"x"}}}"#,
+    let (status, _) = request(
+        &mut connect(),
+        "DynamoDB_20120810.GetItem",
+        br#"{"TableName":"default","Key":{"k":{"S":"x"}}}"#,
     );
-    assert_eq!(
-        status(&mut b),
-        400,
-        "GetItem on a table without a key schema"
-    );
+    assert_eq!(status, 400, "GetItem on a table without a key schema");
     // ... before the slow save wrote the catalog: it was answered during the save.
     assert!(
         catalog() == saved,
@@ -524,27 +508,8 @@ fn a_slow_catalog_save_does_not_stall_the_dynamodb_listener() {
     );
     // So is ListTables, which reads the catalog as the last finished change left it: the
     // table being created is not listed yet.
-    let mut c = BufReader::new(std::net::TcpStream::connect(("127.0.0.1", port)).unwrap());
-    send(c.get_mut(), "ListTables", "{}");
-    assert_eq!(status(&mut c), 200, "ListTables");
-    let mut len = 0usize;
-    loop {
-        let mut h = String::new();
-        assert_ne!(
-            c.read_line(&mut h).unwrap(),
-            0,
-            "ListTables' headers cut short"
-        );
-        if h == "\r\n" {
-            break;
-        }
-        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-            len = v.trim().parse().unwrap();
-        }
-    }
-    let mut body = vec![0u8; len];
-    std::io::Read::read_exact(&mut c, &mut body).unwrap();
-    let body = String::from_utf8(body).unwrap();
+    let (status, body) = request(&mut connect(), "DynamoDB_20120810.ListTables", b"{}");
+    assert_eq!(status, 200, "ListTables: {body}");
     assert!(!body.contains("slow"), "{body}");
     assert!(
         catalog() == saved,
@@ -555,8 +520,8 @@ fn a_slow_catalog_save_does_not_stall_the_dynamodb_listener() {
     // ... and then is, once the slow save is done.
     a.set_read_timeout(Some(std::time::Duration::from_secs(60)))
         .unwrap();
-    let mut a = BufReader::new(a);
-    assert_eq!(status(&mut a), 200, "CreateTable");
+    let (status, body) = read_response(&mut BufReader::new(a));
+    assert_eq!(status, 200, "CreateTable: {body}");
 }
 
 /// An io_uring submit that fails leaves its entries in the ring, pointing into a buffer the

@@ -22,7 +22,7 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
@@ -112,6 +112,8 @@ enum Job {
     /// Make the next prepared file; `adopt`: reuse the all-zeros one recovery found.
     Prepare {
         adopt: bool,
+        /// The segment it becomes will be written directly.
+        direct: bool,
     },
     /// Extend the open segment through the helper's own handle on it
     /// ([`ActiveSegment::helper_file`]).
@@ -140,8 +142,6 @@ pub(super) struct SegmentHelper {
     tx: Option<Sender<Job>>,
     slot: Arc<Mutex<Slot>>,
     thread: Option<JoinHandle<()>>,
-    /// Set once the log writes buffered for good: no more direct zeros.
-    buffered: Arc<AtomicBool>,
 }
 
 impl SegmentHelper {
@@ -157,12 +157,10 @@ impl SegmentHelper {
     ) -> SegmentHelper {
         let (tx, rx) = channel::<Job>();
         let slot = Arc::new(Mutex::new(Slot::default()));
-        let buffered = Arc::new(AtomicBool::new(false));
         let work = Worker {
             dir: dir.to_path_buf(),
             chunk,
             fill,
-            buffered: buffered.clone(),
             slot: slot.clone(),
             stats,
         };
@@ -175,13 +173,12 @@ impl SegmentHelper {
             tx: None,
             slot,
             thread: None,
-            buffered,
         };
         match thread {
             Ok(t) => {
                 helper.tx = Some(tx);
                 helper.thread = Some(t);
-                helper.ask_prepare(adopt);
+                helper.ask_prepare(adopt, true);
             }
             Err(e) => tracing::warn!("segment helper thread not started ({e}): rolls run inline"),
         }
@@ -201,13 +198,14 @@ impl SegmentHelper {
 
     /// Asks for the next prepared file, unless one is ready or on its way. The writer asks
     /// once the previous one has its segment name (the helper creates the next under the
-    /// same prepared name).
-    pub fn ask_prepare(&self, adopt: bool) {
+    /// same prepared name). `direct`: the log still writes directly (its zeros then skip the
+    /// page cache, where a buffered log's partial-page appends would have to read them back).
+    pub fn ask_prepare(&self, adopt: bool, direct: bool) {
         let mut slot = self.slot();
         if slot.ready.is_some() || slot.pending {
             return;
         }
-        slot.pending = self.send(Job::Prepare { adopt }).is_ok();
+        slot.pending = self.send(Job::Prepare { adopt, direct }).is_ok();
     }
 
     /// The prepared file, if one is ready.
@@ -227,13 +225,6 @@ impl SegmentHelper {
             to,
             direct: seg.direct.is_some(),
         });
-    }
-
-    /// The log writes buffered from now on: zeros made from here go through the page cache,
-    /// where its partial-page appends will find them (direct zeros there would make each
-    /// such append read its page back from the disk first).
-    pub fn writes_buffered(&self) {
-        self.buffered.store(true, Ordering::Relaxed);
     }
 
     /// Hands a finished segment over for sealing; gives it back when nobody can take it.
@@ -274,22 +265,15 @@ struct Worker {
     dir: PathBuf,
     chunk: u64,
     fill: Fill,
-    buffered: Arc<AtomicBool>,
     slot: Arc<Mutex<Slot>>,
     stats: Arc<LogStats>,
 }
 
 impl Worker {
-    /// The fill for a segment whose blocks go out directly or not (`direct`).
-    fn fill(&self, direct: bool) -> Fill {
-        self.fill
-            .for_segment(direct && !self.buffered.load(Ordering::Relaxed))
-    }
-
     fn run(&self, job: Job) {
         match job {
-            Job::Prepare { adopt } => {
-                let fill = self.fill(true);
+            Job::Prepare { adopt, direct } => {
+                let fill = self.fill.for_segment(direct);
                 let made = prepare(&self.dir, (self.chunk, fill), adopt, &self.stats);
                 let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
                 slot.pending = false;
@@ -305,18 +289,19 @@ impl Worker {
                 to,
                 direct,
             } => {
-                let done = extend(&file, &room, to, self.fill(direct)).and_then(|grown| {
-                    // With `fsync always` a block's own sync then carries no new size. Under
-                    // the other policies it paces writeback: the log's dirty pages go out a
-                    // chunk at a time, off the commit path (without it, SET 4 KiB `never`
-                    // -P 16 had a p99 of 120-165 ms against 23-40 ms with it: the writer ran
-                    // into the flusher's bursts).
-                    if let Some(g) = grown {
-                        g.count(&self.stats);
-                        file.sync_data()?;
-                    }
-                    Ok(())
-                });
+                let done =
+                    extend(&file, &room, to, self.fill.for_segment(direct)).and_then(|grown| {
+                        // With `fsync always` a block's own sync then carries no new size. Under
+                        // the other policies it paces writeback: the log's dirty pages go out a
+                        // chunk at a time, off the commit path (without it, SET 4 KiB `never`
+                        // -P 16 had a p99 of 120-165 ms against 23-40 ms with it: the writer ran
+                        // into the flusher's bursts).
+                        if let Some(g) = grown {
+                            g.count(&self.stats);
+                            file.sync_data()?;
+                        }
+                        Ok(())
+                    });
                 if let Err(e) = done {
                     // The writer extends inline when it gets there.
                     tracing::warn!("could not extend {} ahead: {e}", path.display());

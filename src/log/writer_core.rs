@@ -128,7 +128,6 @@ impl WriterCore {
         if let Some(seg) = self.active.as_mut() {
             seg.direct = None;
         }
-        self.helper.writes_buffered();
         self.direct_refused = Some(why);
     }
 
@@ -366,7 +365,8 @@ impl WriterCore {
                 .fetch_add(1, Ordering::Relaxed);
         }
         // The prepared file has its segment name now (or is gone): the next can be made.
-        self.helper.ask_prepare(false);
+        self.helper
+            .ask_prepare(false, self.direct_refused.is_none());
         let mut seg = match made {
             Ok(seg) => seg,
             // The I/O engine itself failed: nothing more can be trusted to it.

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod dynamo_http;
 pub mod resp;
 pub mod writers;
 
